@@ -1,0 +1,69 @@
+"""Build vitcnn run JSON (the schema of vitcnn/runfile.py) from a few numbers, for unit tests of gate and report."""
+
+from __future__ import annotations
+
+import statistics
+
+from vitcnn.settings import Setting
+
+CPU_FINGERPRINT = {
+    "device": "cpu", "cpu_model": "Test CPU", "cpu_count": 2, "torch_threads": 2, "python": "3.11.7",
+    "torch": "2.15.0", "triton": None, "timm": "1.0.31", "cuda": None, "cudnn": None,
+}
+GPU_FINGERPRINT = {
+    "device": "cuda", "cpu_model": "Test CPU", "cpu_count": 16, "torch_threads": 16, "python": "3.12.3",
+    "torch": "2.11.0", "triton": "3.6.0", "timm": "1.0.31", "cuda": "13.0", "cudnn": 91300,
+    "gpu_name": "NVIDIA H100 80GB HBM3", "gpu_sm_count": 132, "gpu_memory_bytes": 85_000_000_000,
+    "gpu_capability": "9.0", "driver": "580.159.03",
+}
+
+
+def setting(model="vit_t16", resolution=64, batch=1, precision="fp32", sdpa=None, compile_mode="eager",
+            layout="nchw") -> Setting:
+    from vitcnn import models
+
+    if sdpa is None:
+        sdpa = "auto" if models.spec(model).has_attention else "none"
+    return Setting(model, resolution, batch, precision, sdpa, compile_mode, layout)
+
+
+def result(s: Setting, samples=None, status="ok", reason=None, **extra) -> dict:
+    """One setting's entry: a (benchmark, status) pair; `samples` in seconds. extra overrides extra_info keys."""
+    entry = {"setting": s.as_dict(), "id": s.id, "status": status, "reason": reason}
+    if status != "ok":
+        return {"status_entry": entry, "benchmark": None}
+    samples = list(samples if samples is not None else [0.01] * 20)
+    median = statistics.median(samples)
+    q = statistics.quantiles(samples, n=4) if len(samples) > 1 else [median, median, median]
+    info = {
+        "setting": s.as_dict(), "setting_id": s.id, "status": "ok", "model_family": s.family,
+        "device": "cpu", "params": 5_000_000, "flops": 1_000_000_000, "attention_flops": None,
+        "flops_error": None, "compile_time_s": None, "compile_cache": "n/a", "check_max_rel_err": 0.0,
+        "check_tolerance": 1e-3, "images_per_s": s.batch / median, "tflops_per_s": 1e9 / median / 1e12,
+        "peak_tflops_spec": None, "mfu_spec": None, "peak_tflops_matmul": None, "mfu_matmul": None,
+        "weights_bytes": 20_000_000, "activation_peak_bytes": None, "reserved_peak_bytes": None,
+        "sdpa_backend_used": "math" if s.sdpa != "none" else "none", "precision_flags": {},
+    }
+    info.update(extra)
+    bench = {
+        "group": None, "name": f"test_inference[{s.id}]", "fullname": f"benchmarks/test_inference.py::test_inference[{s.id}]",
+        "params": {"vitcnn_setting": s.id}, "param": s.id, "extra_info": info, "options": {},
+        "stats": {"min": min(samples), "max": max(samples), "mean": statistics.fmean(samples),
+                  "median": median, "q1": q[0], "q3": q[2], "iqr": q[2] - q[0], "rounds": len(samples),
+                  "iterations": 1, "data": samples},
+    }
+    return {"status_entry": entry, "benchmark": bench}
+
+
+def run_json(results: list[dict], fingerprint: dict | None = None, profile: str = "smoke") -> dict:
+    """A whole run file's JSON from `result(...)` entries."""
+    from vitcnn import fingerprint as fpmod
+
+    fp = dict(fingerprint or CPU_FINGERPRINT)
+    return {
+        "machine_info": {"node": "test", "vitcnn_fingerprint": fp, "vitcnn_slug": fpmod.slug(fp)},
+        "commit_info": {},
+        "benchmarks": [r["benchmark"] for r in results if r["benchmark"] is not None],
+        "datetime": "2026-11-21T00:00:00", "version": "5.3.1",
+        "vitcnn": {"schema": 1, "profile": profile, "settings": [r["status_entry"] for r in results]},
+    }

@@ -1,0 +1,206 @@
+"""pytest plugin: vitcnn options, the sweep's parametrization, the measuring fixture and the session-end gate.
+
+Loaded by the repository's conftest.py. Any test that asks for `vitcnn_setting` is parametrized over the selected
+profile's settings; the `vitcnn_measure` fixture measures one setting through pytest-benchmark's `benchmark`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+
+from vitcnn import fingerprint, settings
+from vitcnn.measure import MeasureOptions, Outcome, measure, plain_timer
+
+AXIS_OPTIONS = {  # command-line option -> (Axes field, parser)
+    "--vitcnn-models": ("models", str),
+    "--vitcnn-res": ("resolutions", int),
+    "--vitcnn-batch": ("batches", int),
+    "--vitcnn-precision": ("precisions", str),
+    "--vitcnn-sdpa": ("sdpa", str),
+    "--vitcnn-compile": ("compile_modes", str),
+    "--vitcnn-layout": ("layouts", str),
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("vitcnn", "vitcnn: vision backbone speed/memory suite")
+    group.addoption("--vitcnn-profile", default=None,
+                    help=f"settings profile: {', '.join(settings.PROFILES)} (default: smoke on CPU, blog-lite on GPU)")
+    for option, (axis, _) in AXIS_OPTIONS.items():
+        group.addoption(option, default=None, metavar="A,B,...", help=f"comma-separated override of the {axis} axis")
+    group.addoption("--vitcnn-device", default=None, help="cuda or cpu (default: cuda if available)")
+    group.addoption("--vitcnn-threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    group.addoption("--vitcnn-target-seconds", type=float, default=MeasureOptions.target_seconds,
+                    help="approximate timed seconds per setting (rounds = this / time per call)")
+    group.addoption("--vitcnn-min-rounds", type=int, default=MeasureOptions.min_rounds)
+    group.addoption("--vitcnn-max-rounds", type=int, default=MeasureOptions.max_rounds)
+    group.addoption("--vitcnn-no-inference-mode", action="store_true",
+                    help="run forwards with autograd on (keeps activations): a planted memory regression")
+    group.addoption("--vitcnn-gate", action="store_true",
+                    help="compare this run with baselines/<fingerprint>.json; fail the session on a regression")
+    group.addoption("--vitcnn-save-baseline", action="store_true",
+                    help="save (merge) this run into baselines/<fingerprint>.json")
+    group.addoption("--vitcnn-baseline-dir", default="baselines", help="where baselines live (default: baselines)")
+    group.addoption("--vitcnn-tolerance", type=float, default=None, help="gate: allowed slowdown ratio - 1")
+    group.addoption("--vitcnn-alpha", type=float, default=None, help="gate: Mann-Whitney U significance level")
+    group.addoption("--vitcnn-memory-tolerance", type=float, default=None,
+                    help="gate: allowed relative activation-memory growth")
+    group.addoption("--vitcnn-allow-missing", action="store_true", help="gate: settings absent from this run pass")
+    group.addoption("--vitcnn-gate-markdown", default=None, metavar="FILE", help="gate: write the verdicts as Markdown")
+    group.addoption("--vitcnn-report", default=None, metavar="DIR", help="write the report (figures, report.md) to DIR")
+
+
+@dataclass
+class SessionState:
+    """What the plugin knows across the session: the device, the settings and each one's outcome."""
+
+    device: torch.device
+    profile: str
+    selected: list[settings.Setting]
+    options: MeasureOptions
+    records: dict[str, dict] = field(default_factory=dict)  # setting id -> status entry
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    gate_lines: list[str] = field(default_factory=list)
+
+    def record(self, setting: settings.Setting, status: str, reason: str | None) -> None:
+        self.records[setting.id] = {"setting": setting.as_dict(), "id": setting.id, "status": status, "reason": reason}
+
+
+STATE = pytest.StashKey[SessionState]()
+
+
+def _split(value: str, parse) -> tuple:
+    try:
+        return tuple(parse(v.strip()) for v in value.split(",") if v.strip())
+    except ValueError as exc:
+        raise pytest.UsageError(f"cannot parse {value!r}: {exc}") from None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "vitcnn: a vitcnn benchmark setting")
+    config.option.benchmark_save_data = True  # raw samples in saved runs too: the gate tests significance on them
+    requested = config.getoption("--vitcnn-device")
+    if requested not in (None, "cpu", "cuda"):
+        raise pytest.UsageError(f"--vitcnn-device must be cpu or cuda, got {requested!r}")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise pytest.UsageError("--vitcnn-device cuda asked for, but torch sees no CUDA device")
+    device = torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if config.getoption("--vitcnn-threads"):
+        torch.set_num_threads(config.getoption("--vitcnn-threads"))
+    profile = config.getoption("--vitcnn-profile") or settings.DEFAULT_PROFILE[device.type]
+    overrides = {axis: _split(config.getoption(opt), parse)
+                 for opt, (axis, parse) in AXIS_OPTIONS.items() if config.getoption(opt)}
+    try:
+        # Device-specific limits (e.g. no TF32 on CPU) become visible skips, not silently missing settings.
+        selected = settings.profile_settings(profile, "cuda", **overrides)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    options = MeasureOptions(
+        target_seconds=config.getoption("--vitcnn-target-seconds"),
+        min_rounds=config.getoption("--vitcnn-min-rounds"), max_rounds=config.getoption("--vitcnn-max-rounds"),
+        inference_mode=not config.getoption("--vitcnn-no-inference-mode"),
+    )
+    config.stash[STATE] = SessionState(device, profile, selected, options)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "vitcnn_setting" in metafunc.fixturenames:
+        selected = metafunc.config.stash[STATE].selected
+        metafunc.parametrize("vitcnn_setting", selected, ids=[s.id for s in selected])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under --benchmark-only, deselect plain tests instead of listing each as skipped."""
+    if not config.getoption("benchmark_only", False):
+        return
+    keep = [item for item in items if "benchmark" in getattr(item, "fixturenames", ())]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
+
+
+@pytest.fixture
+def vitcnn_measure(request: pytest.FixtureRequest, benchmark):
+    """Measure a Setting through `benchmark`; OOM skips the test, any other failure fails it (status kept)."""
+    state = request.config.stash[STATE]
+
+    def timer(call, rounds: int) -> list[float]:
+        if benchmark.disabled:
+            return plain_timer(call, rounds)
+        benchmark.pedantic(call, rounds=rounds, iterations=1, warmup_rounds=0)
+        return list(benchmark.stats.stats.data)
+
+    def run(setting: settings.Setting) -> Outcome:
+        why_not = settings.invalid_reason(setting, state.device.type)
+        if why_not:
+            state.record(setting, "skipped", why_not)
+            pytest.skip(f"{setting.id}: {why_not}")
+        outcome = measure(setting, state.device, timer, state.options)
+        state.outcomes[setting.id] = outcome
+        state.record(setting, outcome.status, outcome.reason)
+        if outcome.status == "oom":
+            pytest.skip(f"oom: {outcome.reason}")
+        if outcome.status == "error":
+            pytest.fail(f"{setting.id}: {outcome.reason}", pytrace=False)
+        benchmark.extra_info.update(outcome.info)
+        return outcome
+
+    return run
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    fp = fingerprint.collect(config.stash[STATE].device)
+    machine_info["vitcnn_fingerprint"] = fp
+    machine_info["vitcnn_slug"] = fingerprint.slug(fp)
+
+
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: dict) -> None:
+    state = config.stash[STATE]
+    output_json["vitcnn"] = {"schema": 1, "profile": state.profile, "settings": list(state.records.values())}
+
+
+def _run_json(config: pytest.Config) -> dict:
+    """This session's run in the saved-JSON format (raw samples included), built the way pytest-benchmark does."""
+    session = config._benchmarksession
+    output = config.hook.pytest_benchmark_generate_json(
+        config=config, benchmarks=session.benchmarks, include_data=True,
+        machine_info=session.get_machine_info(), commit_info={})
+    config.hook.pytest_benchmark_update_json(config=config, benchmarks=session.benchmarks, output_json=output)
+    return output
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After pytest-benchmark has saved its JSON: save the baseline, gate, and report, as asked."""
+    config = session.config
+    state = config.stash.get(STATE, None)
+    if state is None or not state.records:
+        return
+    bench_session = config._benchmarksession
+    if bench_session.json and not bench_session.benchmarks:
+        bench_session.save_json(_run_json(config))  # no timing at all (e.g. all OOM): statuses still saved
+    wants = [config.getoption(o) for o in ("--vitcnn-gate", "--vitcnn-save-baseline", "--vitcnn-report")]
+    if not any(wants):
+        return
+    from vitcnn import gate_hooks
+
+    run = _run_json(config)
+    failed = gate_hooks.finish(config, run, state.gate_lines)
+    if failed:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None or not state.records:
+        return
+    from vitcnn.summary import summary_table
+
+    terminalreporter.write_sep("-", f"vitcnn: {state.profile} on {state.device.type}")
+    terminalreporter.write_line(summary_table(state.records, state.outcomes))
+    for line in state.gate_lines:
+        terminalreporter.write_line(line)

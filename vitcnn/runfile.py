@@ -1,0 +1,112 @@
+"""Read a vitcnn run: the pytest-benchmark JSON that `pytest benchmarks --benchmark-only --benchmark-json F` writes.
+
+vitcnn adds to pytest-benchmark's JSON (see README, "Output"):
+- `machine_info["vitcnn_fingerprint"]` and `machine_info["vitcnn_slug"]`: what machine/software the run belongs to;
+- per benchmark `extra_info`: the setting, status "ok" and the measured numbers (FLOPs, memory, MFU, ...);
+- per benchmark `stats["data"]`: the raw per-call seconds;
+- top level `vitcnn = {"schema": 1, "profile": ..., "settings": [...]}`: every setting of the session with its
+  status ("ok", "oom", "error", "skipped") and reason, including those that produced no timing.
+This module turns that into `Run` / `Result` records so the gate and the report never parse JSON themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vitcnn.settings import Setting
+
+SCHEMA = 1
+STATUSES = ("ok", "oom", "error", "skipped")
+
+
+class RunFileError(ValueError):
+    """A file that is not a readable vitcnn run."""
+
+
+@dataclass
+class Result:
+    """One setting of a run: its status and, when it ran, its raw samples and measured numbers."""
+
+    setting: Setting
+    status: str
+    reason: str | None = None
+    samples: list[float] = field(default_factory=list)  # seconds per call, as timed
+    extra: dict = field(default_factory=dict)  # the benchmark's extra_info
+    stats: dict = field(default_factory=dict)  # pytest-benchmark's stats (without data)
+
+    @property
+    def id(self) -> str:
+        return self.setting.id
+
+    @property
+    def median_s(self) -> float | None:
+        return self.stats.get("median")
+
+    def get(self, key: str, default=None):
+        """A measured number from extra_info (None when not measured)."""
+        return self.extra.get(key, default)
+
+
+@dataclass
+class Run:
+    """A whole run: fingerprint, profile and one Result per setting id."""
+
+    path: str
+    fingerprint: dict
+    slug: str
+    profile: str | None
+    results: dict[str, Result]
+    raw: dict
+
+    @property
+    def device_label(self) -> str:
+        fp = self.fingerprint
+        return fp.get("gpu_name") or f"CPU: {fp.get('cpu_model', 'unknown')}"
+
+
+def parse_run(data: dict, path: str = "<memory>") -> Run:
+    """Build a Run from the decoded JSON; raises RunFileError when it is not a vitcnn run."""
+    if not isinstance(data, dict) or "benchmarks" not in data or "machine_info" not in data:
+        raise RunFileError(f"{path}: not a pytest-benchmark JSON file (no 'benchmarks'/'machine_info')")
+    vitcnn = data.get("vitcnn")
+    if not isinstance(vitcnn, dict) or vitcnn.get("schema") != SCHEMA:
+        raise RunFileError(f"{path}: no vitcnn section of schema {SCHEMA}; was it written by the vitcnn plugin?")
+    machine = data["machine_info"]
+    fingerprint = machine.get("vitcnn_fingerprint")
+    if not isinstance(fingerprint, dict):
+        raise RunFileError(f"{path}: machine_info has no vitcnn_fingerprint")
+    results: dict[str, Result] = {}
+    try:
+        for entry in vitcnn.get("settings", []):
+            setting = Setting.from_dict(entry["setting"])
+            if entry["status"] not in STATUSES:
+                raise RunFileError(f"{path}: setting {setting.id} has unknown status {entry['status']!r}")
+            results[setting.id] = Result(setting, entry["status"], entry.get("reason"))
+        for bench in data["benchmarks"]:
+            extra = bench.get("extra_info", {})
+            if "setting" not in extra:
+                continue  # a benchmark that is not a vitcnn setting
+            setting = Setting.from_dict(extra["setting"])
+            stats = dict(bench.get("stats", {}))
+            samples = [float(s) for s in stats.pop("data", [])]
+            result = results.setdefault(setting.id, Result(setting, extra.get("status", "ok")))
+            result.samples, result.extra, result.stats = samples, extra, stats
+    except (KeyError, TypeError) as exc:
+        raise RunFileError(f"{path}: malformed vitcnn entry ({exc!r})") from exc
+    return Run(path, fingerprint, machine.get("vitcnn_slug", ""), vitcnn.get("profile"), results, data)
+
+
+def load_run(path: str | Path) -> Run:
+    """Read and parse a run file; any problem is a RunFileError naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise RunFileError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunFileError(f"{path}: not valid JSON ({exc})") from exc
+    return parse_run(data, str(path))

@@ -1,0 +1,177 @@
+"""Benchmark settings (one point of the sweep) and the named profiles that generate them.
+
+A profile is a grid over axes; combinations that cannot run (flash attention in fp32, channels_last for a ViT,
+CUDA-graph compile modes on CPU) are never generated, so every generated setting is a fair, runnable candidate.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, fields, replace
+
+from vitcnn import models
+
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+SDPA_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
+COMPILE_MODES = ("eager", "default", "reduce-overhead", "max-autotune")
+LAYOUTS = ("nchw", "channels_last")
+HALF_PRECISIONS = ("bf16", "fp16")
+NO_SDPA = "none"  # the SDPA axis of a model without attention
+
+
+@dataclass(frozen=True, order=True)
+class Setting:
+    """One benchmarked configuration. `sdpa` is "none" for CNNs; `layout` is "nchw" for ViTs."""
+
+    model: str
+    resolution: int
+    batch: int
+    precision: str
+    sdpa: str
+    compile_mode: str
+    layout: str
+
+    @property
+    def id(self) -> str:
+        """Readable test id, e.g. vit_b16-1024px-bs1-bf16-flash-default or convnext_b-512px-bs8-bf16-channels_last-default."""
+        variant = self.sdpa if self.sdpa != NO_SDPA else self.layout
+        return f"{self.model}-{self.resolution}px-bs{self.batch}-{self.precision}-{variant}-{self.compile_mode}"
+
+    @property
+    def family(self) -> str:
+        return models.spec(self.model).family
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Setting:
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+def invalid_reason(setting: Setting, device_type: str) -> str | None:
+    """Why `setting` cannot run on `device_type` ("cpu" or "cuda"), or None if it can."""
+    spec = models.spec(setting.model)
+    try:
+        models.check_img_size(setting.model, setting.resolution)
+    except ValueError as exc:
+        return str(exc)
+    if setting.batch < 1:
+        return f"batch must be >= 1, got {setting.batch}"
+    if setting.precision not in PRECISIONS:
+        return f"unknown precision {setting.precision!r}; choose from {', '.join(PRECISIONS)}"
+    if setting.compile_mode not in COMPILE_MODES:
+        return f"unknown compile mode {setting.compile_mode!r}; choose from {', '.join(COMPILE_MODES)}"
+    if setting.layout not in LAYOUTS:
+        return f"unknown layout {setting.layout!r}; choose from {', '.join(LAYOUTS)}"
+    if spec.has_attention:
+        if setting.sdpa not in SDPA_BACKENDS:
+            return f"unknown SDPA backend {setting.sdpa!r}; choose from {', '.join(SDPA_BACKENDS)}"
+        if setting.layout != "nchw":
+            return "channels_last is an axis for CNNs only"
+    elif setting.sdpa != NO_SDPA:
+        return f"{setting.model} has no attention, so no SDPA backend"
+    if setting.sdpa in ("flash", "cudnn") and setting.precision not in HALF_PRECISIONS:
+        return f"the {setting.sdpa} SDPA kernel needs bf16 or fp16, not {setting.precision}"
+    if device_type == "cpu":
+        if setting.precision == "tf32":
+            return "TF32 is a CUDA tensor-core mode"
+        if setting.sdpa in ("efficient", "cudnn"):
+            return f"the {setting.sdpa} SDPA kernel is CUDA-only"
+        if setting.compile_mode == "reduce-overhead":
+            return "reduce-overhead means CUDA graphs; there are none on CPU"
+    return None
+
+
+@dataclass(frozen=True)
+class Axes:
+    """The axes of a sweep. `sdpa` lists candidates per precision family so ViTs and CNNs get equally many."""
+
+    models: tuple[str, ...]
+    resolutions: tuple[int, ...]
+    batches: tuple[int, ...]
+    precisions: tuple[str, ...]
+    sdpa: tuple[str, ...]
+    compile_modes: tuple[str, ...]
+    layouts: tuple[str, ...]
+
+
+def expand(axes: Axes, device_type: str) -> list[Setting]:
+    """Every valid setting of the grid, in a stable order (model, resolution, batch, ...)."""
+    settings: list[Setting] = []
+    for model, res, batch, precision, compile_mode in itertools.product(
+        axes.models, axes.resolutions, axes.batches, axes.precisions, axes.compile_modes
+    ):
+        if models.spec(model).has_attention:
+            variants = [(sdpa, "nchw") for sdpa in axes.sdpa]
+        else:
+            variants = [(NO_SDPA, layout) for layout in axes.layouts]
+        for sdpa, layout in variants:
+            setting = Setting(model, res, batch, precision, sdpa, compile_mode, layout)
+            if invalid_reason(setting, device_type) is None:
+                settings.append(setting)
+    return settings
+
+
+BLOG_MODELS = ("vit_b16", "vitdet_b16", "convnext_b", "nfnet_f0", "nfnet_f1")
+BLOG_RESOLUTIONS = (128, 224, 256, 384, 448, 512, 768, 896, 1024)
+
+PROFILES: dict[str, Axes] = {
+    # Tiny twins on CPU: a few minutes on two cores, exercising every stage of the harness.
+    "smoke": Axes(
+        models=("vit_t16", "vitdet_t16", "convnext_atto", "nfnet_tiny"),
+        resolutions=(64, 128), batches=(1, 2), precisions=("fp32",), sdpa=("auto",),
+        compile_modes=("eager", "default"), layouts=("nchw",),
+    ),
+    # The essay's headline comparison, one candidate per model: ViTs with SDPA auto, CNNs with channels_last.
+    "blog-lite": Axes(
+        models=("vit_b16", "convnext_b", "vitdet_b16"), resolutions=(224, 512, 1024), batches=(1, 32),
+        precisions=("bf16",), sdpa=("auto",), compile_modes=("default",), layouts=("channels_last",),
+    ),
+    # The essay's grid. Two kernel candidates per model and precision: flash/cudnn (or efficient/math in
+    # fp32/tf32, where flash/cudnn are not generated) for ViTs, nchw/channels_last for CNNs.
+    "blog": Axes(
+        models=BLOG_MODELS, resolutions=BLOG_RESOLUTIONS, batches=(1, 8, 32), precisions=PRECISIONS,
+        sdpa=("flash", "cudnn", "efficient", "math"), compile_modes=("default",), layouts=LAYOUTS,
+    ),
+}
+DEFAULT_PROFILE = {"cpu": "smoke", "cuda": "blog-lite"}
+
+
+def _blog_filter(setting: Setting) -> bool:
+    """In `blog`, half precision tries flash/cudnn and fp32/tf32 tries efficient/math: two candidates each."""
+    if setting.sdpa == NO_SDPA:
+        return True
+    half = setting.precision in HALF_PRECISIONS
+    return (setting.sdpa in ("flash", "cudnn")) == half
+
+
+def profile_axes(name: str) -> Axes:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}") from None
+
+
+def profile_settings(name: str, device_type: str, **overrides) -> list[Setting]:
+    """Settings of profile `name` on `device_type`, with any axis replaced by `overrides` (e.g. models=(...))."""
+    axes = profile_axes(name)
+    unknown = set(overrides) - {f.name for f in fields(Axes)}
+    if unknown:
+        raise ValueError(f"unknown axes {sorted(unknown)}; choose from {[f.name for f in fields(Axes)]}")
+    for model in overrides.get("models", ()):
+        models.spec(model)
+    axes = replace(axes, **{k: tuple(v) for k, v in overrides.items() if v})
+    settings = expand(axes, device_type)
+    if name == "blog" and "sdpa" not in overrides:
+        settings = [s for s in settings if _blog_filter(s)]
+    return settings
+
+
+def candidates_per_model(settings: list[Setting]) -> dict[tuple[str, int, int], int]:
+    """How many settings each (model, resolution, batch) was given: the fairness count of a best-of."""
+    counts: dict[tuple[str, int, int], int] = {}
+    for s in settings:
+        key = (s.model, s.resolution, s.batch)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
