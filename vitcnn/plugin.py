@@ -14,6 +14,7 @@ import torch
 
 from vitcnn import fingerprint, settings
 from vitcnn.measure import MeasureOptions, Outcome, measure, plain_timer
+from vitcnn.runfile import Run, parse_run
 
 AXIS_OPTIONS = {  # command-line option -> (Axes field, parser)
     "--vitcnn-models": ("models", str),
@@ -183,15 +184,53 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     bench_session = config._benchmarksession
     if bench_session.json and not bench_session.benchmarks:
         bench_session.save_json(_run_json(config))  # no timing at all (e.g. all OOM): statuses still saved
-    wants = [config.getoption(o) for o in ("--vitcnn-gate", "--vitcnn-save-baseline", "--vitcnn-report")]
-    if not any(wants):
-        return
-    from vitcnn import gate_hooks
+    if any(config.getoption(o) for o in ("--vitcnn-gate", "--vitcnn-save-baseline", "--vitcnn-report")):
+        if _finish_run(config, parse_run(_run_json(config)), state.gate_lines):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
-    run = _run_json(config)
-    failed = gate_hooks.finish(config, run, state.gate_lines)
-    if failed:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+def _gate_options(config: pytest.Config):
+    from vitcnn.baseline import GateOptions
+
+    given = {"tolerance": config.getoption("--vitcnn-tolerance"), "alpha": config.getoption("--vitcnn-alpha"),
+             "memory_rel_tolerance": config.getoption("--vitcnn-memory-tolerance"),
+             "allow_missing": config.getoption("--vitcnn-allow-missing")}
+    return GateOptions(**{k: v for k, v in given.items() if v is not None})
+
+
+def _finish_run(config: pytest.Config, run: Run, lines: list[str]) -> bool:
+    """Gate, then save the baseline and write the report, as asked; True when the session must fail.
+
+    The gate runs before the save so a run is never compared with itself.
+    """
+    from vitcnn import baseline
+
+    failed = False
+    directory = config.getoption("--vitcnn-baseline-dir")
+    if config.getoption("--vitcnn-gate"):
+        try:
+            comparison = baseline.gate_against_baseline(run, directory, _gate_options(config))
+        except baseline.BaselineError as exc:
+            lines.append(f"vitcnn gate: FAILED, cannot compare: {exc}")
+            failed = True
+        else:
+            lines += ["", baseline.format_table(comparison)]
+            markdown_path = config.getoption("--vitcnn-gate-markdown")
+            if markdown_path:
+                Path(markdown_path).write_text(baseline.to_markdown(comparison))
+            failed = comparison.has_regression
+            lines.append(f"vitcnn gate: {'FAILED' if failed else 'passed'}: {comparison.summary()}")
+    if config.getoption("--vitcnn-save-baseline"):
+        try:
+            lines.append(f"vitcnn: baseline saved to {baseline.save_baseline(run, directory)}")
+        except baseline.BaselineError as exc:
+            lines.append(f"vitcnn: baseline NOT saved: {exc}")
+            failed = True
+    if config.getoption("--vitcnn-report"):
+        from vitcnn import report
+
+        lines.append(f"vitcnn: report written to {report.write_report([run], Path(config.getoption('--vitcnn-report')))}")
+    return failed
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -1,0 +1,88 @@
+"""Profiles, axis overrides, readable ids, and which combinations are never generated."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vitcnn import settings
+from vitcnn.settings import Setting, invalid_reason, profile_settings
+
+
+def test_ids_are_readable():
+    assert Setting("vit_b16", 1024, 1, "bf16", "flash", "default", "nchw").id == "vit_b16-1024px-bs1-bf16-flash-default"
+    cnn = Setting("convnext_b", 512, 8, "bf16", "none", "reduce-overhead", "channels_last")
+    assert cnn.id == "convnext_b-512px-bs8-bf16-channels_last-reduce-overhead"
+
+
+def test_smoke_profile_is_tiny_cpu_fp32():
+    smoke = profile_settings("smoke", "cpu")
+    assert {s.model for s in smoke} == {"vit_t16", "vitdet_t16", "convnext_atto", "nfnet_tiny"}
+    assert {s.resolution for s in smoke} <= set(range(64, 129))
+    assert {s.batch for s in smoke} <= {1, 2} and {s.precision for s in smoke} == {"fp32"}
+    assert {s.compile_mode for s in smoke} == {"eager", "default"}
+    assert len({s.id for s in smoke}) == len(smoke)
+
+
+def test_blog_lite_profile():
+    lite = profile_settings("blog-lite", "cuda")
+    assert {s.model for s in lite} == {"vit_b16", "convnext_b", "vitdet_b16"}
+    assert {s.resolution for s in lite} == {224, 512, 1024} and {s.batch for s in lite} == {1, 32}
+    assert {s.precision for s in lite} == {"bf16"}
+    assert len(lite) == 3 * 3 * 2
+
+
+def test_blog_profile_gives_vits_and_cnns_equally_many_candidates():
+    blog = profile_settings("blog", "cuda")
+    assert {s.model for s in blog} == set(settings.BLOG_MODELS)
+    assert {s.resolution for s in blog} == set(settings.BLOG_RESOLUTIONS)
+    assert {s.precision for s in blog} == set(settings.PRECISIONS)
+    counts = settings.candidates_per_model(blog)
+    assert len(set(counts.values())) == 1, counts
+    assert not any(s.sdpa in ("flash", "cudnn") and s.precision in ("fp32", "tf32") for s in blog)
+    assert {s.layout for s in blog if s.family == "cnn"} == {"nchw", "channels_last"}
+
+
+def test_overrides_narrow_any_axis():
+    chosen = profile_settings("blog", "cuda", models=("vit_b16",), resolutions=(1024,), batches=(1,),
+                              precisions=("bf16",), sdpa=("flash", "math"))
+    assert [s.id for s in chosen] == ["vit_b16-1024px-bs1-bf16-flash-default", "vit_b16-1024px-bs1-bf16-math-default"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"models": ("resnet",)}, "unknown model"), ({"colour": ("red",)}, "unknown axes"),
+])
+def test_bad_overrides_raise(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        profile_settings("smoke", "cpu", **overrides)
+
+
+def test_unknown_profile_names_the_choices():
+    with pytest.raises(ValueError, match="smoke, blog-lite, blog"):
+        profile_settings("fast", "cpu")
+
+
+@given(
+    st.sampled_from(["vit_b16", "convnext_b", "vitdet_t16"]), st.sampled_from(settings.PRECISIONS),
+    st.sampled_from((*settings.SDPA_BACKENDS, "none")), st.sampled_from(settings.COMPILE_MODES),
+    st.sampled_from(settings.LAYOUTS), st.sampled_from(["cpu", "cuda"]),
+)
+def test_generated_settings_are_always_valid(model, precision, sdpa, mode, layout, device):
+    axes = settings.Axes((model,), (224,), (1,), (precision,), (sdpa,), (mode,), (layout,))
+    for s in settings.expand(axes, device):
+        assert invalid_reason(s, device) is None
+        assert not (s.sdpa == "flash" and s.precision == "fp32")
+        assert s.family == "cnn" or s.layout == "nchw"
+
+
+@pytest.mark.parametrize("setting, device, message", [
+    (Setting("vit_b16", 224, 1, "fp32", "flash", "default", "nchw"), "cuda", "bf16 or fp16"),
+    (Setting("vit_b16", 224, 1, "bf16", "auto", "default", "channels_last"), "cuda", "CNNs only"),
+    (Setting("convnext_b", 224, 1, "bf16", "flash", "default", "nchw"), "cuda", "no attention"),
+    (Setting("convnext_b", 224, 1, "tf32", "none", "default", "nchw"), "cpu", "TF32"),
+    (Setting("convnext_b", 224, 1, "fp32", "none", "reduce-overhead", "nchw"), "cpu", "CUDA graphs"),
+    (Setting("vit_b16", 200, 1, "fp32", "auto", "default", "nchw"), "cuda", "multiple of 16"),
+])
+def test_invalid_reasons(setting, device, message):
+    assert message in invalid_reason(setting, device)
