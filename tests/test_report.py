@@ -355,3 +355,24 @@ def test_main_dispatches_report(tmp_path):
     run = write_json(tmp_path / "run.json", run_json([ok("vit_b16", 224)]))
     assert main(["report", str(run), "--out", str(tmp_path / "out")]) == 0
     assert main(["report", str(tmp_path / "missing.json"), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_report_of_a_real_cpu_smoke_run(smoke_run, tmp_path):
+    """The whole pipeline on real measurements: every setting listed, figures are real PNGs of a sensible size."""
+    from PIL import Image
+
+    from vitcnn.runfile import load_run
+
+    run = load_run(smoke_run.json_path)
+    path = rp.write_report([run], tmp_path)
+    text = path.read_text()
+    for setting_id in run.results:
+        assert setting_id in text
+    assert "CPU measurement" in text and "NOT MEASURED" in text
+    pngs = sorted(tmp_path.glob("*.png"))
+    assert {p.name.split("_cpu-")[0] for p in pngs} == {"throughput", "latency", "activation_memory", "flops", "mfu"}
+    assert len(pngs) == 5 * 2  # five metrics x batch sizes 1 and 2
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        with Image.open(png) as image:
+            assert image.size[0] >= 600 and image.size[1] >= 400

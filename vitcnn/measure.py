@@ -49,7 +49,7 @@ class MeasureOptions:
     min_rounds: int = 10
     max_rounds: int = 200
     warmup_calls: int = 3  # at least this many calls after compiling (CUDA-graph recording needs >= 2)
-    warmup_seconds: float = 0.25
+    warmup_seconds: float = 1.0  # CPU runs still speed up over their first ~0.5 s; GPU clocks ramp too
     inference_mode: bool = True  # False keeps autograd state: the gate's planted memory regression
 
 

@@ -6,11 +6,13 @@ profile's settings; the `vitcnn_measure` fixture measures one setting through py
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import torch
+from pytest_benchmark.utils import safe_dumps
 
 from vitcnn import fingerprint, settings
 from vitcnn.measure import MeasureOptions, Outcome, measure, plain_timer
@@ -37,6 +39,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--vitcnn-threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     group.addoption("--vitcnn-target-seconds", type=float, default=MeasureOptions.target_seconds,
                     help="approximate timed seconds per setting (rounds = this / time per call)")
+    group.addoption("--vitcnn-warmup-seconds", type=float, default=MeasureOptions.warmup_seconds,
+                    help="warm-up seconds per setting after compiling, before timing")
     group.addoption("--vitcnn-min-rounds", type=int, default=MeasureOptions.min_rounds)
     group.addoption("--vitcnn-max-rounds", type=int, default=MeasureOptions.max_rounds)
     group.addoption("--vitcnn-no-inference-mode", action="store_true",
@@ -103,6 +107,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     options = MeasureOptions(
         target_seconds=config.getoption("--vitcnn-target-seconds"),
+        warmup_seconds=config.getoption("--vitcnn-warmup-seconds"),
         min_rounds=config.getoption("--vitcnn-min-rounds"), max_rounds=config.getoption("--vitcnn-max-rounds"),
         inference_mode=not config.getoption("--vitcnn-no-inference-mode"),
     )
@@ -172,7 +177,7 @@ def _run_json(config: pytest.Config) -> dict:
         config=config, benchmarks=session.benchmarks, include_data=True,
         machine_info=session.get_machine_info(), commit_info={})
     config.hook.pytest_benchmark_update_json(config=config, benchmarks=session.benchmarks, output_json=output)
-    return output
+    return json.loads(safe_dumps(output))  # exactly what pytest-benchmark writes (params become strings)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

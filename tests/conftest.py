@@ -1,0 +1,42 @@
+"""Session fixtures: one real smoke run and one real gate baseline, shared by every test that needs them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.pytest_runs import GATE_SUBSET, run_benchmarks
+
+
+@dataclass
+class RealRun:
+    json_path: Path
+    output: str
+    returncode: int
+
+    @property
+    def data(self) -> dict:
+        return json.loads(self.json_path.read_text())
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> RealRun:
+    """`pytest benchmarks --benchmark-only --vitcnn-profile smoke --benchmark-json out.json`, run for real."""
+    path = tmp_path_factory.mktemp("smoke") / "out.json"
+    done = run_benchmarks("--vitcnn-profile", "smoke", "--benchmark-json", str(path))
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-3000:]
+    return RealRun(path, done.stdout, done.returncode)
+
+
+@pytest.fixture(scope="session")
+def gate_baseline(tmp_path_factory) -> tuple[Path, RealRun]:
+    """A baseline directory holding a real run of GATE_SUBSET with 2 threads, and that run."""
+    directory = tmp_path_factory.mktemp("baselines")
+    path = directory / "run_a.json"
+    done = run_benchmarks(*GATE_SUBSET, "--vitcnn-threads", "2", "--benchmark-json", str(path),
+                          "--vitcnn-save-baseline", "--vitcnn-baseline-dir", str(directory))
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-3000:]
+    return directory, RealRun(path, done.stdout, done.returncode)

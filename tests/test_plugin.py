@@ -1,0 +1,188 @@
+"""End to end through pytest: the smoke profile's JSON, statuses of failing settings, selection, and the gate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vitcnn import baseline, settings
+from vitcnn.__main__ import main
+from vitcnn.runfile import load_run
+from tests.pytest_runs import CPU_TOLERANCE, GATE_SUBSET, run_benchmarks
+
+EXTRA_FIELDS = (
+    "setting", "setting_id", "status", "model_family", "device", "precision_flags", "inference_mode", "params",
+    "weights_bytes", "flops", "attention_flops", "flops_error", "compile_time_s", "compile_cache",
+    "check_max_rel_err", "check_tolerance", "sdpa_backend_used", "sdpa_backend_source", "warmup_rounds",
+    "activation_peak_bytes", "reserved_peak_bytes", "median_s", "images_per_s", "tflops_per_s",
+    "peak_tflops_spec", "mfu_spec", "peak_tflops_matmul", "mfu_matmul",
+)
+FINGERPRINT_FIELDS = ("device", "cpu_model", "cpu_count", "torch_threads", "python", "torch", "triton", "timm",
+                      "cuda", "cudnn")
+
+
+def test_smoke_json_has_every_setting_and_field(smoke_run):
+    data = smoke_run.data
+    expected = {s.id for s in settings.profile_settings("smoke", "cpu")}
+    assert {e["id"] for e in data["vitcnn"]["settings"]} == expected
+    assert {e["status"] for e in data["vitcnn"]["settings"]} == {"ok"}
+    assert data["vitcnn"]["profile"] == "smoke"
+    assert {b["extra_info"]["setting_id"] for b in data["benchmarks"]} == expected
+    for bench in data["benchmarks"]:
+        info, stats = bench["extra_info"], bench["stats"]
+        missing = [f for f in EXTRA_FIELDS if f not in info]
+        assert not missing, (info["setting_id"], missing)
+        assert len(stats["data"]) == stats["rounds"] >= 10  # raw samples kept
+        assert info["median_s"] == pytest.approx(stats["median"])
+        assert stats["q1"] <= stats["median"] <= stats["q3"] and stats["iqr"] >= 0
+
+
+def test_smoke_numbers_are_sane(smoke_run):
+    for bench in smoke_run.data["benchmarks"]:
+        info = bench["extra_info"]
+        s = settings.Setting.from_dict(info["setting"])
+        assert info["status"] == "ok" and info["device"] == "cpu"
+        assert info["params"] > 100_000 and info["weights_bytes"] == pytest.approx(4 * info["params"], rel=0.05)
+        assert info["flops"] > 0 and info["flops_error"] is None
+        if s.family == "vit":
+            assert 0 < info["attention_flops"] < info["flops"]
+            assert info["sdpa_backend_used"] in ("flash_cpu", "math")
+        else:
+            assert info["attention_flops"] == 0 and info["sdpa_backend_used"] == "none"
+        assert info["images_per_s"] == pytest.approx(s.batch / info["median_s"])
+        assert info["tflops_per_s"] == pytest.approx(info["flops"] / info["median_s"] / 1e12)
+        assert info["peak_tflops_spec"] is None and info["mfu_spec"] is None  # no datasheet peak for a CPU
+        assert 0 < info["mfu_matmul"] == pytest.approx(info["tflops_per_s"] / info["peak_tflops_matmul"])
+        assert info["activation_peak_bytes"] is None  # the CUDA allocator's counters do not exist on CPU
+        flags = info["precision_flags"]
+        assert flags["float32_matmul_precision"] == "highest" and flags["cudnn_allow_tf32"] is False
+        assert flags["cuda_matmul_allow_tf32"] is False and flags["cudnn_benchmark"] is True
+        if s.compile_mode == "eager":
+            assert info["compile_time_s"] is None and info["check_max_rel_err"] == 0
+        else:
+            assert info["compile_time_s"] > 0 and info["compile_cache"] in ("hit", "miss")
+            assert info["check_max_rel_err"] <= info["check_tolerance"] == 1e-3
+
+
+def test_smoke_flops_scale_with_resolution_and_batch(smoke_run):
+    flops = {b["extra_info"]["setting_id"]: b["extra_info"]["flops"] for b in smoke_run.data["benchmarks"]}
+    assert flops["convnext_atto-128px-bs1-fp32-nchw-eager"] == pytest.approx(
+        4 * flops["convnext_atto-64px-bs1-fp32-nchw-eager"], rel=0.05)
+    assert flops["vit_t16-64px-bs2-fp32-auto-eager"] == 2 * flops["vit_t16-64px-bs1-fp32-auto-eager"]
+    assert flops["vitdet_t16-128px-bs1-fp32-auto-default"] == flops["vitdet_t16-128px-bs1-fp32-auto-eager"]
+
+
+def test_smoke_machine_info_has_the_fingerprint(smoke_run):
+    machine = smoke_run.data["machine_info"]
+    assert all(f in machine["vitcnn_fingerprint"] for f in FINGERPRINT_FIELDS)
+    assert machine["vitcnn_slug"].startswith("cpu-")
+
+
+def test_terminal_summary_lists_every_setting(smoke_run):
+    assert "vitcnn: smoke on cpu" in smoke_run.output
+    header = next(line for line in smoke_run.output.splitlines() if line.startswith("setting "))
+    for column in ("status", "median ms", "img/s", "TFLOP/s", "MFU", "act MiB"):
+        assert column in header
+    for s in settings.profile_settings("smoke", "cpu"):
+        assert s.id in smoke_run.output
+
+
+def test_oom_and_errors_are_recorded_and_the_next_setting_runs(tmp_path):
+    path = tmp_path / "run.json"
+    done = run_benchmarks("--vitcnn-res", "64", "--vitcnn-batch", "1", "--vitcnn-compile", "eager",
+                          "--vitcnn-target-seconds", "0.1", "-p", "tests.force_failure", "--benchmark-json", str(path),
+                          env={"VITCNN_FORCE_OOM": "vit_t16", "VITCNN_FORCE_ERROR": "convnext_atto"})
+    assert done.returncode == 1  # the error fails its test; the OOM is a skip
+    assert "1 failed, 2 passed, 1 skipped" in done.stdout
+    statuses = {e["id"]: (e["status"], e["reason"]) for e in json.loads(path.read_text())["vitcnn"]["settings"]}
+    assert statuses["vit_t16-64px-bs1-fp32-auto-eager"][0] == "oom"
+    assert "forced by test" in statuses["vit_t16-64px-bs1-fp32-auto-eager"][1]
+    assert statuses["convnext_atto-64px-bs1-fp32-nchw-eager"] == ("error", "RuntimeError: kernel exploded (forced by test)")
+    assert statuses["vitdet_t16-64px-bs1-fp32-auto-eager"][0] == "ok"  # ran right after the OOM
+    assert statuses["nfnet_tiny-64px-bs1-fp32-nchw-eager"][0] == "ok"
+
+
+def test_device_limits_become_visible_skips(tmp_path):
+    path = tmp_path / "run.json"
+    done = run_benchmarks("--vitcnn-models", "nfnet_tiny", "--vitcnn-res", "64", "--vitcnn-batch", "1",
+                          "--vitcnn-precision", "fp32,tf32", "--vitcnn-compile", "eager", "--vitcnn-target-seconds",
+                          "0.1", "--benchmark-json", str(path))
+    assert done.returncode == 0, done.stdout[-3000:]
+    statuses = {e["id"]: (e["status"], e["reason"]) for e in json.loads(path.read_text())["vitcnn"]["settings"]}
+    assert statuses["nfnet_tiny-64px-bs1-tf32-nchw-eager"] == ("skipped", "TF32 is a CUDA tensor-core mode")
+    assert statuses["nfnet_tiny-64px-bs1-fp32-nchw-eager"][0] == "ok"
+
+
+def test_k_selection_still_works():
+    done = run_benchmarks("-k", "nfnet_tiny and 64px and bs1 and eager", "--vitcnn-target-seconds", "0.1")
+    assert done.returncode == 0 and "1 passed, 31 deselected" in done.stdout, done.stdout[-3000:]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--vitcnn-profile", "huge"), "unknown profile"),
+    (("--vitcnn-models", "resnet9000"), "unknown model"),
+    (("--vitcnn-res", "big"), "cannot parse"),
+    (("--vitcnn-device", "cuda"), "no CUDA device"),
+])
+def test_bad_options_are_usage_errors(args, message):
+    done = run_benchmarks(*args)
+    assert done.returncode == 4 and message in done.stderr
+
+
+# ------------------------------------------------------------------------------------------------ the gate, for real
+
+def _verdicts(base_json, new_json) -> dict[str, tuple[str, ...]]:
+    comparison = baseline.compare(load_run(base_json), load_run(new_json),
+                                  baseline.GateOptions(tolerance=0.25, alpha=0.01))
+    return {v.id: v.labels for v in comparison.verdicts}
+
+
+def test_baseline_was_saved_with_raw_samples(gate_baseline):
+    directory, run_a = gate_baseline
+    saved = list(directory.glob("cpu-*.json"))
+    assert len(saved) == 1 and saved[0].name == f"{run_a.data['machine_info']['vitcnn_slug']}.json"
+    stored = load_run(saved[0])
+    assert len(stored.results) == 2 and all(len(r.samples) >= 15 for r in stored.results.values())
+
+
+def test_gate_a_a_passes(gate_baseline, tmp_path):
+    directory, run_a = gate_baseline
+    run_b = tmp_path / "run_b.json"
+    markdown = tmp_path / "gate.md"
+    done = run_benchmarks(*GATE_SUBSET, "--vitcnn-threads", "2", *CPU_TOLERANCE, "--vitcnn-gate",
+                          "--vitcnn-baseline-dir", str(directory), "--vitcnn-gate-markdown", str(markdown),
+                          "--benchmark-json", str(run_b))
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert "vitcnn gate: passed" in done.stdout
+    assert "0 regressions" in markdown.read_text()
+    for labels in _verdicts(run_a.json_path, run_b).values():
+        assert not set(labels) & baseline.REGRESSIONS, labels
+
+
+def test_gate_flags_a_planted_slowdown(gate_baseline, tmp_path):
+    directory, run_a = gate_baseline
+    run_c = tmp_path / "run_c.json"
+    done = run_benchmarks(*GATE_SUBSET, "--vitcnn-threads", "1", *CPU_TOLERANCE, "--vitcnn-gate",
+                          "--vitcnn-baseline-dir", str(directory), "--benchmark-json", str(run_c))
+    assert done.returncode == 1, done.stdout[-4000:]
+    assert "vitcnn gate: FAILED" in done.stdout
+    verdicts = _verdicts(run_a.json_path, run_c)
+    assert all("slower" in labels for labels in verdicts.values()), verdicts
+    assert main(["compare", str(run_a.json_path), str(run_c), "--tolerance", "0.25"]) == 1
+
+
+def test_gate_flags_a_setting_that_now_ooms(gate_baseline, tmp_path):
+    directory, run_a = gate_baseline
+    run_d = tmp_path / "run_d.json"
+    done = run_benchmarks(*GATE_SUBSET, "--vitcnn-threads", "2", *CPU_TOLERANCE, "--vitcnn-gate",
+                          "--vitcnn-baseline-dir", str(directory), "--benchmark-json", str(run_d),
+                          "-p", "tests.force_failure", env={"VITCNN_FORCE_OOM": "convnext_atto"})
+    assert done.returncode == 1, done.stdout[-4000:]
+    assert _verdicts(run_a.json_path, run_d)["convnext_atto-256px-bs4-fp32-nchw-eager"] == ("now-oom",)
+
+
+def test_gate_without_a_baseline_fails_with_advice(tmp_path):
+    done = run_benchmarks("-k", "nfnet_tiny and 64px and bs1 and eager", "--vitcnn-target-seconds", "0.1",
+                          "--vitcnn-gate", "--vitcnn-baseline-dir", str(tmp_path))
+    assert done.returncode == 1 and "--vitcnn-save-baseline" in done.stdout
