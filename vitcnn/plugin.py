@@ -78,6 +78,14 @@ class SessionState:
 STATE = pytest.StashKey[SessionState]()
 
 
+def _default_to_benchmarks(config: pytest.Config) -> None:
+    """`pytest --benchmark-only` with no path runs benchmarks/ (testpaths points plain `pytest` at tests/)."""
+    from_testpaths = getattr(config, "args_source", None) == pytest.Config.ArgsSource.TESTPATHS
+    benchmarks = config.rootpath / "benchmarks"
+    if from_testpaths and config.getoption("benchmark_only", False) and benchmarks.is_dir():
+        config.args[:] = [str(benchmarks)]
+
+
 def _split(value: str, parse) -> tuple:
     try:
         return tuple(parse(v.strip()) for v in value.split(",") if v.strip())
@@ -88,6 +96,7 @@ def _split(value: str, parse) -> tuple:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "vitcnn: a vitcnn benchmark setting")
+    _default_to_benchmarks(config)
     config.option.benchmark_save_data = True  # raw samples in saved runs too: the gate tests significance on them
     requested = config.getoption("--vitcnn-device")
     if requested not in (None, "cpu", "cuda"):
