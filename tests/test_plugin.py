@@ -103,6 +103,16 @@ def test_oom_and_errors_are_recorded_and_the_next_setting_runs(tmp_path):
     assert statuses["nfnet_tiny-64px-bs1-fp32-nchw-eager"][0] == "ok"
 
 
+def test_statuses_are_saved_even_when_no_setting_produced_a_timing(tmp_path):
+    path = tmp_path / "run.json"
+    done = run_benchmarks("-k", "nfnet_tiny and 64px and bs1 and eager", "-p", "tests.force_failure",
+                          "--benchmark-json", str(path), env={"VITCNN_FORCE_OOM": "nfnet_tiny"})
+    assert done.returncode == 0 and "1 skipped" in done.stdout, done.stdout[-3000:]
+    data = json.loads(path.read_text())
+    assert data["benchmarks"] == []
+    assert [(e["id"], e["status"]) for e in data["vitcnn"]["settings"]] == [("nfnet_tiny-64px-bs1-fp32-nchw-eager", "oom")]
+
+
 def test_device_limits_become_visible_skips(tmp_path):
     path = tmp_path / "run.json"
     done = run_benchmarks("--vitcnn-models", "nfnet_tiny", "--vitcnn-res", "64", "--vitcnn-batch", "1",

@@ -79,11 +79,6 @@ def baseline_path(slug: str, directory: Path | str = DEFAULT_DIR) -> Path:
     return Path(directory) / f"{slug}.json"
 
 
-def run_slug(run: Run) -> str:
-    """The slug of a run, recomputed from its fingerprint so that a stale `vitcnn_slug` cannot misfile it."""
-    return fingerprint.slug(run.fingerprint)
-
-
 def load_baseline(path: Path | str) -> Run:
     """Read an existing baseline; any problem is a CorruptBaselineError that says nothing was changed."""
     try:
@@ -171,7 +166,7 @@ def save_baseline(run: Run, directory: Path | str = DEFAULT_DIR, allow_cross_mac
 
     Raises CorruptBaselineError (existing file unreadable; it is not touched) or FingerprintMismatch (existing
     baseline of another identity, unless `allow_cross_machine`)."""
-    path = baseline_path(run_slug(run), directory)
+    path = baseline_path(run.slug, directory)
     data = run.raw
     if path.exists():
         old = load_baseline(path)
@@ -394,7 +389,7 @@ def compare(base: Run, new: Run, options: GateOptions = GateOptions()) -> Compar
 def gate_against_baseline(run: Run, directory: Path | str = DEFAULT_DIR,
                           options: GateOptions = GateOptions()) -> Comparison:
     """Compare `run` with the stored baseline of its fingerprint (what the pytest plugin calls at session end)."""
-    path = baseline_path(run_slug(run), directory)
+    path = baseline_path(run.slug, directory)
     if not path.exists():
         raise NoBaselineError(
             f"no baseline for this machine ({path} does not exist); create one with "

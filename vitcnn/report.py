@@ -46,30 +46,11 @@ class Device:
     results: dict[str, Result] = field(default_factory=dict)
 
 
-def device_label(fingerprint: dict) -> str:
-    """Human name of the measuring machine; CPU runs say so, so nobody mistakes them for GPU numbers."""
-    if fingerprint.get("device") == "cuda" or fingerprint.get("gpu_name"):
-        return str(fingerprint.get("gpu_name") or "unknown GPU")
-    cores = fingerprint.get("cpu_count")
-    suffix = f", {cores} cores" if cores else ""
-    return f"CPU measurement: {fingerprint.get('cpu_model', 'unknown CPU')}{suffix}"
-
-
-def _run_slug(run: Run) -> str:
-    """The run's slug, recomputed from its fingerprint when the file lacks one."""
-    if run.slug:
-        return run.slug
-    from vitcnn import fingerprint
-
-    return fingerprint.slug(run.fingerprint)
-
-
 def group_runs(runs: Iterable[Run]) -> list[Device]:
     """One Device per fingerprint slug, in order of first appearance; a later run wins for the same setting id."""
     devices: dict[str, Device] = {}
     for run in runs:
-        slug = _run_slug(run)
-        device = devices.setdefault(slug, Device(slug, device_label(run.fingerprint), run.fingerprint))
+        device = devices.setdefault(run.slug, Device(run.slug, run.device_label, run.fingerprint))
         device.fingerprint = run.fingerprint
         device.paths.append(run.path)
         if run.profile and run.profile not in device.profiles:
@@ -410,12 +391,10 @@ def check_claims(results: Iterable[Result] | Mapping[str, Result]) -> list[Claim
 # ------------------------------------------------------------------------------------------------ metrics
 
 
-def _mfu_percent(result: Result, peak_key: str) -> float | None:
-    """MFU from this report's own latency: FLOPs / median time / peak TFLOP/s, in percent."""
-    flops, peak, median = result.get("flops"), result.get(peak_key), result.median_s
-    if not flops or not peak or not median:
-        return None
-    return 100 * flops / median / (peak * 1e12)
+def _mfu_percent(result: Result, mfu_key: str) -> float | None:
+    """The harness's MFU (a fraction) in percent."""
+    mfu = result.get(mfu_key)
+    return None if mfu is None else 100 * mfu
 
 
 def _scaled(key: str, scale: float) -> Callable[[Result], float | None]:
@@ -458,8 +437,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("flops", "FLOPs per call, incl. attention", "GFLOPs per batch", True,
            (Series(None, _scaled("flops", 1e9)),), "no FLOP count succeeded"),
     Metric("mfu", "Model FLOP utilisation", "MFU (%)", False,
-           (Series("vs spec peak", lambda r: _mfu_percent(r, "peak_tflops_spec")),
-            Series("vs measured matmul", lambda r: _mfu_percent(r, "peak_tflops_matmul"), "--")),
+           (Series("vs spec peak", lambda r: _mfu_percent(r, "mfu_spec")),
+            Series("vs measured matmul", lambda r: _mfu_percent(r, "mfu_matmul"), "--")),
            "needs a FLOP count and a known peak (spec or measured matmul)"),
 )
 
@@ -779,7 +758,7 @@ def _full_row(result: Result) -> list:
     flops, act = result.get("flops"), result.get("activation_peak_bytes")
     return [result.id, result.status, _num(ms), _num(iqr), _num(images_per_s),
             _num(flops / 1e9 if flops else None), _num(act / MIB if act is not None else None),
-            _num(_mfu_percent(result, "peak_tflops_spec")), _num(_mfu_percent(result, "peak_tflops_matmul")),
+            _num(_mfu_percent(result, "mfu_spec")), _num(_mfu_percent(result, "mfu_matmul")),
             _num(result.get("compile_time_s")), _short(result.reason)]
 
 

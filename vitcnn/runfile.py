@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vitcnn.fingerprint import slug
 from vitcnn.settings import Setting
 
 SCHEMA = 1
@@ -55,15 +56,22 @@ class Run:
 
     path: str
     fingerprint: dict
-    slug: str
+    slug: str  # recomputed from the fingerprint, never trusted from the file
     profile: str | None
     results: dict[str, Result]
     raw: dict
 
     @property
     def device_label(self) -> str:
-        fp = self.fingerprint
-        return fp.get("gpu_name") or f"CPU: {fp.get('cpu_model', 'unknown')}"
+        return device_label(self.fingerprint)
+
+
+def device_label(fp: dict) -> str:
+    """Human name of the measuring machine; CPU runs say so, so nobody mistakes them for GPU numbers."""
+    if fp.get("device") == "cuda" or fp.get("gpu_name"):
+        return str(fp.get("gpu_name") or "unknown GPU")
+    cores = fp.get("cpu_count")
+    return f"CPU measurement: {fp.get('cpu_model', 'unknown CPU')}{f', {cores} cores' if cores else ''}"
 
 
 def parse_run(data: dict, path: str = "<memory>") -> Run:
@@ -95,7 +103,7 @@ def parse_run(data: dict, path: str = "<memory>") -> Run:
             result.samples, result.extra, result.stats = samples, extra, stats
     except (KeyError, TypeError) as exc:
         raise RunFileError(f"{path}: malformed vitcnn entry ({exc!r})") from exc
-    return Run(path, fingerprint, machine.get("vitcnn_slug", ""), vitcnn.get("profile"), results, data)
+    return Run(path, fingerprint, slug(fingerprint), vitcnn.get("profile"), results, data)
 
 
 def load_run(path: str | Path) -> Run:
