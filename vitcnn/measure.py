@@ -241,18 +241,26 @@ def _measure(setting: Setting, device: torch.device, timer: Timer, options: Meas
             info["reserved_peak_bytes"] = torch.cuda.max_memory_reserved(device)
         else:
             info["activation_peak_bytes"] = info["reserved_peak_bytes"] = None
-        info.update(_derived(setting, device, info, samples))
         return info, samples
 
 
 def _derived(setting: Setting, device: torch.device, info: dict, samples: list[float]) -> dict:
-    """Throughput, achieved TFLOP/s and MFU against the spec and the measured matmul peak."""
+    """Throughput, achieved TFLOP/s and MFU against the spec and the measured matmul peak.
+
+    Runs after the model is freed; a matmul peak that cannot be measured leaves MFU empty, never the timing.
+    """
     median = statistics.median(samples) if samples else None
     tflops = info["flops"] / median / 1e12 if median and info["flops"] else None
     gpu_name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     spec_peak = peaks.spec_tflops(gpu_name, setting.precision)
-    matmul_peak = peaks.measured_matmul_tflops(device, setting.precision)
+    try:
+        matmul_peak, matmul_error = peaks.measured_matmul_tflops(device, setting.precision), None
+    except Exception as exc:
+        matmul_peak, matmul_error = None, f"{type(exc).__name__}: {exc}"
+        traceback.clear_frames(exc.__traceback__)
+        free_memory()
     return {
+        "peak_tflops_matmul_error": matmul_error,
         "median_s": median,
         "images_per_s": setting.batch / median if median else None,
         "tflops_per_s": tflops,
@@ -271,7 +279,6 @@ def measure(setting: Setting, device: torch.device | str, timer: Timer = plain_t
     free_memory()
     try:
         info, samples = _measure(setting, device, timer, options, build)
-        return Outcome("ok", None, info, samples)
     except Exception as exc:
         status = "oom" if is_oom(exc) else "error"
         reason = f"{type(exc).__name__}: {exc}".strip()
@@ -279,3 +286,5 @@ def measure(setting: Setting, device: torch.device | str, timer: Timer = plain_t
         return Outcome(status, reason[:2000])
     finally:
         free_memory()
+    info.update(_derived(setting, device, info, samples))
+    return Outcome("ok", None, info, samples)
