@@ -1,3 +1,3 @@
-"""Load the vitcnn pytest plugin (options, sweep parametrization, measuring fixture, gate)."""
+"""Load the vitcnn pytest plugin: its options (also an installed entry point) and its hooks and fixtures."""
 
-pytest_plugins = ["vitcnn.plugin"]
+pytest_plugins = ["vitcnn.options", "vitcnn.plugin"]

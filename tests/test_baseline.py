@@ -313,6 +313,9 @@ def test_save_creates_a_full_run_file(tmp_path):
     assert saved.results[S2.id].status == "oom"
     assert json.loads(path.read_text()) == run.raw
     assert list(path.parent.iterdir()) == [path]  # no temp file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable like any file, not mkstemp's 0600
 
 
 def test_save_merges_and_keeps_uncovered_settings(tmp_path):

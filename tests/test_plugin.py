@@ -16,7 +16,7 @@ EXTRA_FIELDS = (
     "weights_bytes", "flops", "attention_flops", "flops_error", "compile_time_s", "compile_cache",
     "check_max_rel_err", "check_tolerance", "sdpa_backend_used", "sdpa_backend_source", "warmup_rounds",
     "activation_peak_bytes", "reserved_peak_bytes", "median_s", "images_per_s", "tflops_per_s",
-    "peak_tflops_spec", "mfu_spec", "peak_tflops_matmul", "mfu_matmul", "peak_tflops_matmul_error",
+    "peak_tflops_spec", "mfu_spec", "peak_tflops_matmul", "mfu_matmul", "peak_tflops_matmul_error", "host_load_1m",
 )
 FINGERPRINT_FIELDS = ("device", "cpu_model", "cpu_count", "torch_threads", "python", "torch", "triton", "timm",
                       "cuda", "cudnn")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.factories import setting
 from vitcnn.measure import Outcome
-from vitcnn.summary import summary_table
+from vitcnn.summary import busy_host_warning, summary_table
 
 
 def test_rows_for_ok_and_failed_settings():
@@ -17,4 +17,13 @@ def test_rows_for_ok_and_failed_settings():
     ok_row = next(line for line in lines if line.startswith(ok.id)).split()
     assert ok_row[1:] == ["ok", "12.500", "80.0", "0.50", "25.0%", "(mm)", "3.0", "flash"]
     oom_row = next(line for line in lines if line.startswith(oom.id))
-    assert " oom " in oom_row and "CUDA out of memory" in oom_row
+    assert " oom " in oom_row and oom_row.endswith("CUDA out of memory")
+    assert lines[0].split()[-1] == "note"
+
+
+def test_busy_host_is_warned_about():
+    quiet = Outcome("ok", None, {"host_load_1m": 1.9})
+    busy = Outcome("ok", None, {"host_load_1m": 4.2})
+    assert busy_host_warning({"a": quiet}, cpu_count=2) is None
+    warning = busy_host_warning({"a": quiet, "b": busy}, cpu_count=2)
+    assert "4.2 on 2 cores" in warning and "1 setting(s)" in warning

@@ -138,6 +138,9 @@ def _write_atomic(path: Path, data: dict) -> None:
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a baseline is shared like any file
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2)
             f.write("\n")
@@ -262,7 +265,8 @@ class Comparison:
         bad = [f"{n} {label}" for label, n in counts.items() if label in regression_labels]
         rest = [f"{n} {label}" for label, n in counts.items() if label not in regression_labels]
         n_reg = len(self.regressions)
-        text = f"{len(self.verdicts)} settings: {n_reg} regression{'s' if n_reg != 1 else ''}"
+        n = len(self.verdicts)
+        text = f"{n} setting{'s' if n != 1 else ''}: {n_reg} regression{'s' if n_reg != 1 else ''}"
         if bad:
             text += f" ({', '.join(bad)})"
         if rest:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import statistics
 import time
 import traceback
@@ -236,6 +237,7 @@ def _measure(setting: Setting, device: torch.device, timer: Timer, options: Meas
         rounds = min(options.max_rounds, max(options.min_rounds, math.ceil(options.target_seconds / per_call)))
         info["warmup_rounds"] = len(warmup)
         samples = timer(call, rounds)
+        info["host_load_1m"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         if device.type == "cuda":
             info["activation_peak_bytes"] = torch.cuda.max_memory_allocated(device) - allocated_before
             info["reserved_peak_bytes"] = torch.cuda.max_memory_reserved(device)

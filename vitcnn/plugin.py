@@ -1,7 +1,8 @@
-"""pytest plugin: vitcnn options, the sweep's parametrization, the measuring fixture and the session-end gate.
+"""pytest plugin: the sweep's parametrization, the measuring fixture, the JSON hooks and the session-end gate.
 
-Loaded by the repository's conftest.py. Any test that asks for `vitcnn_setting` is parametrized over the selected
-profile's settings; the `vitcnn_measure` fixture measures one setting through pytest-benchmark's `benchmark`.
+Loaded by the repository's conftest.py (its options live in vitcnn.options). Any test that asks for
+`vitcnn_setting` is parametrized over the selected profile's settings; the `vitcnn_measure` fixture measures one
+setting through pytest-benchmark's `benchmark`.
 """
 
 from __future__ import annotations
@@ -16,48 +17,8 @@ from pytest_benchmark.utils import safe_dumps
 
 from vitcnn import fingerprint, settings
 from vitcnn.measure import MeasureOptions, Outcome, measure, plain_timer
+from vitcnn.options import AXIS_OPTIONS
 from vitcnn.runfile import Run, parse_run
-
-AXIS_OPTIONS = {  # command-line option -> (Axes field, parser)
-    "--vitcnn-models": ("models", str),
-    "--vitcnn-res": ("resolutions", int),
-    "--vitcnn-batch": ("batches", int),
-    "--vitcnn-precision": ("precisions", str),
-    "--vitcnn-sdpa": ("sdpa", str),
-    "--vitcnn-compile": ("compile_modes", str),
-    "--vitcnn-layout": ("layouts", str),
-}
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("vitcnn", "vitcnn: vision backbone speed/memory suite")
-    group.addoption("--vitcnn-profile", default=None,
-                    help=f"settings profile: {', '.join(settings.PROFILES)} (default: smoke on CPU, blog-lite on GPU)")
-    for option, (axis, _) in AXIS_OPTIONS.items():
-        group.addoption(option, default=None, metavar="A,B,...", help=f"comma-separated override of the {axis} axis")
-    group.addoption("--vitcnn-device", default=None, help="cuda or cpu (default: cuda if available)")
-    group.addoption("--vitcnn-threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    group.addoption("--vitcnn-target-seconds", type=float, default=MeasureOptions.target_seconds,
-                    help="approximate timed seconds per setting (rounds = this / time per call)")
-    group.addoption("--vitcnn-warmup-seconds", type=float, default=MeasureOptions.warmup_seconds,
-                    help="warm-up seconds per setting after compiling, before timing")
-    group.addoption("--vitcnn-min-rounds", type=int, default=MeasureOptions.min_rounds)
-    group.addoption("--vitcnn-max-rounds", type=int, default=MeasureOptions.max_rounds)
-    group.addoption("--vitcnn-no-inference-mode", action="store_true",
-                    help="run forwards with autograd on (keeps activations): a planted memory regression")
-    group.addoption("--vitcnn-gate", action="store_true",
-                    help="compare this run with baselines/<fingerprint>.json; fail the session on a regression")
-    group.addoption("--vitcnn-save-baseline", action="store_true",
-                    help="save (merge) this run into baselines/<fingerprint>.json")
-    group.addoption("--vitcnn-baseline-dir", default="baselines", help="where baselines live (default: baselines)")
-    group.addoption("--vitcnn-tolerance", type=float, default=None, help="gate: allowed slowdown ratio - 1")
-    group.addoption("--vitcnn-alpha", type=float, default=None, help="gate: Mann-Whitney U significance level")
-    group.addoption("--vitcnn-memory-tolerance", type=float, default=None,
-                    help="gate: allowed relative activation-memory growth")
-    group.addoption("--vitcnn-allow-missing", action="store_true", help="gate: settings absent from this run pass")
-    group.addoption("--vitcnn-gate-markdown", default=None, metavar="FILE", help="gate: write the verdicts as Markdown")
-    group.addoption("--vitcnn-report", default=None, metavar="DIR", help="write the report (figures, report.md) to DIR")
-
 
 @dataclass
 class SessionState:
@@ -199,7 +160,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if bench_session.json and not bench_session.benchmarks:
         bench_session.save_json(_run_json(config))  # no timing at all (e.g. all OOM): statuses still saved
     if any(config.getoption(o) for o in ("--vitcnn-gate", "--vitcnn-save-baseline", "--vitcnn-report")):
-        if _finish_run(config, parse_run(_run_json(config)), state.gate_lines):
+        saved_as = getattr(config.getoption("benchmark_json", None), "name", None)
+        run = parse_run(_run_json(config), str(saved_as or "this pytest session"))
+        if _finish_run(config, run, state.gate_lines):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

@@ -1,0 +1,59 @@
+"""vitcnn's pytest command-line options, in a module light enough to load before pytest parses arguments.
+
+Installed, it is a `pytest11` entry point, so `--vitcnn-baseline-dir /some/existing/dir` is read as an option value
+and never mistaken for a path to collect. Defaults are plain literals here (no torch import at start-up);
+tests/test_options.py checks that they equal the defaults of MeasureOptions, GateOptions and the profiles.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+PROFILE_NAMES = ("smoke", "blog-lite", "blog")
+AXIS_OPTIONS = {  # command-line option -> (settings.Axes field, parser)
+    "--vitcnn-models": ("models", str),
+    "--vitcnn-res": ("resolutions", int),
+    "--vitcnn-batch": ("batches", int),
+    "--vitcnn-precision": ("precisions", str),
+    "--vitcnn-sdpa": ("sdpa", str),
+    "--vitcnn-compile": ("compile_modes", str),
+    "--vitcnn-layout": ("layouts", str),
+}
+MEASURE_DEFAULTS = {"target_seconds": 1.0, "warmup_seconds": 1.0, "min_rounds": 10, "max_rounds": 200}
+GATE_DEFAULTS = {"tolerance": 0.05, "alpha": 0.01, "memory_rel_tolerance": 0.01}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("vitcnn", "vitcnn: vision backbone speed/memory suite")
+    group.addoption("--vitcnn-profile", default=None,
+                    help=f"settings profile: {', '.join(PROFILE_NAMES)} (default: smoke on CPU, blog-lite on GPU)")
+    for option, (axis, _) in AXIS_OPTIONS.items():
+        group.addoption(option, default=None, metavar="A,B,...", help=f"comma-separated override of the {axis} axis")
+    group.addoption("--vitcnn-device", default=None, help="cuda or cpu (default: cuda if available)")
+    group.addoption("--vitcnn-threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    group.addoption("--vitcnn-target-seconds", type=float, default=MEASURE_DEFAULTS["target_seconds"],
+                    help="timed seconds per setting; rounds = this / time per call (default: %(default)s)")
+    group.addoption("--vitcnn-warmup-seconds", type=float, default=MEASURE_DEFAULTS["warmup_seconds"],
+                    help="warm-up seconds per setting after compiling, before timing (default: %(default)s)")
+    group.addoption("--vitcnn-min-rounds", type=int, default=MEASURE_DEFAULTS["min_rounds"],
+                    help="fewest timed calls per setting (default: %(default)s)")
+    group.addoption("--vitcnn-max-rounds", type=int, default=MEASURE_DEFAULTS["max_rounds"],
+                    help="most timed calls per setting (default: %(default)s)")
+    group.addoption("--vitcnn-no-inference-mode", action="store_true",
+                    help="run forwards with autograd on (keeps activations): a planted memory regression")
+    group.addoption("--vitcnn-gate", action="store_true",
+                    help="compare this run with <baseline dir>/<slug>.json; fail the session on a regression")
+    group.addoption("--vitcnn-save-baseline", action="store_true",
+                    help="save (merge) this run into <baseline dir>/<slug>.json")
+    group.addoption("--vitcnn-baseline-dir", default="baselines", help="where baselines live (default: %(default)s)")
+    group.addoption("--vitcnn-tolerance", type=float, default=None,
+                    help=f"gate: allowed slowdown, new/base median - 1 (default: {GATE_DEFAULTS['tolerance']})")
+    group.addoption("--vitcnn-alpha", type=float, default=None,
+                    help=f"gate: Mann-Whitney U significance level (default: {GATE_DEFAULTS['alpha']})")
+    group.addoption("--vitcnn-memory-tolerance", type=float, default=None,
+                    help="gate: allowed relative activation-memory growth "
+                         f"(default: {GATE_DEFAULTS['memory_rel_tolerance']}, at least 1 MiB)")
+    group.addoption("--vitcnn-allow-missing", action="store_true",
+                    help="gate: baseline settings absent from this run are not regressions")
+    group.addoption("--vitcnn-gate-markdown", default=None, metavar="FILE", help="gate: write the verdicts as Markdown")
+    group.addoption("--vitcnn-report", default=None, metavar="DIR", help="write the report (figures, report.md) to DIR")
