@@ -311,7 +311,10 @@ def test_save_creates_a_full_run_file(tmp_path):
     saved = load_run(path)
     assert saved.results[S1.id].samples == run.results[S1.id].samples  # raw samples kept
     assert saved.results[S2.id].status == "oom"
-    assert json.loads(path.read_text()) == run.raw
+    saved_json = json.loads(path.read_text())
+    assert saved_json.pop("vitcnn")["median_history"] == {S1.id: [pytest.approx(0.01, rel=0.01)]}
+    expected = dict(run.raw)
+    assert {k: v for k, v in saved_json.items()} == {k: v for k, v in expected.items() if k != "vitcnn"}
     assert list(path.parent.iterdir()) == [path]  # no temp file left
     umask = os.umask(0)
     os.umask(umask)
@@ -506,3 +509,36 @@ def test_cli_baseline_save_errors(runs, tmp_path, capsys):
     assert corrupt.read_bytes() == b"\x00garbage"
     assert cli(["baseline", "show", "--dir", str(tmp_path / "store")]) == 2
     assert cli(["baseline"]) == 2  # no action given
+
+
+# ------------------------------------------------------------------- run-to-run spread learnt from repeated saves
+
+def test_repeated_saves_record_each_settings_median_history(tmp_path):
+    for median in (0.010, 0.011, 0.012):
+        path = bl.save_baseline(make_run(result(S1, low_noise(median)), result(S2, low_noise(median))), tmp_path)
+    history = json.loads(path.read_text())["vitcnn"]["median_history"]
+    assert [round(m, 4) for m in history[S1.id]] == [0.010, 0.011, 0.012]
+    bl.save_baseline(make_run(result(S1, status="oom", reason="OOM")), tmp_path)  # S1 failed: starts over
+    history = json.loads(path.read_text())["vitcnn"]["median_history"]
+    assert S1.id not in history and len(history[S2.id]) == 3
+    for _ in range(bl.HISTORY_LENGTH + 2):
+        bl.save_baseline(make_run(result(S2, low_noise(0.01))), tmp_path)
+    assert len(json.loads(path.read_text())["vitcnn"]["median_history"][S2.id]) == bl.HISTORY_LENGTH
+
+
+def test_run_to_run_spread():
+    assert bl.run_to_run_spread([]) == bl.run_to_run_spread([0.01]) == 0
+    assert bl.run_to_run_spread([0.010, 0.013, 0.011]) == pytest.approx(0.3)
+
+
+def test_gate_allows_the_spread_seen_between_saved_runs(tmp_path):
+    for median in (0.010, 0.013):  # an A/A pair that moved 30% on this machine
+        path = bl.save_baseline(make_run(result(S1, low_noise(median))), tmp_path)
+    base = bl.load_baseline(path)
+    within_noise = make_run(result(S1, low_noise(0.013 * 1.2)))
+    beyond_noise = make_run(result(S1, low_noise(0.013 * 1.5)))
+    verdict = bl.compare(base, within_noise).verdicts[0]
+    assert verdict.labels == ("same",) and "run-to-run spread" in verdict.detail
+    assert bl.compare(base, beyond_noise).verdicts[0].labels == ("slower",)
+    single = bl.load_baseline(bl.save_baseline(make_run(result(S1, low_noise(0.013))), tmp_path / "single"))
+    assert bl.compare(single, within_noise).verdicts[0].labels == ("slower",)  # no history: plain tolerance

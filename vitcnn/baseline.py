@@ -116,6 +116,35 @@ def _merge_lists(old: list[dict], new: list[dict], key, covered: set[str]) -> li
     return merged + list(new_by_key.values())
 
 
+HISTORY_LENGTH = 10  # medians of the last saved runs kept per setting
+
+
+def _history(data: dict) -> dict[str, list[float]]:
+    return data.get("vitcnn", {}).get("median_history", {})
+
+
+def _with_history(data: dict, old_history: dict[str, list[float]], run: Run) -> dict:
+    """`data` plus each setting's medians over the saved runs: saving the same code twice or more records how
+    much a median moves from run to run on this machine, which the gate then allows (see run_to_run_spread).
+    A setting that did not run ok this time starts its history again."""
+    history = {k: list(v) for k, v in old_history.items()}
+    for setting_id, result in run.results.items():
+        median = _median(result) if result.status == "ok" else None
+        if median is None:
+            history.pop(setting_id, None)
+        else:
+            history[setting_id] = (history.get(setting_id, []) + [median])[-HISTORY_LENGTH:]
+    data["vitcnn"]["median_history"] = history
+    return data
+
+
+def run_to_run_spread(medians: list[float]) -> float:
+    """max/min - 1 over a setting's saved-run medians (0 with fewer than two): the noise one run cannot show."""
+    if len(medians) < 2 or min(medians) <= 0:
+        return 0.0
+    return max(medians) / min(medians) - 1
+
+
 def merge_runs(old: Run, new: Run) -> dict:
     """JSON of `old` updated with `new`: every setting `new` covers (whatever its status) replaces the same id in
     `old`, both its benchmark and its status entry, so no stale samples survive next to a new "oom"; settings
@@ -170,13 +199,14 @@ def save_baseline(run: Run, directory: Path | str = DEFAULT_DIR, allow_cross_mac
     Raises CorruptBaselineError (existing file unreadable; it is not touched) or FingerprintMismatch (existing
     baseline of another identity, unless `allow_cross_machine`)."""
     path = baseline_path(run.slug, directory)
-    data = run.raw
+    data, old_history = copy.deepcopy(run.raw), {}
     if path.exists():
         old = load_baseline(path)
         diff = fingerprint.differences(old.fingerprint, run.fingerprint)
         if diff and not allow_cross_machine:
             raise FingerprintMismatch(diff, "baseline", "run")
-        data = merge_runs(old, run)
+        data, old_history = merge_runs(old, run), _history(old.raw)
+    data = _with_history(data, old_history, run)
     parse_run(data, str(path))  # never write a file the gate could not read back
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(path, data)
@@ -291,13 +321,16 @@ def _p_value(base: list[float], new: list[float], alternative: str) -> float | N
     return None if math.isnan(p) else p
 
 
-def _speed(base: Result, new: Result, options: GateOptions) -> tuple[str, dict, str]:
-    """Speed label, the numbers behind it, and a detail text."""
+def _speed(base: Result, new: Result, options: GateOptions, spread: float = 0.0) -> tuple[str, dict, str]:
+    """Speed label, the numbers behind it, and a detail text. `spread` is the baseline's run-to-run spread for
+    this setting; the tolerance is never tighter than it."""
     b, n = _median(base), _median(new)
     if b is None or n is None or b <= 0 or n <= 0:
         return "inconclusive", {"base_median_s": b, "new_median_s": n}, "no timing to compare"
     ratio = n / b
-    factor = 1 + options.tolerance
+    tolerance = max(options.tolerance, spread)
+    widened = f" (tolerance ±{tolerance:.0%} from the baseline's run-to-run spread)" if spread > options.tolerance else ""
+    factor = 1 + tolerance
     # Compare both directions with the same expression, so A-vs-B and B-vs-A always mirror each other.
     if n > b * factor:
         direction, moved = "greater", "slower"
@@ -309,12 +342,12 @@ def _speed(base: Result, new: Result, options: GateOptions) -> tuple[str, dict, 
     numbers = {"base_median_s": b, "new_median_s": n, "ratio": ratio, "p_value": p}
     change = f"{(ratio - 1) * 100:+.1f}%"
     if moved is None:
-        return "same", numbers, f"{change} within ±{options.tolerance:.0%}"
+        return "same", numbers, f"{change} within ±{tolerance:.0%}{widened}"
     if p is None:
-        return "inconclusive", numbers, f"{change} but fewer than {MIN_SAMPLES} samples on a side"
+        return "inconclusive", numbers, f"{change} but fewer than {MIN_SAMPLES} samples on a side{widened}"
     if p < options.alpha:
-        return moved, numbers, f"{change} (p={p:.2g})"
-    return "inconclusive", numbers, f"{change} not significant (p={p:.2g} >= {options.alpha:g})"
+        return moved, numbers, f"{change} (p={p:.2g}){widened}"
+    return "inconclusive", numbers, f"{change} not significant (p={p:.2g} >= {options.alpha:g}){widened}"
 
 
 def _memory(base: Result, new: Result, options: GateOptions) -> tuple[str | None, dict, str]:
@@ -359,8 +392,8 @@ def _side_numbers(result: Result | None, side: str) -> dict:
 
 
 def compare_result(base: Result | None, new: Result | None, options: GateOptions = GateOptions(),
-                   cross_machine: bool = False) -> SettingVerdict:
-    """The verdict for one setting present in `base`, `new` or both."""
+                   cross_machine: bool = False, spread: float = 0.0) -> SettingVerdict:
+    """The verdict for one setting present in `base`, `new` or both (`spread`: see run_to_run_spread)."""
     either = new if new is not None else base
     assert either is not None
     common = {"id": either.id, "base_status": base.status if base else None,
@@ -370,7 +403,7 @@ def compare_result(base: Result | None, new: Result | None, options: GateOptions
         labels = (label,)
         numbers = {**_side_numbers(base, "base"), **_side_numbers(new, "new")}
     else:
-        speed, numbers, detail = _speed(base, new, options)
+        speed, numbers, detail = _speed(base, new, options, spread)
         memory, memory_numbers, memory_detail = _memory(base, new, options)
         numbers.update(memory_numbers)
         labels = (speed,) if memory is None else (speed, memory)
@@ -386,7 +419,9 @@ def compare(base: Run, new: Run, options: GateOptions = GateOptions()) -> Compar
     if diff and not options.allow_cross_machine:
         raise FingerprintMismatch(diff)
     ids = list(base.results) + [i for i in new.results if i not in base.results]
-    verdicts = [compare_result(base.results.get(i), new.results.get(i), options, bool(diff)) for i in ids]
+    history = _history(base.raw)
+    verdicts = [compare_result(base.results.get(i), new.results.get(i), options, bool(diff),
+                               run_to_run_spread(history.get(i, []))) for i in ids]
     return Comparison(verdicts, options, base.path, new.path, diff)
 
 
