@@ -28,6 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from vitcnn import models, peaks
 from vitcnn.precision import CHECK_TOLERANCE, DTYPES, precision_flags
 from vitcnn.settings import Setting
+from vitcnn.timing import plain_timer, synchronize
 
 # pytest-benchmark (or any timer): given a synchronised call and a number of rounds, return seconds per call.
 Timer = Callable[[Callable[[], None], int], list[float]]
@@ -87,11 +88,6 @@ def sdpa_context(backend: str):
     return sdpa_kernel(choices[backend]) if backend in choices else nullcontext()
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def free_memory() -> None:
     """Drop compiled graphs and cached blocks so the next setting starts clean."""
     torch._dynamo.reset()
@@ -135,16 +131,6 @@ def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
     if not torch.isfinite(out).all():
         return math.inf
     return ((out - ref).abs().max() / ref.abs().max().clamp_min(1e-12)).item()
-
-
-def plain_timer(call: Callable[[], None], rounds: int) -> list[float]:
-    """Seconds per call with perf_counter; `call` must synchronise itself."""
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
-    return samples
 
 
 def _weights_bytes(model: torch.nn.Module) -> int:

@@ -6,11 +6,10 @@ GPU, clock and library actually deliver. Both are per precision (strict fp32 run
 
 from __future__ import annotations
 
-import time
-
 import torch
 
 from vitcnn.precision import DTYPES, precision_flags
+from vitcnn.timing import plain_timer, synchronize
 
 # Dense (no sparsity) TFLOP/s from NVIDIA datasheets, keyed by a substring of torch's device name; first match wins.
 SPEC_TFLOPS: tuple[tuple[str, dict[str, float]], ...] = (
@@ -36,11 +35,6 @@ def spec_tflops(device_name: str | None, precision: str) -> float | None:
 _MEASURED: dict[tuple[str, str], float] = {}
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def measured_matmul_tflops(device: torch.device, precision: str, size: int | None = None, reps: int = 20) -> float:
     """Best TFLOP/s of a square matmul in `precision` on `device`; measured once per process and cached.
 
@@ -56,12 +50,7 @@ def measured_matmul_tflops(device: torch.device, precision: str, size: int | Non
         b = torch.randn(size, size, device=device, dtype=DTYPES[precision])
         for _ in range(3):
             a @ b
-        times = []
-        for _ in range(reps):
-            _sync(device)
-            start = time.perf_counter()
-            a @ b
-            _sync(device)
-            times.append(time.perf_counter() - start)
+        synchronize(device)
+        times = plain_timer(lambda: (a @ b, synchronize(device)), reps)
     _MEASURED[key] = 2 * size**3 / min(times) / 1e12
     return _MEASURED[key]

@@ -16,9 +16,10 @@ import torch
 from pytest_benchmark.utils import safe_dumps
 
 from vitcnn import fingerprint, settings
-from vitcnn.measure import MeasureOptions, Outcome, measure, plain_timer
+from vitcnn.measure import MeasureOptions, Outcome, measure
 from vitcnn.options import AXIS_OPTIONS
 from vitcnn.runfile import Run, parse_run
+from vitcnn.timing import plain_timer
 
 @dataclass
 class SessionState:
