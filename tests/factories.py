@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import statistics
+from pathlib import Path
+
+import numpy as np
 
 from vitcnn.settings import Setting
 
@@ -67,3 +71,27 @@ def run_json(results: list[dict], fingerprint: dict | None = None, profile: str 
         "datetime": "2026-11-21T00:00:00", "version": "5.3.1",
         "vitcnn": {"schema": 1, "profile": profile, "settings": [r["status_entry"] for r in results]},
     }
+
+
+def make_run(*results, fp=None, path="<memory>", profile="smoke"):
+    """A parsed Run of `result(...)` entries."""
+    from vitcnn.runfile import parse_run
+
+    return parse_run(run_json(list(results), fp, profile), path)
+
+
+def write_run(path: Path, *results, fp=None) -> Path:
+    path.write_text(json.dumps(run_json(list(results), fp)))
+    return path
+
+
+def low_noise(median: float, n: int = 30, seed: int = 0) -> list[float]:
+    """n timings around `median` with 0.5% noise."""
+    rng = np.random.default_rng(seed)
+    return [float(x) for x in median * (1 + rng.normal(0, 0.005, n))]
+
+
+S1 = setting()
+S2 = setting(resolution=128)
+S3 = setting(model="convnext_atto")
+S4 = setting(batch=2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from vitcnn import options, settings
-from vitcnn.baseline import GateOptions
+from vitcnn.gate import GateOptions
 from vitcnn.measure import MeasureOptions
 
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from vitcnn import baseline, settings
-from vitcnn.__main__ import main
+from vitcnn import gate, settings
+from vitcnn.cli import main
 from vitcnn.runfile import load_run
 from tests.pytest_runs import CPU_TOLERANCE, GATE_SUBSET, run_benchmarks
 
@@ -143,8 +143,8 @@ def test_bad_options_are_usage_errors(args, message):
 # ------------------------------------------------------------------------------------------------ the gate, for real
 
 def _verdicts(base_json, new_json) -> dict[str, tuple[str, ...]]:
-    comparison = baseline.compare(load_run(base_json), load_run(new_json),
-                                  baseline.GateOptions(tolerance=0.25, alpha=0.01))
+    comparison = gate.compare(load_run(base_json), load_run(new_json),
+                                  gate.GateOptions(tolerance=0.25, alpha=0.01))
     return {v.id: v.labels for v in comparison.verdicts}
 
 
@@ -167,7 +167,7 @@ def test_gate_a_a_passes(gate_baseline, tmp_path):
     assert "vitcnn gate: passed" in done.stdout
     assert "0 regressions" in markdown.read_text()
     for labels in _verdicts(run_a.json_path, run_b).values():
-        assert not set(labels) & baseline.REGRESSIONS, labels
+        assert not set(labels) & gate.REGRESSIONS, labels
 
 
 def test_gate_flags_a_planted_slowdown(gate_baseline, tmp_path):

@@ -50,3 +50,26 @@ def test_unknown_status_and_missing_file_are_errors(tmp_path):
 def test_device_label_says_cpu_measurements_are_cpu():
     assert device_label(CPU_FINGERPRINT) == "CPU measurement: Test CPU, 2 cores"
     assert device_label({"device": "cuda", "gpu_name": "NVIDIA H200"}) == "NVIDIA H200"
+
+
+def test_derived_numbers_are_computed_once_from_samples_and_flops():
+    s = setting(batch=2)
+    run = parse_run(run_json([result(s, samples=[0.01, 0.03, 0.02, 0.04], flops=4e10, peak_tflops_matmul=8.0,
+                                     peak_tflops_spec=None)]))
+    r = run.results[s.id]
+    assert r.median_s == pytest.approx(0.025)  # the raw samples' median, not a stored one
+    assert r.images_per_s == pytest.approx(2 / 0.025)
+    assert r.tflops_per_s == pytest.approx(4e10 / 0.025 / 1e12)
+    assert r.mfu("matmul") == pytest.approx(r.tflops_per_s / 8.0) and r.mfu("spec") is None
+    status_only = parse_run(run_json([result(s, status="oom", reason="OOM")])).results[s.id]
+    assert status_only.median_s is status_only.images_per_s is status_only.tflops_per_s is None
+
+
+def test_median_history_is_parsed_by_the_reader():
+    data = run_json([result(setting())])
+    assert parse_run(data).median_history == {}
+    data["vitcnn"]["median_history"] = {setting().id: [0.01, "0.02"]}
+    assert parse_run(data).median_history == {setting().id: [0.01, 0.02]}
+    data["vitcnn"]["median_history"] = {setting().id: [None]}
+    with pytest.raises(RunFileError, match="median_history"):
+        parse_run(data)

@@ -1,24 +1,8 @@
-"""`python -m vitcnn report|compare|baseline ...`: the suite's command line."""
+"""`python -m vitcnn ...`: the command line lives in vitcnn/cli.py."""
 
-from __future__ import annotations
-
-import argparse
 import sys
 
-
-def main(argv: list[str] | None = None) -> int:
-    from vitcnn import baseline, report
-
-    parser = argparse.ArgumentParser(prog="python -m vitcnn", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    baseline.add_cli(commands)
-    report.add_cli(commands)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
-        return int(exc.code or 0)
-    return int(args.handler(args))
-
+from vitcnn.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

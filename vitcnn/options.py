@@ -3,9 +3,14 @@
 Installed, it is a `pytest11` entry point, so `--vitcnn-baseline-dir /some/existing/dir` is read as an option value
 and never mistaken for a path to collect. Defaults are plain literals here (no torch import at start-up);
 tests/test_options.py checks that they equal the defaults of MeasureOptions, GateOptions and the profiles.
+
+It also makes `--benchmark-json=out/run.json` create `out/`: pytest-benchmark opens that file while pytest parses
+the command line (argparse.FileType), before any plugin hook could make the directory.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +28,7 @@ MEASURE_DEFAULTS = {"target_seconds": 1.0, "warmup_seconds": 1.0, "min_rounds": 
 GATE_DEFAULTS = {"tolerance": 0.05, "alpha": 0.01, "memory_rel_tolerance": 0.01}
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def _add_vitcnn_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("vitcnn", "vitcnn: vision backbone speed/memory suite")
     group.addoption("--vitcnn-profile", default=None,
                     help=f"settings profile: {', '.join(PROFILE_NAMES)} (default: smoke on CPU, blog-lite on GPU)")
@@ -57,3 +62,47 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="gate: baseline settings absent from this run are not regressions")
     group.addoption("--vitcnn-gate-markdown", default=None, metavar="FILE", help="gate: write the verdicts as Markdown")
     group.addoption("--vitcnn-report", default=None, metavar="DIR", help="write the report (figures, report.md) to DIR")
+
+
+def _creating_parent(opener):
+    """`opener` (an argparse type that opens a file) that first creates the file's missing parent directories."""
+
+    def open_path(path: str):
+        if path != "-":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return opener(path)
+
+    open_path.vitcnn_creates_parent = True
+    return open_path
+
+
+def _patch_benchmark_json(parser: pytest.Parser) -> bool:
+    """Wrap the type of pytest-benchmark's --benchmark-json action; True once it is (or was) wrapped.
+
+    pytest keeps no public handle on an option's argparse action, so this reads the parser's actions; if that
+    ever changes, nothing breaks: a missing directory is then pytest-benchmark's usage error, before anything ran.
+    """
+    actions = getattr(getattr(parser, "optparser", None), "_actions", [])
+    for action in actions:
+        if "--benchmark-json" in action.option_strings and callable(action.type):
+            if not getattr(action.type, "vitcnn_creates_parent", False):
+                action.type = _creating_parent(action.type)
+            return True
+    return False
+
+
+class _PatchWhenRegistered:
+    """Wraps --benchmark-json once pytest-benchmark registers, if it registers after this plugin."""
+
+    def __init__(self, parser: pytest.Parser) -> None:
+        self.parser = parser
+
+    def pytest_plugin_registered(self, plugin, plugin_name: str, manager) -> None:
+        _patch_benchmark_json(self.parser)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    _add_vitcnn_options(parser)
+    if not _patch_benchmark_json(parser):
+        pluginmanager.register(_PatchWhenRegistered(parser), "vitcnn-benchmark-json-parent")

@@ -1,8 +1,10 @@
-"""pytest plugin: the sweep's parametrization, the measuring fixture, the JSON hooks and the session-end gate.
+"""pytest plugin: the sweep's parametrization, the measuring fixture, the JSON hooks and the session end.
 
 Loaded by the repository's conftest.py (its options live in vitcnn.options). Any test that asks for
 `vitcnn_setting` is parametrized over the selected profile's settings; the `vitcnn_measure` fixture measures one
-setting through pytest-benchmark's `benchmark`.
+setting through pytest-benchmark's `benchmark`. At session end the plugin builds the session's runfile.Run once,
+makes sure its JSON is on disk, and hands that one Run to the gate, the baseline store, the report and the
+terminal table (vitcnn.summary), each of which may fail without losing the measurements.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import pytest
 import torch
 from pytest_benchmark.utils import safe_dumps
 
-from vitcnn import fingerprint, settings
+from vitcnn import fingerprint, models, settings
 from vitcnn.measure import MeasureOptions, Outcome, measure
 from vitcnn.options import AXIS_OPTIONS
-from vitcnn.runfile import Run, parse_run
+from vitcnn.runfile import Run, parse_run, write_atomic
 from vitcnn.timing import plain_timer
+
+FALLBACK_JSON = "vitcnn-last-run.json"  # in pytest-benchmark's storage dir, when --benchmark-json is not given
 
 @dataclass
 class SessionState:
@@ -30,8 +34,8 @@ class SessionState:
     selected: list[settings.Setting]
     options: MeasureOptions
     records: dict[str, dict] = field(default_factory=dict)  # setting id -> status entry
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
-    gate_lines: list[str] = field(default_factory=list)
+    run: Run | None = None  # the session's results, built once at session end
+    lines: list[str] = field(default_factory=list)  # what the session end has to say under the table
 
     def record(self, setting: settings.Setting, status: str, reason: str | None) -> None:
         self.records[setting.id] = {"setting": setting.as_dict(), "id": setting.id, "status": status, "reason": reason}
@@ -55,6 +59,28 @@ def _split(value: str, parse) -> tuple:
         raise pytest.UsageError(f"cannot parse {value!r}: {exc}") from None
 
 
+AXIS_CHOICES = {"precisions": settings.PRECISIONS, "sdpa": settings.SDPA_BACKENDS,
+                "compile_modes": settings.COMPILE_MODES, "layouts": settings.LAYOUTS}
+
+
+def _check_axes(profile: str, overrides: dict[str, tuple]) -> None:
+    """Axis values no setting could ever take are usage errors naming the valid choices, not silent skips."""
+    option = {axis: opt for opt, (axis, _) in AXIS_OPTIONS.items()}
+    for axis, choices in AXIS_CHOICES.items():
+        bad = [v for v in overrides.get(axis, ()) if v not in choices]
+        if bad:
+            raise pytest.UsageError(f"{option[axis]}: unknown value {', '.join(map(repr, bad))}; "
+                                    f"choose from {', '.join(choices)}")
+    if any(b < 1 for b in overrides.get("batches", ())):
+        raise pytest.UsageError(f"{option['batches']}: batch sizes must be >= 1, got {overrides['batches']}")
+    for model in overrides.get("models") or settings.profile_axes(profile).models:
+        for res in overrides.get("resolutions", ()):
+            try:
+                models.check_img_size(model, res)
+            except ValueError as exc:
+                raise pytest.UsageError(f"{option['resolutions']}: {exc}") from None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "vitcnn: a vitcnn benchmark setting")
@@ -72,6 +98,7 @@ def pytest_configure(config: pytest.Config) -> None:
     overrides = {axis: _split(config.getoption(opt), parse)
                  for opt, (axis, parse) in AXIS_OPTIONS.items() if config.getoption(opt)}
     try:
+        _check_axes(profile, overrides)
         # Device-specific limits (e.g. no TF32 on CPU) become visible skips, not silently missing settings.
         selected = settings.profile_settings(profile, "cuda", **overrides)
     except ValueError as exc:
@@ -118,7 +145,6 @@ def vitcnn_measure(request: pytest.FixtureRequest, benchmark):
             state.record(setting, "skipped", why_not)
             pytest.skip(f"{setting.id}: {why_not}")
         outcome = measure(setting, state.device, timer, state.options)
-        state.outcomes[setting.id] = outcome
         state.record(setting, outcome.status, outcome.reason)
         if outcome.status == "oom":
             pytest.skip(f"oom: {outcome.reason}")
@@ -151,24 +177,45 @@ def _run_json(config: pytest.Config) -> dict:
     return json.loads(safe_dumps(output))  # exactly what pytest-benchmark writes (params become strings)
 
 
+def _json_on_disk(config: pytest.Config, data: dict) -> Path:
+    """Where this session's run JSON is on disk, writing it first if pytest-benchmark did not: with no timing at
+    all (e.g. every setting OOM) into --benchmark-json, and without --benchmark-json into pytest-benchmark's
+    storage directory (.benchmarks/ by default), so nothing after the measurements can lose them."""
+    bench_session = config._benchmarksession
+    if bench_session.json:
+        if not bench_session.benchmarks:
+            bench_session.save_json(data)  # pytest-benchmark saves nothing without a timing; the statuses count
+        return Path(bench_session.json.name)
+    storage = getattr(bench_session.storage, "path", None) or config.rootpath / ".benchmarks"
+    path = Path(storage) / FALLBACK_JSON
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, data)
+    return path
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """After pytest-benchmark has saved its JSON: save the baseline, gate, and report, as asked."""
+    """After pytest-benchmark has saved its JSON: build the Run, make sure it is on disk, then gate, save the
+    baseline and report, as asked. Each of those may fail; the message then says where the measurements are."""
     config = session.config
     state = config.stash.get(STATE, None)
     if state is None or not state.records:
         return
-    bench_session = config._benchmarksession
-    if bench_session.json and not bench_session.benchmarks:
-        bench_session.save_json(_run_json(config))  # no timing at all (e.g. all OOM): statuses still saved
-    if any(config.getoption(o) for o in ("--vitcnn-gate", "--vitcnn-save-baseline", "--vitcnn-report")):
-        saved_as = getattr(config.getoption("benchmark_json", None), "name", None)
-        run = parse_run(_run_json(config), str(saved_as or "this pytest session"))
-        if _finish_run(config, run, state.gate_lines):
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    data = _run_json(config)
+    try:
+        saved_at = _json_on_disk(config, data)
+    except OSError as exc:
+        saved_at = None
+        state.lines.append(f"vitcnn: could NOT write this run's JSON: {exc}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    state.run = parse_run(data, str(saved_at or "this pytest session"))
+    if saved_at is not None:
+        state.lines.append(f"vitcnn: this run's measurements are in {saved_at}")
+    if _finish_run(config, state.run, state.lines, saved_at):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _gate_options(config: pytest.Config):
-    from vitcnn.baseline import GateOptions
+    from vitcnn.gate import GateOptions
 
     given = {"tolerance": config.getoption("--vitcnn-tolerance"), "alpha": config.getoption("--vitcnn-alpha"),
              "memory_rel_tolerance": config.getoption("--vitcnn-memory-tolerance"),
@@ -176,48 +223,68 @@ def _gate_options(config: pytest.Config):
     return GateOptions(**{k: v for k, v in given.items() if v is not None})
 
 
-def _finish_run(config: pytest.Config, run: Run, lines: list[str]) -> bool:
-    """Gate, then save the baseline and write the report, as asked; True when the session must fail.
+def _gate(config: pytest.Config, run: Run, lines: list[str]) -> bool:
+    from vitcnn import baseline, gate, verdicts
 
-    The gate runs before the save so a run is never compared with itself.
-    """
+    try:
+        comparison = gate.gate_against_baseline(run, config.getoption("--vitcnn-baseline-dir"), _gate_options(config))
+    except baseline.BaselineError as exc:
+        lines.append(f"vitcnn gate: FAILED, cannot compare: {exc}")
+        return True
+    lines += ["", verdicts.format_table(comparison)]
+    markdown_path = config.getoption("--vitcnn-gate-markdown")
+    if markdown_path:
+        Path(markdown_path).write_text(verdicts.to_markdown(comparison))
+    lines.append(f"vitcnn gate: {'FAILED' if comparison.has_regression else 'passed'}: {comparison.summary()}")
+    return comparison.has_regression
+
+
+def _save_baseline(config: pytest.Config, run: Run, lines: list[str]) -> bool:
     from vitcnn import baseline
 
-    failed = False
-    directory = config.getoption("--vitcnn-baseline-dir")
-    if config.getoption("--vitcnn-gate"):
-        try:
-            comparison = baseline.gate_against_baseline(run, directory, _gate_options(config))
-        except baseline.BaselineError as exc:
-            lines.append(f"vitcnn gate: FAILED, cannot compare: {exc}")
-            failed = True
-        else:
-            lines += ["", baseline.format_table(comparison)]
-            markdown_path = config.getoption("--vitcnn-gate-markdown")
-            if markdown_path:
-                Path(markdown_path).write_text(baseline.to_markdown(comparison))
-            failed = comparison.has_regression
-            lines.append(f"vitcnn gate: {'FAILED' if failed else 'passed'}: {comparison.summary()}")
-    if config.getoption("--vitcnn-save-baseline"):
-        try:
-            lines.append(f"vitcnn: baseline saved to {baseline.save_baseline(run, directory)}")
-        except baseline.BaselineError as exc:
-            lines.append(f"vitcnn: baseline NOT saved: {exc}")
-            failed = True
-    if config.getoption("--vitcnn-report"):
-        from vitcnn import report
+    try:
+        lines.append(f"vitcnn: baseline saved to {baseline.save_baseline(run, config.getoption('--vitcnn-baseline-dir'))}")
+    except baseline.BaselineError as exc:
+        lines.append(f"vitcnn: baseline NOT saved: {exc}")
+        return True
+    return False
 
-        lines.append(f"vitcnn: report written to {report.write_report([run], Path(config.getoption('--vitcnn-report')))}")
+
+def _report(config: pytest.Config, run: Run, lines: list[str]) -> bool:
+    from vitcnn import report
+
+    lines.append(f"vitcnn: report written to {report.write_report([run], Path(config.getoption('--vitcnn-report')))}")
+    return False
+
+
+def _finish_run(config: pytest.Config, run: Run, lines: list[str], saved_at: Path | None) -> bool:
+    """Gate, then save the baseline and write the report, as asked; True when the session must fail.
+
+    The gate runs before the save so a run is never compared with itself. A step that crashes is reported with
+    where the measurements are, and the next step still runs.
+    """
+    steps = (("--vitcnn-gate", "gate", _gate), ("--vitcnn-save-baseline", "baseline save", _save_baseline),
+             ("--vitcnn-report", "report", _report))
+    failed = False
+    for option, name, step in steps:
+        if not config.getoption(option):
+            continue
+        try:
+            failed |= step(config, run, lines)
+        except Exception as exc:  # any failure here must not hide the measurements
+            where = f"they are in {saved_at}" if saved_at else "they could not be written either"
+            lines.append(f"vitcnn: {name} FAILED ({type(exc).__name__}: {exc}); the measurements are safe: {where}")
+            failed = True
     return failed
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
-    if state is None or not state.records:
+    if state is None or state.run is None:
         return
     from vitcnn.summary import summary_table
 
     terminalreporter.write_sep("-", f"vitcnn: {state.profile} on {state.device.type}")
-    terminalreporter.write_line(summary_table(state.records, state.outcomes))
-    for line in state.gate_lines:
+    terminalreporter.write_line(summary_table(state.run))
+    for line in state.lines:
         terminalreporter.write_line(line)

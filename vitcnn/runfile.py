@@ -6,12 +6,20 @@ vitcnn adds to pytest-benchmark's JSON (see README, "Output"):
 - per benchmark `stats["data"]`: the raw per-call seconds;
 - top level `vitcnn = {"schema": 1, "profile": ..., "settings": [...]}`: every setting of the session with its
   status ("ok", "oom", "error", "skipped") and reason, including those that produced no timing.
-This module turns that into `Run` / `Result` records so the gate and the report never parse JSON themselves.
+- in a baseline, `vitcnn["median_history"]`: each setting's medians over the saved runs (see baseline.py).
+This module turns that into `Run` / `Result` records: the only shape a finished setting has outside measure.py.
+The plugin builds one Run at session end and hands it to the terminal table, the gate, the baseline store and
+the report; files read later become the same records. The median, images/s, TFLOP/s and MFU are derived here,
+once, from the raw samples and the FLOP count, so no two places can disagree about them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import statistics
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +51,43 @@ class Result:
 
     @property
     def median_s(self) -> float | None:
+        """Median seconds per call: of the raw samples when kept, else pytest-benchmark's median."""
+        if self.samples:
+            return statistics.median(self.samples)
         return self.stats.get("median")
+
+    @property
+    def iqr_s(self) -> float | None:
+        return self.stats.get("iqr")
+
+    @property
+    def images_per_s(self) -> float | None:
+        median = self.median_s
+        return self.setting.batch / median if median else None
+
+    @property
+    def flops(self) -> float | None:
+        """FLOPs of one call (whole batch); may be an undercount when `flops_error` is set."""
+        return self.extra.get("flops")
+
+    @property
+    def flops_error(self) -> str | None:
+        """Why the FLOP count failed or missed an op; FLOP-based numbers of this result are then suspect."""
+        return self.extra.get("flops_error")
+
+    @property
+    def tflops_per_s(self) -> float | None:
+        median = self.median_s
+        return self.flops / median / 1e12 if median and self.flops else None
+
+    def mfu(self, peak: str) -> float | None:
+        """Model FLOP utilisation (a fraction) against `peak`: "spec" (datasheet) or "matmul" (measured)."""
+        tflops, peak_tflops = self.tflops_per_s, self.extra.get(f"peak_tflops_{peak}")
+        return tflops / peak_tflops if tflops and peak_tflops else None
+
+    @property
+    def activation_peak_bytes(self) -> int | None:
+        return self.extra.get("activation_peak_bytes")
 
     def get(self, key: str, default=None):
         """A measured number from extra_info (None when not measured)."""
@@ -60,6 +104,7 @@ class Run:
     profile: str | None
     results: dict[str, Result]
     raw: dict
+    median_history: dict[str, list[float]] = field(default_factory=dict)  # baselines only; see baseline.py
 
     @property
     def device_label(self) -> str:
@@ -103,7 +148,15 @@ def parse_run(data: dict, path: str = "<memory>") -> Run:
             result.samples, result.extra, result.stats = samples, extra, stats
     except (KeyError, TypeError) as exc:
         raise RunFileError(f"{path}: malformed vitcnn entry ({exc!r})") from exc
-    return Run(path, fingerprint, slug(fingerprint), vitcnn.get("profile"), results, data)
+    return Run(path, fingerprint, slug(fingerprint), vitcnn.get("profile"), results, data, _history(vitcnn, path))
+
+
+def _history(vitcnn: dict, path: str) -> dict[str, list[float]]:
+    history = vitcnn.get("median_history", {})
+    try:
+        return {str(sid): [float(m) for m in medians] for sid, medians in history.items()}
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise RunFileError(f"{path}: malformed median_history ({exc!r})") from exc
 
 
 def load_run(path: str | Path) -> Run:
@@ -118,3 +171,36 @@ def load_run(path: str | Path) -> Run:
     except json.JSONDecodeError as exc:
         raise RunFileError(f"{path}: not valid JSON ({exc})") from exc
     return parse_run(data, str(path))
+
+
+def write_atomic(path: Path, data: dict) -> None:
+    """Write a run's JSON to a temp file next to `path`, fsync it, then rename over `path`: readers see the old
+    file or the new one, never half of one, and a failure leaves the old file and no temp file behind."""
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a run or baseline is shared like any file
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (best effort: not every platform can open a directory)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

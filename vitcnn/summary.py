@@ -1,55 +1,55 @@
-"""The end-of-run terminal table: one row per setting with the numbers a reader looks at first."""
+"""The end-of-run terminal table: one row per setting of the session's Run, with the numbers a reader looks at first.
+
+It reads the same runfile.Run the gate, the baseline store and the report get, so every place shows one median.
+"""
 
 from __future__ import annotations
 
 import os
 
-from vitcnn.measure import Outcome
+from vitcnn import table
+from vitcnn.runfile import Result, Run
 
 COLUMNS = ("setting", "status", "median ms", "img/s", "TFLOP/s", "MFU", "act MiB", "sdpa", "note")
+NOTE_LIMIT = 80
+SUSPECT = " !"  # marks a FLOP-based number whose count has an error (the note says which)
 
 
-def _fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+def _mfu_cell(result: Result) -> str:
+    """MFU against the datasheet peak, or '(mm)' against the measured matmul when no datasheet peak is known."""
+    spec, matmul = result.mfu("spec"), result.mfu("matmul")
+    if spec is not None:
+        return f"{spec:.1%}"
+    return "-" if matmul is None else f"{matmul:.1%} (mm)"
 
 
-def _row(setting_id: str, record: dict, outcome: Outcome | None) -> tuple[str, ...]:
-    info = outcome.info if outcome else {}
-    if record["status"] != "ok":
-        return (setting_id, record["status"], *["-"] * (len(COLUMNS) - 3), (record["reason"] or "")[:80])
-    mfu = info.get("mfu_spec") if info.get("mfu_spec") is not None else info.get("mfu_matmul")
-    mfu_text = "-" if mfu is None else f"{mfu:.1%}{'' if info.get('mfu_spec') is not None else ' (mm)'}"
-    act = info.get("activation_peak_bytes")
-    return (
-        setting_id, "ok",
-        _fmt(info["median_s"] * 1e3 if info.get("median_s") else None, ".3f"),
-        _fmt(info.get("images_per_s"), ".1f"),
-        _fmt(info.get("tflops_per_s"), ".2f"),
-        mfu_text,
-        _fmt(act / 2**20 if act is not None else None, ".1f"),
-        info.get("sdpa_backend_used", "-"),
-        "",
-    )
+def _row(result: Result) -> list[str]:
+    if result.status != "ok":
+        return [result.id, result.status, *["-"] * (len(COLUMNS) - 3), (result.reason or "")[:NOTE_LIMIT]]
+    tflops, mfu = table.fixed(result.tflops_per_s, ".2f"), _mfu_cell(result)
+    note = ""
+    if result.flops_error:
+        note = f"FLOP count incomplete: {result.flops_error}"[:NOTE_LIMIT]
+        tflops, mfu = tflops + SUSPECT, mfu + SUSPECT
+    return [result.id, "ok", table.ms(result.median_s), table.fixed(result.images_per_s, ".1f"), tflops, mfu,
+            table.mib(result.activation_peak_bytes), result.get("sdpa_backend_used", "-"), note]
 
 
-def busy_host_warning(outcomes: dict[str, Outcome], cpu_count: int | None = None) -> str | None:
+def busy_host_warning(run: Run, cpu_count: int | None = None) -> str | None:
     """A warning when the 1-minute load average exceeded the core count while settings were timed: other
     processes were competing for the CPU (on a CPU run even a second benchmark can slow it many times over)."""
     cpu_count = cpu_count or os.cpu_count() or 1
-    busy = [sid for sid, o in outcomes.items() if (o.info.get("host_load_1m") or 0) > cpu_count]
+    loads = {sid: r.get("host_load_1m") or 0 for sid, r in run.results.items()}
+    busy = [load for load in loads.values() if load > cpu_count]
     if not busy:
         return None
-    worst = max(outcomes[sid].info["host_load_1m"] for sid in busy)
-    return (f"warning: host load average reached {worst:.1f} on {cpu_count} cores while {len(busy)} setting(s) "
+    return (f"warning: host load average reached {max(busy):.1f} on {cpu_count} cores while {len(busy)} setting(s) "
             f"were timed; other processes may have slowed them (see extra_info.host_load_1m)")
 
 
-def summary_table(records: dict[str, dict], outcomes: dict[str, Outcome]) -> str:
-    """Fixed-width table; MFU is against the spec peak, or '(mm)' against the measured matmul when no spec;
-    `note` says why a setting has no numbers."""
-    rows = [COLUMNS] + [_row(sid, rec, outcomes.get(sid)) for sid, rec in records.items()]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths).rstrip())
-    warning = busy_host_warning(outcomes)
-    return "\n".join(lines + ([warning] if warning else []))
+def summary_table(run: Run, cpu_count: int | None = None) -> str:
+    """Fixed-width table of every setting; `note` says why a setting has no numbers, or that its FLOP count
+    has an error (its TFLOP/s and MFU are then marked '!')."""
+    text = table.text(COLUMNS, [_row(r) for r in run.results.values()])
+    warning = busy_host_warning(run, cpu_count)
+    return text + ("\n" + warning if warning else "")

@@ -1,0 +1,86 @@
+"""The claims check: PASS, FAIL and NOT MEASURED with the numbers behind them (vitcnn/report/claims.py)."""
+
+from __future__ import annotations
+
+from tests.factories import CPU_FINGERPRINT
+from tests.report.helpers import claim, failed, make_run, ok
+from vitcnn.report import claims as rp
+from vitcnn.table import MIB
+
+
+def test_realtime_claim():
+    assert claim("vit_realtime_1024", ok("vit_b16", 1024, ms=5)).verdict == rp.PASS  # 200 img/s
+    failing = claim("vit_realtime_1024", ok("vit_b16", 1024, ms=20))
+    assert failing.verdict == rp.FAIL and "50.0 img/s" in failing.evidence
+    absent = claim("vit_realtime_1024", ok("vit_b16", 1024, batch=8, ms=5))  # batch 1 missing
+    assert absent.verdict == rp.NOT_MEASURED and "batch 1" in absent.evidence
+    oom = claim("vit_realtime_1024", failed("vit_b16", 1024, status="oom"))
+    assert oom.verdict == rp.NOT_MEASURED and "oom" in oom.evidence
+
+
+def test_vitdet_vs_convnext_claim_uses_smallest_common_batch():
+    passing = claim("vitdet_faster_than_convnext_1024", ok("vitdet_b16", 1024, ms=5), ok("convnext_b", 1024, ms=8))
+    assert passing.verdict == rp.PASS and passing.evidence.startswith("batch 1")
+    failing = claim("vitdet_faster_than_convnext_1024", ok("vitdet_b16", 1024, ms=9), ok("convnext_b", 1024, ms=8))
+    assert failing.verdict == rp.FAIL
+    # batch 1 only for one of them: compare at batch 8, and say so
+    at8 = claim("vitdet_faster_than_convnext_1024", ok("vitdet_b16", 1024, ms=5), ok("vitdet_b16", 1024, 8, ms=30),
+                ok("convnext_b", 1024, 8, ms=40), failed("convnext_b", 1024, 1))
+    assert at8.verdict == rp.PASS and at8.evidence.startswith("batch 8")
+    missing = claim("vitdet_faster_than_convnext_1024", ok("vitdet_b16", 1024, ms=5), ok("convnext_b", 512, ms=1))
+    assert missing.verdict == rp.NOT_MEASURED and "convnext_b at 1024 px: no setting" in missing.evidence
+
+
+def test_memory_claim():
+    def run(vit_bytes, cnn_bytes):
+        return claim("vit_memory_le_convnext_1024", ok("vit_b16", 1024, activation_peak_bytes=vit_bytes),
+                     ok("convnext_b", 1024, activation_peak_bytes=cnn_bytes))
+
+    assert run(100 * MIB, 200 * MIB).verdict == rp.PASS
+    assert run(200 * MIB, 200 * MIB).verdict == rp.PASS  # "<=" holds with equality
+    failing = run(300 * MIB, 200 * MIB)
+    assert failing.verdict == rp.FAIL and "300.0 MiB" in failing.evidence and "200.0 MiB" in failing.evidence
+    unmeasured = run(None, None)
+    assert unmeasured.verdict == rp.NOT_MEASURED and "not measured" in unmeasured.evidence
+    assert claim("vit_memory_le_convnext_1024", ok("vit_b16", 1024)).verdict == rp.NOT_MEASURED
+
+
+def test_vitdet_vs_vit_claim_lists_speedup_over_resolutions():
+    results = [ok("vit_b16", 224, ms=2), ok("vitdet_b16", 224, ms=2.5), ok("vit_b16", 512, ms=6),
+               ok("vitdet_b16", 512, ms=4), ok("vit_b16", 1024, ms=40), ok("vitdet_b16", 1024, ms=10)]
+    passing = claim("vitdet_faster_than_vit_1024", *results)
+    assert passing.verdict == rp.PASS
+    assert "224 px 0.8x, 512 px 1.5x, 1024 px 4x" in passing.evidence
+    failing = claim("vitdet_faster_than_vit_1024", ok("vit_b16", 1024, ms=10), ok("vitdet_b16", 1024, ms=12))
+    assert failing.verdict == rp.FAIL
+    partial = claim("vitdet_faster_than_vit_1024", *results[:4], failed("vit_b16", 1024), ok("vitdet_b16", 1024))
+    assert partial.verdict == rp.NOT_MEASURED and "1024 px: bs1 oom" in partial.evidence
+    assert "224 px 0.8x, 512 px 1.5x" in partial.evidence  # the curve is still reported
+
+
+def test_flops_claim_and_attention_crossover():
+    def flops_run(vit, cnn, attention=None):
+        out = []
+        for res, v, c in zip((224, 512, 1024), vit, cnn):
+            out.append(ok("vit_b16", res, flops=v * 1e9, attention_flops=None if attention is None else attention[res]))
+            out.append(ok("convnext_b", res, flops=c * 1e9))
+        return out
+
+    attention = {224: 2e9, 512: 30e9, 1024: 400e9}
+    passing = claim("vit_flops_grow_faster", *flops_run((17.5, 100, 700), (15, 80, 320), attention))
+    assert passing.verdict == rp.PASS
+    assert "40x" in passing.evidence and "21.3x" in passing.evidence and "from 1024 px" in passing.evidence
+    failing = claim("vit_flops_grow_faster", *flops_run((17.5, 20, 30), (15, 80, 320), {224: 1, 512: 1, 1024: 1}))
+    assert failing.verdict == rp.FAIL and "not within measured range" in failing.evidence
+    # FLOPs per image: a batch-8 count divides by 8
+    batched = claim("vit_flops_grow_faster", ok("vit_b16", 224, 8, flops=8 * 17.5e9), ok("vit_b16", 1024, 8, flops=8 * 700e9),
+                    ok("convnext_b", 224, flops=15e9), ok("convnext_b", 1024, flops=320e9))
+    assert batched.verdict == rp.PASS and "17.5 -> 700 GFLOPs/img" in batched.evidence
+    one_res = claim("vit_flops_grow_faster", ok("vit_b16", 224, flops=1e9), ok("convnext_b", 224, flops=1e9),
+                    ok("convnext_b", 512, flops=None))
+    assert one_res.verdict == rp.NOT_MEASURED and ">= 2 common resolutions" in one_res.evidence
+
+
+def test_claims_not_measured_on_tiny_smoke_models():
+    run = make_run(ok("vit_t16", 64), ok("convnext_atto", 64), fp=CPU_FINGERPRINT)
+    assert {c.verdict for c in rp.check_claims(run.results)} == {rp.NOT_MEASURED}

@@ -1,0 +1,195 @@
+"""`python -m vitcnn compare|baseline|report`: exit codes, outputs, and the committed CPU smoke run's report and
+comparison reproduced exactly (tests/data/cpu-smoke holds them)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.factories import GPU_FINGERPRINT, S1, S2, low_noise, result, run_json, write_run
+from tests.report.helpers import gpu_results, ok
+from vitcnn import baseline as bl
+from vitcnn.cli import SUBCOMMANDS, main as cli
+from vitcnn.runfile import load_run
+
+REPO = Path(__file__).resolve().parents[1]
+GOLDEN = REPO / "tests" / "data" / "cpu-smoke"
+SMOKE_RUN = "results/cpu-smoke/run.json"  # relative: report.md names the run file as given
+
+
+# ------------------------------------------------------------------------------- the committed run, reproduced
+
+
+def test_report_of_the_committed_smoke_run_is_unchanged(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert cli(["report", SMOKE_RUN, "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "report.md").read_text() == (GOLDEN / "report.md").read_text()
+
+
+def test_compare_of_the_committed_smoke_run_is_unchanged(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    markdown = tmp_path / "compare.md"
+    assert cli(["compare", SMOKE_RUN, SMOKE_RUN, "--markdown", str(markdown)]) == 0
+    assert capsys.readouterr().out == (GOLDEN / "compare.txt").read_text()
+    assert markdown.read_text() == (GOLDEN / "compare.md").read_text()
+
+
+def test_python_dash_m_runs_the_cli():
+    done = subprocess.run([sys.executable, "-m", "vitcnn", "compare", SMOKE_RUN, SMOKE_RUN], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout == (GOLDEN / "compare.txt").read_text()
+    done = subprocess.run([sys.executable, "-m", "vitcnn", "frobnicate"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+def test_every_subcommand_is_registered_and_has_help(capsys):
+    assert [add.__name__ for add in SUBCOMMANDS] == ["add_compare", "add_baseline", "add_report"]
+    for command in ("compare", "baseline", "report"):
+        assert cli([command, "--help"]) == 0
+    assert cli([]) == 2
+
+
+# ---------------------------------------------------------------------------------------------------- compare
+
+
+@pytest.fixture
+def runs(tmp_path):
+    """Paths of a baseline run and of a passing, a slower and a foreign-fingerprint new run."""
+    base = write_run(tmp_path / "base.json", result(S1, low_noise(0.01, seed=1)), result(S2))
+    same = write_run(tmp_path / "same.json", result(S1, low_noise(0.01, seed=2)), result(S2))
+    slower = write_run(tmp_path / "slower.json", result(S1, low_noise(0.02, seed=2)), result(S2))
+    foreign = write_run(tmp_path / "foreign.json", result(S1), result(S2), fp=GPU_FINGERPRINT)
+    return {"base": str(base), "same": str(same), "slower": str(slower), "foreign": str(foreign)}
+
+
+def test_cli_compare_pass(runs, capsys):
+    assert cli(["compare", runs["base"], runs["same"]]) == 0
+    assert "2 settings: 0 regressions" in capsys.readouterr().out
+
+
+def test_cli_compare_regression(runs, capsys, tmp_path):
+    md = tmp_path / "gate.md"
+    assert cli(["compare", runs["base"], runs["slower"], "--markdown", str(md)]) == 1
+    assert "slower !" in capsys.readouterr().out
+    assert "**slower**" in md.read_text()
+
+
+def test_cli_compare_options(runs):
+    assert cli(["compare", runs["base"], runs["slower"], "--tolerance", "1.5"]) == 0
+    assert cli(["compare", runs["base"], runs["slower"], "--alpha", "1e-30"]) == 0  # inconclusive
+
+
+def test_cli_compare_missing_allowed(tmp_path, runs):
+    partial = write_run(tmp_path / "partial.json", result(S1, low_noise(0.01, seed=3)))
+    assert cli(["compare", runs["base"], str(partial)]) == 1
+    assert cli(["compare", runs["base"], str(partial), "--allow-missing"]) == 0
+
+
+def test_cli_compare_fingerprint_mismatch(runs, capsys):
+    assert cli(["compare", runs["base"], runs["foreign"]]) == 2
+    err = capsys.readouterr().err
+    assert "device: base='cpu' new='cuda'" in err and "gpu_name" in err
+    assert cli(["compare", runs["base"], runs["foreign"], "--allow-cross-machine"]) == 0
+    assert "CROSS-MACHINE" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("problem", ["missing", "corrupt", "bad-option", "bad-alpha", "unknown-flag"])
+def test_cli_compare_usage_errors(runs, tmp_path, capsys, problem):
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text("{")
+    argv = {
+        "missing": ["compare", runs["base"], str(tmp_path / "nope.json")],
+        "corrupt": ["compare", str(corrupt), runs["same"]],
+        "bad-option": ["compare", runs["base"], runs["same"], "--tolerance", "abc"],
+        "bad-alpha": ["compare", runs["base"], runs["same"], "--alpha", "2"],
+        "unknown-flag": ["compare", runs["base"], runs["same"], "--frobnicate"],
+    }[problem]
+    assert cli(argv) == 2
+    assert capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------- baseline
+
+
+def test_cli_baseline_save_and_show(runs, tmp_path, capsys):
+    directory = tmp_path / "store"
+    assert cli(["baseline", "save", runs["base"], "--dir", str(directory)]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert path.parent == directory and load_run(path).results.keys() == {S1.id, S2.id}
+    assert cli(["baseline", "show", "--dir", str(directory)]) == 0
+    assert "2 settings (2 ok)" in capsys.readouterr().out
+
+
+def test_cli_baseline_save_errors(runs, tmp_path, capsys):
+    assert cli(["baseline", "save", str(tmp_path / "nope.json"), "--dir", str(tmp_path)]) == 2
+    slug = load_run(runs["base"]).slug
+    corrupt = bl.baseline_path(slug, tmp_path / "store")
+    corrupt.parent.mkdir()
+    corrupt.write_bytes(b"\x00garbage")
+    assert cli(["baseline", "save", runs["base"], "--dir", str(tmp_path / "store")]) == 2
+    assert "untouched" in capsys.readouterr().err
+    assert corrupt.read_bytes() == b"\x00garbage"
+    assert cli(["baseline", "show", "--dir", str(tmp_path / "store")]) == 2
+    assert cli(["baseline"]) == 2  # no action given
+
+
+# ------------------------------------------------------------------------------------------------------ report
+
+
+def write_json(path: Path, data) -> Path:
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_cli_writes_report_and_appends_summary(tmp_path):
+    gpu = write_json(tmp_path / "gpu.json", run_json(gpu_results(), GPU_FINGERPRINT))
+    summary = tmp_path / "summary.md"
+    summary.write_text("previous step\n")
+    assert cli(["report", str(gpu), "--out", str(tmp_path / "out"), "--summary", str(summary)]) == 0
+    report_text = (tmp_path / "out" / "report.md").read_text()
+    assert summary.read_text() == "previous step\n" + report_text
+    assert list((tmp_path / "out").glob("*.png"))
+
+
+@pytest.mark.parametrize("content", [None, "{not json", json.dumps({"benchmarks": []}),
+                                     json.dumps({"benchmarks": [], "machine_info": {}})])
+def test_cli_invalid_run_file_exits_2_naming_it(tmp_path, capsys, content):
+    bad = tmp_path / "bad.json"
+    if content is not None:
+        bad.write_text(content)
+    good = write_json(tmp_path / "good.json", run_json([ok("vit_b16", 224)]))
+    assert cli(["report", str(good), str(bad), "--out", str(tmp_path / "out")]) == 2
+    assert str(bad) in capsys.readouterr().err
+    assert not (tmp_path / "out" / "report.md").exists()
+
+
+def test_report_of_a_missing_file_exits_2(tmp_path):
+    run = write_json(tmp_path / "run.json", run_json([ok("vit_b16", 224)]))
+    assert cli(["report", str(run), "--out", str(tmp_path / "out")]) == 0
+    assert cli(["report", str(tmp_path / "missing.json"), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_report_of_a_real_cpu_smoke_run(smoke_run, tmp_path):
+    """The whole pipeline on real measurements: every setting listed, figures are real PNGs of a sensible size."""
+    from PIL import Image
+
+    from vitcnn.runfile import load_run
+
+    run = load_run(smoke_run.json_path)
+    assert cli(["report", str(smoke_run.json_path), "--out", str(tmp_path)]) == 0
+    path = tmp_path / "report.md"
+    text = path.read_text()
+    for setting_id in run.results:
+        assert setting_id in text
+    assert "CPU measurement" in text and "NOT MEASURED" in text
+    pngs = sorted(tmp_path.glob("*.png"))
+    assert {p.name.split("_cpu-")[0] for p in pngs} == {"throughput", "latency", "activation_memory", "flops", "mfu"}
+    assert len(pngs) == 5 * 2  # five metrics x batch sizes 1 and 2
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        with Image.open(png) as image:
+            assert image.size[0] >= 600 and image.size[1] >= 400

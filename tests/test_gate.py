@@ -1,0 +1,317 @@
+"""The gate's verdict rules: speed, memory and status labels, fingerprints, the run-to-run spread, and the
+verdict tables (vitcnn/gate.py, vitcnn/verdicts.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.factories import (CPU_FINGERPRINT, GPU_FINGERPRINT, S1, S2, S3, S4, low_noise, make_run, result,
+                             setting)
+from vitcnn import baseline as bl
+from vitcnn import gate
+from vitcnn.table import MIB
+from vitcnn.verdicts import format_table, to_markdown
+
+
+def verdict(base_result, new_result, options=gate.GateOptions()) -> gate.SettingVerdict:
+    [v] = gate.compare(make_run(base_result), make_run(new_result), options).verdicts
+    return v
+
+
+# ------------------------------------------------------------------------------------------------------------ speed
+
+
+def test_clear_slowdown_is_slower():
+    v = verdict(result(S1, low_noise(0.010, seed=1)), result(S1, low_noise(0.012, seed=2)))
+    assert v.labels == ("slower",)
+    assert v.regression
+    assert v.ratio == pytest.approx(1.2, rel=0.01)
+    assert v.p_value < 1e-6
+    assert v.base_median_s == pytest.approx(0.010, rel=0.01) and v.new_median_s == pytest.approx(0.012, rel=0.01)
+
+
+def test_clear_speedup_is_faster():
+    v = verdict(result(S1, low_noise(0.012, seed=1)), result(S1, low_noise(0.010, seed=2)))
+    assert v.labels == ("faster",)
+    assert not v.regression
+    assert v.p_value < 1e-6
+
+
+def test_noisy_small_samples_beyond_tolerance_are_inconclusive():
+    rng = np.random.default_rng(7)
+    base, new = (list(rng.lognormal(np.log(0.01), 0.5, 6)) for _ in range(2))  # same wide distribution
+    ratio = np.median(new) / np.median(base)
+    assert ratio > 1.05 or ratio < 1 / 1.05  # precondition: the medians differ by more than the tolerance
+    v = verdict(result(S1, base), result(S1, new))
+    assert v.labels == ("inconclusive",)
+    assert not v.regression
+    assert v.p_value >= 0.01
+
+
+def test_fewer_than_three_samples_cannot_be_significant():
+    v = verdict(result(S1, [0.010, 0.010]), result(S1, [0.020, 0.020]))
+    assert v.labels == ("inconclusive",)
+    assert v.p_value is None
+    assert "fewer than 3 samples" in v.detail
+
+
+def test_within_tolerance_is_same_even_if_significant():
+    v = verdict(result(S1, low_noise(0.010, seed=1)), result(S1, low_noise(0.0103, seed=2)))
+    assert v.labels == ("same",)
+    assert not v.regression
+
+
+def test_identical_samples_are_same():
+    samples = low_noise(0.01, n=10)
+    v = verdict(result(S1, samples), result(S1, samples))
+    assert v.labels == ("same",)
+    assert v.ratio == 1.0
+
+
+def test_tolerance_option_is_respected():
+    base, new = result(S1, low_noise(0.010, seed=1)), result(S1, low_noise(0.012, seed=2))
+    assert verdict(base, new, gate.GateOptions(tolerance=0.25)).labels == ("same",)
+
+
+# ----------------------------------------------------------------------------------------------------------- memory
+
+
+@pytest.mark.parametrize("base_mib,new_mib,label", [
+    (100, 110, "memory-up"),
+    (100, 90, "memory-down"),
+    (100, 100.5, None),  # within 1% / 1 MiB
+    (10, 10.9, None),  # 9% but under the 1 MiB absolute floor
+    (10, 11.5, "memory-up"),
+    (1000, 1009, None),  # 9 MiB but under 1%
+    (1000, 1011, "memory-up"),
+])
+def test_memory_labels(base_mib, new_mib, label):
+    samples = low_noise(0.01)
+    v = verdict(result(S1, samples, activation_peak_bytes=int(base_mib * MIB)),
+                result(S1, samples, activation_peak_bytes=int(new_mib * MIB)))
+    assert v.labels == (("same",) if label is None else ("same", label))
+    assert v.regression == (label == "memory-up")
+    assert v.base_memory_bytes == int(base_mib * MIB) and v.new_memory_bytes == int(new_mib * MIB)
+
+
+def test_memory_and_speed_labels_combine():
+    v = verdict(result(S1, low_noise(0.010, seed=1), activation_peak_bytes=100 * MIB),
+                result(S1, low_noise(0.012, seed=2), activation_peak_bytes=200 * MIB))
+    assert v.labels == ("slower", "memory-up")
+
+
+def test_no_memory_label_without_activation_peak():
+    """On CPU activation_peak_bytes is None: nothing to compare."""
+    v = verdict(result(S1, activation_peak_bytes=None), result(S1, activation_peak_bytes=500 * MIB))
+    assert v.labels == ("same",)
+
+
+def test_memory_tolerance_options():
+    options = gate.GateOptions(memory_rel_tolerance=0.2, memory_abs_tolerance=0)
+    v = verdict(result(S1, activation_peak_bytes=100 * MIB), result(S1, activation_peak_bytes=110 * MIB), options)
+    assert v.labels == ("same",)
+
+
+# ----------------------------------------------------------------------------------------------------------- status
+
+
+@pytest.mark.parametrize("base_status,new_status,label,regression", [
+    ("ok", "oom", "now-oom", True),
+    ("ok", "error", "now-error", True),
+    ("error", "oom", "now-oom", True),
+    ("oom", "error", "now-error", True),
+    ("skipped", "oom", "now-oom", True),
+    ("oom", "ok", "fixed", False),
+    ("error", "ok", "fixed", False),
+    ("oom", "oom", "same", False),
+    ("error", "error", "same", False),
+    ("skipped", "skipped", "same", False),
+    ("ok", "skipped", "missing", True),
+    ("skipped", "ok", "new", False),
+])
+def test_status_labels(base_status, new_status, label, regression):
+    v = verdict(result(S1, status=base_status, reason="why"), result(S1, status=new_status, reason="because"))
+    assert v.labels == (label,)
+    assert v.regression == regression
+    assert (v.base_status, v.new_status) == (base_status, new_status)
+
+
+def test_now_oom_detail_carries_reason():
+    v = verdict(result(S1), result(S1, status="oom", reason="CUDA out of memory"))
+    assert "CUDA out of memory" in v.detail
+    assert v.base_median_s == pytest.approx(0.01)  # the baseline's timing is still shown
+
+
+def test_missing_is_a_regression_unless_allowed():
+    base, new = make_run(result(S1), result(S2)), make_run(result(S1))
+    comparison = gate.compare(base, new)
+    assert [v.labels for v in comparison.verdicts] == [("same",), ("missing",)]
+    assert [v.id for v in comparison.regressions] == [S2.id]
+    allowed = gate.compare(base, new, gate.GateOptions(allow_missing=True))
+    assert allowed.verdicts[1].labels == ("missing",)
+    assert not allowed.has_regression
+
+
+def test_new_setting_is_not_a_regression():
+    comparison = gate.compare(make_run(result(S1)), make_run(result(S1), result(S2), result(S3, status="error")))
+    assert [v.labels for v in comparison.verdicts] == [("same",), ("new",), ("new",)]
+    assert not comparison.has_regression
+    assert comparison.verdicts[1].new_median_s == pytest.approx(0.01)
+
+
+def test_comparison_counts_and_summary():
+    base = make_run(result(S1, low_noise(0.01, seed=1)), result(S2), result(S3), result(S4, status="oom"))
+    new = make_run(result(S1, low_noise(0.02, seed=2)), result(S2), result(S4), result(setting(batch=4)))
+    comparison = gate.compare(base, new)
+    assert comparison.counts == {"slower": 1, "same": 1, "fixed": 1, "missing": 1, "new": 1}
+    assert comparison.has_regression and len(comparison.regressions) == 2
+    assert comparison.summary() == "5 settings: 2 regressions (1 slower, 1 missing); 1 same, 1 fixed, 1 new"
+
+
+# ------------------------------------------------------------------------------------------------------ fingerprint
+
+
+def test_different_fingerprints_are_refused():
+    other = {**GPU_FINGERPRINT, "gpu_name": "NVIDIA A100-SXM4-80GB", "driver": "550.54"}
+    with pytest.raises(bl.FingerprintMismatch) as info:
+        gate.compare(make_run(result(S1), fp=GPU_FINGERPRINT), make_run(result(S1), fp=other))
+    assert info.value.differences == {
+        "driver": ("580.159.03", "550.54"), "gpu_name": ("NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB")}
+    message = str(info.value)
+    for text in ("driver", "580.159.03", "550.54", "gpu_name", "NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB"):
+        assert text in message
+
+
+def test_cpu_vs_gpu_refused():
+    with pytest.raises(bl.FingerprintMismatch, match="device"):
+        gate.compare(make_run(result(S1)), make_run(result(S1), fp=GPU_FINGERPRINT))
+
+
+def test_non_identity_differences_are_compared():
+    new = make_run(result(S1), fp={**CPU_FINGERPRINT, "torch_threads": 1, "python": "3.12.0"})
+    assert not gate.compare(make_run(result(S1)), new).cross_machine
+
+
+def test_cross_machine_when_allowed_is_marked_everywhere():
+    other = {**CPU_FINGERPRINT, "cpu_model": "Other CPU"}
+    base = make_run(result(S1, low_noise(0.01, seed=1)), result(S2))
+    new = make_run(result(S1, low_noise(0.02, seed=2)), result(S2), fp=other)
+    comparison = gate.compare(base, new, gate.GateOptions(allow_cross_machine=True))
+    assert comparison.cross_machine
+    assert comparison.differences == {"cpu_model": ("Test CPU", "Other CPU")}
+    assert all(v.cross_machine for v in comparison.verdicts)
+    assert comparison.has_regression  # the labels are still computed
+    assert "CROSS-MACHINE" in format_table(comparison) and "Other CPU" in format_table(comparison)
+    assert "Cross-machine" in to_markdown(comparison)
+
+
+# ----------------------------------------------------------------------------------------------------------- output
+
+
+def test_format_table_lists_every_setting():
+    base = make_run(result(S1, low_noise(0.01, seed=1), activation_peak_bytes=100 * MIB), result(S2))
+    new = make_run(result(S1, low_noise(0.02, seed=2), activation_peak_bytes=120 * MIB),
+                   result(S2, status="oom", reason="OOM"))
+    text = format_table(gate.compare(base, new))
+    lines = text.splitlines()
+    assert lines[0].startswith("2 settings: 2 regressions")
+    assert lines[1].split()[:7] == ["setting", "verdict", "base", "ms", "new", "ms", "ratio"]
+    row = next(line for line in lines if line.startswith(S1.id))
+    assert "slower,memory-up !" in row and "100.0→120.0" in row
+    row = next(line for line in lines if line.startswith(S2.id))
+    assert "now-oom !" in row and "oom" in row
+    # fixed width: the verdict column starts at the same offset on every row
+    offsets = {line.index(v) for line, v in zip(lines[3:], ["slower", "now-oom"])}
+    assert len(offsets) == 1
+
+
+def test_markdown_has_summary_then_table():
+    comparison = gate.compare(make_run(result(S1), result(S2)), make_run(result(S1), result(S2, status="error",
+                                                                                             reason="a | b")))
+    md = to_markdown(comparison)
+    lines = md.splitlines()
+    assert lines[0] == "2 settings: 1 regression (1 now-error); 1 same"
+    table = [line for line in lines if line.startswith("|")]
+    assert len(table) == 2 + 2  # header, rule, one row per setting
+    assert all(line.count(" | ") == table[0].count(" | ") for line in table[2:])  # the '|' in the reason is escaped
+    assert "**now-error**" in md and f"`{S2.id}`" in md
+
+
+# ------------------------------------------------------------------------------------------------------- properties
+
+
+samples_st = st.lists(st.floats(1e-4, 1.0, allow_nan=False), min_size=1, max_size=30)
+memory_st = st.none() | st.integers(0, 10**11)
+
+
+@settings(max_examples=60, deadline=None)
+@given(samples=samples_st, status=st.sampled_from(["ok", "oom", "error", "skipped"]), memory=memory_st)
+def test_comparing_a_run_with_itself_never_regresses(samples, status, memory):
+    run = make_run(result(S1, samples, status=status, activation_peak_bytes=memory), result(S2, samples))
+    comparison = gate.compare(run, run)
+    assert not comparison.has_regression
+    assert all(v.labels == ("same",) for v in comparison.verdicts)
+
+
+MIRROR = {"slower": "faster", "faster": "slower", "same": "same", "inconclusive": "inconclusive"}
+
+
+@settings(max_examples=80, deadline=None)
+@given(a=st.lists(st.floats(1e-3, 1e-2), min_size=1, max_size=25),
+       b=st.lists(st.floats(1e-3, 1e-2), min_size=1, max_size=25),
+       scale=st.sampled_from([0.5, 0.9, 1.0, 1.04, 1.06, 1.5, 3.0]))
+def test_a_vs_b_mirrors_b_vs_a(a, b, scale):
+    b = [x * scale for x in b]
+    forward = verdict(result(S1, a), result(S1, b))
+    backward = verdict(result(S1, b), result(S1, a))
+    assert backward.labels == (MIRROR[forward.labels[0]],)
+    if forward.labels[0] in ("slower", "faster"):
+        assert backward.p_value == pytest.approx(forward.p_value)
+
+
+# ------------------------------------------------------------------------------------------------------------- gate
+
+
+def test_gate_without_baseline_says_how_to_create_one(tmp_path):
+    with pytest.raises(bl.NoBaselineError) as info:
+        gate.gate_against_baseline(make_run(result(S1)), tmp_path)
+    assert isinstance(info.value, bl.BaselineError)
+    assert "--vitcnn-save-baseline" in str(info.value) and "python -m vitcnn baseline save" in str(info.value)
+
+
+def test_gate_compares_with_the_stored_baseline(tmp_path):
+    bl.save_baseline(make_run(result(S1, low_noise(0.01, seed=1))), tmp_path)
+    passing = gate.gate_against_baseline(make_run(result(S1, low_noise(0.01, seed=2))), tmp_path)
+    assert not passing.has_regression
+    failing = gate.gate_against_baseline(make_run(result(S1, low_noise(0.02, seed=2))), tmp_path)
+    assert [v.labels for v in failing.regressions] == [("slower",)]
+
+
+def test_gate_with_corrupt_baseline(tmp_path):
+    run = make_run(result(S1))
+    bl.baseline_path(run.slug, tmp_path).write_text("garbage")
+    with pytest.raises(bl.CorruptBaselineError):
+        gate.gate_against_baseline(run, tmp_path)
+
+
+# ------------------------------------------------------------------- run-to-run spread learnt from repeated saves
+
+def test_run_to_run_spread():
+    assert gate.run_to_run_spread([]) == gate.run_to_run_spread([0.01]) == 0
+    assert gate.run_to_run_spread([0.010, 0.013, 0.011]) == pytest.approx(0.3)
+
+
+def test_gate_allows_the_spread_seen_between_saved_runs(tmp_path):
+    for median in (0.010, 0.013):  # an A/A pair that moved 30% on this machine
+        path = bl.save_baseline(make_run(result(S1, low_noise(median))), tmp_path)
+    base = bl.load_baseline(path)
+    within_noise = make_run(result(S1, low_noise(0.013 * 1.2)))
+    beyond_noise = make_run(result(S1, low_noise(0.013 * 1.5)))
+    verdict = gate.compare(base, within_noise).verdicts[0]
+    assert verdict.labels == ("same",) and "run-to-run spread" in verdict.detail
+    assert gate.compare(base, beyond_noise).verdicts[0].labels == ("slower",)
+    single = bl.load_baseline(bl.save_baseline(make_run(result(S1, low_noise(0.013))), tmp_path / "single"))
+    assert gate.compare(single, within_noise).verdicts[0].labels == ("slower",)  # no history: plain tolerance

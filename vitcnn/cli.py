@@ -1,0 +1,171 @@
+"""`python -m vitcnn SUBCOMMAND ...`: every command of the suite's command line, one function each.
+
+Exit codes: 0 success (and no regression), 1 a regression (`compare`), 2 a usage error, an unreadable file or a
+refused comparison. To add a subcommand, write `add_NAME(subparsers)` that registers its parser with
+`set_defaults(handler=...)` and append it to SUBCOMMANDS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from vitcnn import baseline, gate
+from vitcnn.runfile import RunFileError, load_run
+from vitcnn.table import MIB
+
+
+def error(message: str, prog: str = "error") -> int:
+    """Print `message` to stderr and return the usage-error exit code."""
+    print(f"{prog}: {message}", file=sys.stderr)
+    return 2
+
+
+# ----------------------------------------------------------------------------------------------------- compare
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Exit 0: no regression; 1: regression; 2: bad options, unreadable file or fingerprint mismatch."""
+    from vitcnn.verdicts import format_table, to_markdown
+
+    try:
+        options = gate.GateOptions(
+            tolerance=args.tolerance, alpha=args.alpha, memory_rel_tolerance=args.memory_tolerance,
+            memory_abs_tolerance=int(args.memory_abs_mib * MIB), allow_missing=args.allow_missing,
+            allow_cross_machine=args.allow_cross_machine)
+        comparison = gate.compare(load_run(args.base), load_run(args.new), options)
+    except (ValueError, RunFileError) as exc:  # FingerprintMismatch and RunFileError are ValueErrors too
+        return error(str(exc))
+    print(format_table(comparison), end="")
+    if args.markdown:
+        try:
+            Path(args.markdown).write_text(to_markdown(comparison))
+        except OSError as exc:
+            return error(f"cannot write {args.markdown}: {exc.strerror or exc}")
+    return 1 if comparison.has_regression else 0
+
+
+def add_compare(subparsers) -> None:
+    defaults = gate.GateOptions()
+    p = subparsers.add_parser("compare", help="compare two run files; exit 1 on a regression",
+                              description=cmd_compare.__doc__)
+    p.add_argument("base", help="baseline run JSON")
+    p.add_argument("new", help="new run JSON")
+    p.add_argument("--tolerance", type=float, default=defaults.tolerance,
+                   help="speed: flag only if the median is slower by more than this fraction (default %(default)s)")
+    p.add_argument("--alpha", type=float, default=defaults.alpha,
+                   help="significance level of the one-sided Mann-Whitney U test (default %(default)s)")
+    p.add_argument("--memory-tolerance", type=float, default=defaults.memory_rel_tolerance,
+                   help="relative activation-memory growth allowed (default %(default)s)")
+    p.add_argument("--memory-abs-mib", type=float, default=defaults.memory_abs_tolerance / MIB,
+                   help="absolute activation-memory growth allowed in MiB (default %(default)s)")
+    p.add_argument("--allow-missing", action="store_true", help="settings absent from the new run are no regression")
+    p.add_argument("--allow-cross-machine", action="store_true",
+                   help="compare runs of different fingerprints anyway (numbers are not comparable)")
+    p.add_argument("--markdown", metavar="FILE", help="also write a Markdown summary (e.g. a GitHub job summary)")
+    p.set_defaults(handler=cmd_compare)
+
+
+# ---------------------------------------------------------------------------------------------------- baseline
+
+
+def cmd_baseline_save(args: argparse.Namespace) -> int:
+    """Exit 0 and print the path; 2 on an unreadable run, a corrupt baseline or a fingerprint mismatch."""
+    try:
+        path = baseline.save_baseline(load_run(args.run), args.dir, allow_cross_machine=args.allow_cross_machine)
+    except (ValueError, OSError) as exc:
+        return error(str(exc))
+    print(path)
+    return 0
+
+
+def cmd_baseline_show(args: argparse.Namespace) -> int:
+    """List stored baselines: slug, device and status counts. Exit 2 if any is unreadable."""
+    paths = sorted(Path(args.dir).glob("*.json"))
+    if not paths:
+        print(f"no baselines in {args.dir}")
+        return 0
+    status = 0
+    for path in paths:
+        try:
+            run = load_run(path)
+        except RunFileError as exc:
+            print(f"{path.stem}: UNREADABLE ({exc})", file=sys.stderr)
+            status = 2
+            continue
+        counts = Counter(r.status for r in run.results.values())
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        print(f"{path.stem}: {run.device_label}; {len(run.results)} settings ({summary})")
+    return status
+
+
+def add_baseline(subparsers) -> None:
+    b = subparsers.add_parser("baseline", help="manage stored baselines")
+    actions = b.add_subparsers(dest="action", required=True)
+    save = actions.add_parser("save", help="save/merge a run as its fingerprint's baseline (atomic)",
+                              description=cmd_baseline_save.__doc__)
+    save.add_argument("run", help="run JSON written by `pytest benchmarks --benchmark-json`")
+    save.add_argument("--dir", default=baseline.DEFAULT_DIR, help="baseline directory (default %(default)s)")
+    save.add_argument("--allow-cross-machine", action="store_true",
+                      help="merge even if the existing baseline's fingerprint differs")
+    save.set_defaults(handler=cmd_baseline_save)
+    show = actions.add_parser("show", help="list stored baselines", description=cmd_baseline_show.__doc__)
+    show.add_argument("--dir", default=baseline.DEFAULT_DIR, help="baseline directory (default %(default)s)")
+    show.set_defaults(handler=cmd_baseline_show)
+
+
+# ------------------------------------------------------------------------------------------------------ report
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Exit 0 on success, 2 when a run file cannot be read or is not a vitcnn run."""
+    from vitcnn.report import write_report
+
+    try:
+        runs = [load_run(path) for path in args.runs]
+    except RunFileError as exc:
+        return error(f"error: {exc}", "vitcnn report")
+    path = write_report(runs, args.out)
+    if args.summary is not None:
+        with open(args.summary, "a") as summary:
+            summary.write(path.read_text())
+    print(f"vitcnn report: wrote {path}")
+    return 0
+
+
+def add_report(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "report", help="tables, figures and the claims check for one or more runs",
+        description="Write DIR/report.md (claims check, best settings, all settings) and PNG figures. "
+                    "Runs of the same machine are merged (a later file wins for the same setting).")
+    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN.json", help="run files (pytest-benchmark JSON)")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
+    parser.add_argument("--summary", type=Path, metavar="FILE",
+                        help="also append the Markdown to FILE (e.g. $GITHUB_STEP_SUMMARY)")
+    parser.set_defaults(handler=cmd_report)
+
+
+# -------------------------------------------------------------------------------------------------------- main
+
+SUBCOMMANDS: list[Callable] = [add_compare, add_baseline, add_report]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m vitcnn", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for add in SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; returns its exit code (argparse's usage errors are 2, --help is 0)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return int(args.handler(args))

@@ -1,0 +1,220 @@
+"""The essay's claims, checked against one device's best settings: PASS, FAIL or NOT MEASURED, with the numbers.
+
+Missing data is NOT MEASURED with what is missing, never a guess; a FLOP count with an error never decides a claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from vitcnn import table
+from vitcnn.report.best import Best, Point, as_results, best_settings
+from vitcnn.runfile import Result
+from vitcnn.table import MIB, num
+
+PASS, FAIL, NOT_MEASURED = "PASS", "FAIL", "NOT MEASURED"
+CLAIM_RESOLUTION = 1024
+REALTIME_IMAGES_PER_S = 100.0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the essay checked against measurements, with the numbers behind the verdict."""
+
+    key: str
+    name: str
+    verdict: str  # PASS, FAIL or NOT MEASURED
+    evidence: str
+
+
+def _ms(seconds: float | None) -> str:
+    """A latency inside a sentence, with its unit."""
+    return "n/a" if seconds is None else f"{table.ms(seconds, '.3g')} ms"
+
+
+def _point_text(bests: Mapping[Point, Best], model: str, res: int) -> str:
+    """What is known about `model` at `res`: e.g. "bs1 ok, bs8 oom" or "no setting"."""
+    found = sorted((b for b in bests.values() if b.model == model and b.resolution == res), key=lambda b: b.batch)
+    if not found:
+        return f"{model} at {res} px: no setting in this run"
+    return f"{model} at {res} px: " + ", ".join(f"bs{b.batch} {b.status}" for b in found)
+
+
+def _missing_text(bests: Mapping[Point, Best], model: str, res: int, batch: int) -> str:
+    best = bests.get((model, res, batch))
+    if best is None:
+        return f"no {model} setting at {res} px, batch {batch} in this run"
+    counts = ", ".join(f"{status} x{n}" for status, n in best.status_counts)
+    why = f"; first reason: {best.reason}" if best.reason else ""
+    return f"no timed {model} setting at {res} px, batch {batch} ({counts}){why}"
+
+
+def _timed_batches(bests: Mapping[Point, Best], model: str, res: int) -> set[int]:
+    return {n for (m, r, n), best in bests.items() if m == model and r == res and best.ok}
+
+
+def _common_batch(bests: Mapping[Point, Best], a: str, b: str, res: int) -> int | None:
+    """Smallest batch at which both models have a timed best at `res` (batch 1 when both have it)."""
+    return min(_timed_batches(bests, a, res) & _timed_batches(bests, b, res), default=None)
+
+
+def _no_common_batch(bests: Mapping[Point, Best], a: str, b: str, res: int) -> str:
+    known = f"{_point_text(bests, a, res)}; {_point_text(bests, b, res)}"
+    return f"no batch with a timed best for both at {res} px ({known})"
+
+
+def _best_text(best: Best) -> str:
+    return f"{best.model} {_ms(best.latency_s)} ({num(best.images_per_s)} img/s, {best.result.id})"
+
+
+def claim_realtime(bests: Mapping[Point, Best]) -> Claim:
+    """ViT-B/16 reaches real-time (>= 100 img/s) at 1024 px, batch 1, with its best setting."""
+    res = CLAIM_RESOLUTION
+    name = f"vit_b16 runs at >= {REALTIME_IMAGES_PER_S:g} img/s at {res} px, batch 1"
+    best = bests.get(("vit_b16", res, 1))
+    if best is None or not best.ok:
+        return Claim("vit_realtime_1024", name, NOT_MEASURED, _missing_text(bests, "vit_b16", res, 1))
+    verdict = PASS if best.images_per_s >= REALTIME_IMAGES_PER_S else FAIL
+    sign = ">=" if verdict == PASS else "<"
+    evidence = (f"best {best.result.id}: {num(best.images_per_s)} img/s ({_ms(best.latency_s)}) "
+                f"{sign} {REALTIME_IMAGES_PER_S:g}")
+    return Claim("vit_realtime_1024", name, verdict, evidence)
+
+
+def _faster_claim(bests: Mapping[Point, Best], key: str, fast: str, slow: str, extra: str = "") -> Claim:
+    """`fast` has a lower best latency than `slow` at 1024 px, compared at their smallest common batch."""
+    res = CLAIM_RESOLUTION
+    name = f"{fast} is faster than {slow} at {res} px"
+    batch = _common_batch(bests, fast, slow, res)
+    if batch is None:
+        return Claim(key, name, NOT_MEASURED, _no_common_batch(bests, fast, slow, res) + extra)
+    a, b = bests[(fast, res, batch)], bests[(slow, res, batch)]
+    verdict = PASS if a.latency_s < b.latency_s else FAIL
+    evidence = (f"batch {batch}: {_best_text(a)} vs {_best_text(b)}; "
+                f"{slow}/{fast} latency = {b.latency_s / a.latency_s:.3g}x{extra}")
+    return Claim(key, name, verdict, evidence)
+
+
+def claim_vitdet_vs_convnext(bests: Mapping[Point, Best]) -> Claim:
+    return _faster_claim(bests, "vitdet_faster_than_convnext_1024", "vitdet_b16", "convnext_b")
+
+
+def speedups(bests: Mapping[Point, Best], fast: str, slow: str, batch: int) -> list[tuple[int, float]]:
+    """(resolution, slow latency / fast latency) wherever both models have a timed best at `batch`."""
+    out = []
+    for (model, res, n), best in sorted(bests.items(), key=lambda kv: kv[0][1]):
+        other = bests.get((slow, res, n))
+        if model == fast and n == batch and best.ok and other is not None and other.ok:
+            out.append((res, other.latency_s / best.latency_s))
+    return out
+
+
+def _speedup_batch(bests: Mapping[Point, Best], fast: str, slow: str) -> int | None:
+    """The batch whose speedup curve to list: the 1024 px comparison batch, else the smallest with any overlap."""
+    batch = _common_batch(bests, fast, slow, CLAIM_RESOLUTION)
+    if batch is not None:
+        return batch
+    batches = sorted({n for (m, _, n) in bests if m == fast})
+    return next((n for n in batches if speedups(bests, fast, slow, n)), None)
+
+
+def claim_vitdet_vs_vit(bests: Mapping[Point, Best]) -> Claim:
+    """ViTDet-B/16 beats ViT-B/16 at 1024 px; the evidence lists the speedup at every common resolution."""
+    batch = _speedup_batch(bests, "vitdet_b16", "vit_b16")
+    ratios = speedups(bests, "vitdet_b16", "vit_b16", batch) if batch is not None else []
+    if ratios:
+        curve = ", ".join(f"{res} px {ratio:.3g}x" for res, ratio in ratios)
+        extra = f". Speedup vit_b16/vitdet_b16 latency at batch {batch}: {curve}"
+    else:
+        extra = ". No resolution where both were timed at the same batch"
+    return _faster_claim(bests, "vitdet_faster_than_vit_1024", "vitdet_b16", "vit_b16", extra)
+
+
+def claim_memory(bests: Mapping[Point, Best]) -> Claim:
+    """ViT-B/16 needs no more activation memory than ConvNeXt-B at 1024 px (best settings, same batch)."""
+    res, key = CLAIM_RESOLUTION, "vit_memory_le_convnext_1024"
+    name = f"vit_b16 activation memory <= convnext_b's at {res} px"
+    batch = _common_batch(bests, "vit_b16", "convnext_b", res)
+    if batch is None:
+        return Claim(key, name, NOT_MEASURED, _no_common_batch(bests, "vit_b16", "convnext_b", res))
+    vit, cnn = bests[("vit_b16", res, batch)], bests[("convnext_b", res, batch)]
+    mem_vit, mem_cnn = (b.result.activation_peak_bytes for b in (vit, cnn))
+    if mem_vit is None or mem_cnn is None:
+        unmeasured = [b.result.id for b, m in ((vit, mem_vit), (cnn, mem_cnn)) if m is None]
+        evidence = f"batch {batch}: activation memory not measured for {', '.join(unmeasured)} (CUDA only)"
+        return Claim(key, name, NOT_MEASURED, evidence)
+    verdict = PASS if mem_vit <= mem_cnn else FAIL
+    evidence = (f"batch {batch}: vit_b16 {mem_vit / MIB:,.1f} MiB ({vit.result.id}) vs convnext_b "
+                f"{mem_cnn / MIB:,.1f} MiB ({cnn.result.id}); ratio {mem_vit / mem_cnn:.3g}")
+    return Claim(key, name, verdict, evidence)
+
+
+@dataclass(frozen=True)
+class Flops:
+    """FLOPs per image of one model at one resolution (batch-independent), with the attention part."""
+
+    total: float
+    attention: float | None
+    source: str  # the setting id they came from
+
+
+def flops_per_image(results: Iterable[Result] | Mapping[str, Result]) -> dict[tuple[str, int], Flops]:
+    """Per model x resolution, FLOPs / image from the ok result with a FLOP count at the smallest batch.
+    A count with a `flops_error` (failed, or missed an op) is left out: an undercount must not decide a claim."""
+    out: dict[tuple[str, int], Flops] = {}
+    counted = [r for r in as_results(results) if r.status == "ok" and r.flops and not r.flops_error]
+    for r in sorted(counted, key=lambda r: (r.setting.batch, r.id)):
+        key, n = (r.setting.model, r.setting.resolution), r.setting.batch
+        if key not in out:
+            attention = r.get("attention_flops")
+            out[key] = Flops(r.flops / n, attention / n if attention is not None else None, r.id)
+    return out
+
+
+def attention_crossover(flops: Mapping[tuple[str, int], Flops], model: str) -> str:
+    """The lowest resolution where attention is more than half of `model`'s FLOPs, as a sentence."""
+    known = sorted((res, f) for (m, res), f in flops.items() if m == model and f.attention is not None)
+    if not known:
+        return f"attention FLOPs of {model} not measured"
+    over = [res for res, f in known if f.attention > 0.5 * f.total]
+    shares = ", ".join(f"{res} px {f.attention / f.total:.0%}" for res, f in known)
+    where = f"from {over[0]} px" if over else "not within measured range"
+    return f"attention > 50% of {model} FLOPs: {where} (attention share: {shares})"
+
+
+def _gflops(flops: Mapping[tuple[str, int], Flops], model: str, res: int) -> str:
+    return num(flops[(model, res)].total / 1e9)
+
+
+def claim_flops_growth(flops: Mapping[tuple[str, int], Flops]) -> Claim:
+    """ViT-B/16's FLOPs grow faster with resolution than ConvNeXt-B's (quadratic attention vs linear convs)."""
+    key, name = "vit_flops_grow_faster", "vit_b16 FLOPs grow faster with resolution than convnext_b's"
+    crossover = attention_crossover(flops, "vit_b16")
+    common = sorted({r for m, r in flops if m == "vit_b16"} & {r for m, r in flops if m == "convnext_b"})
+    if len(common) < 2:
+        return Claim(key, name, NOT_MEASURED, f"need FLOP counts of both at >= 2 common resolutions, have "
+                                              f"{common or 'none'}; {crossover}")
+    lo, hi = common[0], common[-1]
+    growth = {m: flops[(m, hi)].total / flops[(m, lo)].total for m in ("vit_b16", "convnext_b")}
+    verdict = PASS if growth["vit_b16"] > growth["convnext_b"] else FAIL
+    evidence = (f"FLOPs({hi} px)/FLOPs({lo} px): vit_b16 {growth['vit_b16']:.3g}x "
+                f"({_gflops(flops, 'vit_b16', lo)} -> {_gflops(flops, 'vit_b16', hi)} GFLOPs/img), "
+                f"convnext_b {growth['convnext_b']:.3g}x ({_gflops(flops, 'convnext_b', lo)} -> "
+                f"{_gflops(flops, 'convnext_b', hi)} GFLOPs/img); {crossover}")
+    return Claim(key, name, verdict, evidence)
+
+
+def check_claims(results: Iterable[Result] | Mapping[str, Result],
+                 bests: Mapping[Point, Best] | None = None) -> list[Claim]:
+    """Check the essay's claims on one device's results (and their best settings, when already computed);
+    missing data gives NOT MEASURED, never a guess."""
+    results = as_results(results)
+    bests = best_settings(results) if bests is None else bests
+    return [
+        claim_realtime(bests),
+        claim_vitdet_vs_convnext(bests),
+        claim_memory(bests),
+        claim_vitdet_vs_vit(bests),
+        claim_flops_growth(flops_per_image(results)),
+    ]

@@ -1,0 +1,153 @@
+"""report.md: the machines, the claims check, the best setting per point, every setting and the figure index,
+rendered from the analysis (report/analysis.py) with the shared table renderer (vitcnn/table.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from vitcnn import table
+from vitcnn.report.analysis import DeviceAnalysis
+from vitcnn.report.best import TIE_RULE, Best, Device, Point, fairness_notes, is_timed, model_order, point_key
+from vitcnn.report.claims import Claim
+from vitcnn.report.metrics import METRICS, FigurePlan
+from vitcnn.runfile import Result
+from vitcnn.settings import NO_SDPA
+from vitcnn.table import MIB, num
+
+
+def _short(text: str | None, limit: int = 200) -> str | None:
+    """A failure reason cut to fit a table row (tracebacks can be long)."""
+    if text is None:
+        return None
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+FINGERPRINT_ROWS = (
+    ("GPU", "gpu_name"), ("GPU SMs", "gpu_sm_count"), ("GPU capability", "gpu_capability"), ("driver", "driver"),
+    ("CUDA", "cuda"), ("cuDNN", "cudnn"), ("CPU", "cpu_model"), ("CPU cores", "cpu_count"),
+    ("torch threads", "torch_threads"), ("python", "python"), ("torch", "torch"), ("triton", "triton"),
+    ("timm", "timm"),
+)
+
+
+def machines_markdown(devices: list[Device]) -> str:
+    """The fingerprint of every device side by side, so every number below has a known machine."""
+    header = ["", *(d.label for d in devices)]
+    rows = [["device", *(d.fingerprint.get("device") for d in devices)]]
+    rows += [[name, *(d.fingerprint.get(key) for d in devices)] for name, key in FINGERPRINT_ROWS]
+    rows.insert(3, ["GPU memory", *(_gib(d.fingerprint.get("gpu_memory_bytes")) for d in devices)])
+    rows.append(["profile", *(", ".join(d.profiles) or None for d in devices)])
+    rows.append(["run files", *(", ".join(d.paths) for d in devices)])
+    rows.append(["slug", *(d.slug for d in devices)])
+    rows.append(["settings", *(len(d.results) for d in devices)])
+    return table.markdown(header, rows)
+
+
+def _gib(value) -> str | None:
+    return f"{value / 2**30:.1f} GiB" if value else None
+
+
+def claims_markdown(claims: list[Claim]) -> str:
+    return table.markdown(["Verdict", "Claim", "Evidence"], [[f"**{c.verdict}**", c.name, c.evidence] for c in claims])
+
+
+def _kernel(result: Result) -> str:
+    """The kernel axis of a setting: SDPA backend for ViTs (and what actually ran), layout for CNNs."""
+    s = result.setting
+    if s.sdpa == NO_SDPA:
+        return s.layout
+    used = result.get("sdpa_backend_used")
+    return f"{s.sdpa} (ran {used})" if used and used != s.sdpa else s.sdpa
+
+
+def _best_row(best: Best) -> list:
+    candidates = f"{best.ok_count}/{best.candidates}"
+    head = [best.model, best.resolution, best.batch]
+    if best.result is None:
+        return [*head, best.status, None, None, None, None, None, None, candidates, _short(best.reason)]
+    s = best.result.setting
+    setting_id = best.result.id + (" †" if best.ties else "")
+    tie_note = f"tied with {', '.join(best.ties)}" if best.ties else None
+    return [*head, "ok", setting_id, s.precision, _kernel(best.result), s.compile_mode,
+            num(best.images_per_s), num(best.latency_s * 1e3), candidates, tie_note]
+
+
+def best_markdown(bests: Mapping[Point, Best]) -> str:
+    """Best-setting table plus the tie rule and the fairness note on candidate counts."""
+    header = ["Model", "Res (px)", "Batch", "Status", "Best setting", "Precision", "Kernel (SDPA / layout)",
+              "Compile", "img/s", "Latency (ms)", "Candidates ok/given", "Note"]
+    rows = [_best_row(b) for b in sorted(bests.values(), key=lambda b: point_key(b.point))]
+    notes = fairness_notes(bests)
+    fairness = ("Fairness: ViTs and CNNs were given the same number of candidate settings at every point "
+                "where both were measured." if not notes else
+                "Fairness: **ViTs and CNNs had different numbers of candidate settings** at: " + "; ".join(notes) + ".")
+    rule = (f"Best = lowest median latency among ok settings only; {TIE_RULE} (marked †). "
+            "A point where every candidate failed shows their status instead.")
+    return "\n\n".join([rule, fairness, table.markdown(header, rows)])
+
+
+def _scaled(value: float | None, scale: float) -> float | None:
+    return None if value is None else value * scale
+
+
+def _full_row(result: Result) -> list:
+    timed = is_timed(result)
+    ms = result.median_s * 1e3 if timed else None
+    iqr = result.iqr_s * 1e3 if timed and result.iqr_s is not None else None
+    images_per_s = result.images_per_s if timed else None
+    flops = result.flops / 1e9 if result.flops else None
+    return [result.id, result.status, num(ms), num(iqr), num(images_per_s), num(flops),
+            num(_scaled(result.activation_peak_bytes, 1 / MIB)),
+            num(_scaled(result.mfu("spec"), 100)), num(_scaled(result.mfu("matmul"), 100)),
+            num(result.get("compile_time_s")), _short(result.reason)]
+
+
+def full_markdown(results: Mapping[str, Result]) -> str:
+    """Every setting, failed ones included with their reason."""
+    header = ["Setting", "Status", "Median (ms)", "IQR (ms)", "img/s", "GFLOPs", "Act. peak (MiB)",
+              "MFU spec (%)", "MFU matmul (%)", "Compile (s)", "Reason"]
+    ordered = sorted(results.values(), key=lambda r: (model_order(r.setting.model), r.setting.resolution,
+                                                      r.setting.batch, r.id))
+    return table.markdown(header, [_full_row(r) for r in ordered])
+
+
+def figures_markdown(plans: list[FigurePlan]) -> str:
+    """A figure index: one row per metric, one column per batch; unmeasured metrics say so."""
+    batches = sorted({p.batch for p in plans})
+    if not batches:
+        return "No figures: no results."
+    cells = {(p.metric.key, p.batch): p for p in plans}
+    rows = []
+    for metric in METRICS:
+        row = [metric.title]
+        for batch in batches:
+            plan = cells[(metric.key, batch)]
+            row.append(f"[figure]({plan.filename})" + ("" if plan.measured else " (not measured on this device)"))
+        rows.append(row)
+    unmeasured = sorted({p.metric.title + ": " + p.metric.unmeasured for p in plans if not p.measured})
+    note = "\n\nNot measured: " + "; ".join(unmeasured) + "." if unmeasured else ""
+    return table.markdown(["Figure", *(f"batch {b}" for b in batches)], rows) + note
+
+
+def render(analyses: list[DeviceAnalysis], figure_error: str | None = None) -> str:
+    """The whole report.md: machines, claims check (first, most useful), best settings, all settings, figures."""
+    if not analyses:
+        return "# vitcnn report\n\nNo runs given.\n"
+    parts = ["# vitcnn report", "## Machines", machines_markdown([a.device for a in analyses]), "## Claims check",
+             "Each claim is checked per device on the best (fastest ok) setting of each point; "
+             "NOT MEASURED says what is missing."]
+    for a in analyses:
+        parts += [f"### {a.device.label}", claims_markdown(a.claims)]
+    parts.append("## Best setting per model × resolution × batch")
+    for a in analyses:
+        parts += [f"### {a.device.label}", best_markdown(a.bests)]
+    parts.append("## All settings")
+    for a in analyses:
+        parts += [f"### {a.device.label}", full_markdown(a.device.results)]
+    parts.append("## Figures")
+    for a in analyses:
+        parts.append(f"### {a.device.label}")
+        parts.append(f"Figures not written: {figure_error}" if figure_error else figures_markdown(a.plans))
+    return "\n\n".join(parts) + "\n"

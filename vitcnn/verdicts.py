@@ -1,0 +1,51 @@
+"""The gate's verdicts as tables: fixed-width for a terminal, Markdown for a pull request's job summary."""
+
+from __future__ import annotations
+
+from vitcnn import table
+from vitcnn.gate import Comparison, SettingVerdict
+
+HEADER = ["setting", "verdict", "base ms", "new ms", "ratio", "p", "act. MiB", "detail"]
+NUMERIC = (2, 3, 4, 5, 6)  # right-aligned in Markdown; the terminal leaves the memory column left-aligned
+TERMINAL_NUMERIC = (2, 3, 4, 5)
+
+
+def _time_cell(seconds: float | None, status: str | None) -> str:
+    """A median in ms, or the status when the setting did not run (absent: '-')."""
+    if status is None:
+        return "-"
+    return table.ms(seconds) if status == "ok" else status
+
+
+def _memory_cell(v: SettingVerdict) -> str:
+    if v.base_memory_bytes is None and v.new_memory_bytes is None:
+        return "-"
+    return f"{table.mib(v.base_memory_bytes)}→{table.mib(v.new_memory_bytes)}"
+
+
+def _row(v: SettingVerdict, verdict: str) -> list[str]:
+    return [v.id, verdict, _time_cell(v.base_median_s, v.base_status), _time_cell(v.new_median_s, v.new_status),
+            table.fixed(v.ratio, ".3f"), table.fixed(v.p_value, ".2g"), _memory_cell(v), v.detail]
+
+
+def format_table(comparison: Comparison) -> str:
+    """The summary line, then a fixed-width table for a terminal; regressions are marked with '!'."""
+    lines = [comparison.summary()]
+    if comparison.cross_machine:
+        lines += [f"  fingerprint {k}: base={a!r} new={b!r}" for k, (a, b) in comparison.differences.items()]
+    rows = [_row(v, ",".join(v.labels) + (" !" if v.regression else "")) for v in comparison.verdicts]
+    return "\n".join([*lines, table.text(HEADER, rows, right=TERMINAL_NUMERIC)]) + "\n"
+
+
+def to_markdown(comparison: Comparison) -> str:
+    """The summary line, then a Markdown table (e.g. for $GITHUB_STEP_SUMMARY); regression labels are bold."""
+    lines = [table.cell(comparison.summary()), ""]
+    if comparison.cross_machine:
+        lines += ["> **Cross-machine comparison**: the fingerprints differ, so these numbers are not comparable.", ""]
+        lines += [f"> - `{k}`: base `{a!r}`, new `{b!r}`" for k, (a, b) in comparison.differences.items()] + [""]
+    regression = comparison.options.regression_labels
+    rows = []
+    for v in comparison.verdicts:
+        row = _row(v, ", ".join(f"**{label}**" if label in regression else label for label in v.labels))
+        rows.append([f"`{v.id}`", *row[1:]])
+    return "\n".join(lines) + "\n" + table.markdown(HEADER, rows, right=NUMERIC) + "\n"
