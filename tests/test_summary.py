@@ -3,8 +3,13 @@ errors shown, never silent."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tests.factories import make_run, result, setting
+from vitcnn.runfile import load_run
 from vitcnn.summary import busy_host_warning, summary_table
+
+GOLDEN = Path(__file__).resolve().parent / "data" / "cpu-smoke" / "summary.txt"
 
 def _row(lines: list[str], setting_id: str) -> str:
     return next(line for line in lines if line.startswith(setting_id))
@@ -46,3 +51,7 @@ def test_busy_host_is_warned_about():
     warning = busy_host_warning(make_run(quiet, busy), cpu_count=2)
     assert "4.2 on 2 cores" in warning and "1 setting(s)" in warning
 
+
+def test_table_of_the_committed_smoke_run_is_unchanged():
+    run = load_run(Path(__file__).resolve().parents[1] / "results" / "cpu-smoke" / "run.json")
+    assert summary_table(run, cpu_count=2) + "\n" == GOLDEN.read_text()
