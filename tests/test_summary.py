@@ -11,6 +11,7 @@ from vitcnn.summary import busy_host_warning, summary_table
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "cpu-smoke" / "summary.txt"
 
+
 def _row(lines: list[str], setting_id: str) -> str:
     return next(line for line in lines if line.startswith(setting_id))
 

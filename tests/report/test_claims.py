@@ -84,3 +84,10 @@ def test_flops_claim_and_attention_crossover():
 def test_claims_not_measured_on_tiny_smoke_models():
     run = make_run(ok("vit_t16", 64), ok("convnext_atto", 64), fp=CPU_FINGERPRINT)
     assert {c.verdict for c in rp.check_claims(run.results)} == {rp.NOT_MEASURED}
+
+
+def test_a_flop_count_with_an_error_never_decides_the_flops_claim():
+    undercount = claim("vit_flops_grow_faster", ok("vit_b16", 224, flops=17.5e9), ok("convnext_b", 224, flops=15e9),
+                       ok("vit_b16", 1024, flops=30e9, flops_error="attention not counted"),
+                       ok("convnext_b", 1024, flops=320e9))
+    assert undercount.verdict == rp.NOT_MEASURED

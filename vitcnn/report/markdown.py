@@ -10,7 +10,7 @@ from vitcnn import table
 from vitcnn.report.analysis import DeviceAnalysis
 from vitcnn.report.best import TIE_RULE, Best, Device, Point, fairness_notes, is_timed, model_order, point_key
 from vitcnn.report.claims import Claim
-from vitcnn.report.metrics import METRICS, FigurePlan
+from vitcnn.report.metrics import METRICS, not_measured_where
 from vitcnn.runfile import Result
 from vitcnn.settings import NO_SDPA
 from vitcnn.table import MIB, num
@@ -24,29 +24,53 @@ def _short(text: str | None, limit: int = 200) -> str | None:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-FINGERPRINT_ROWS = (
-    ("GPU", "gpu_name"), ("GPU SMs", "gpu_sm_count"), ("GPU capability", "gpu_capability"), ("driver", "driver"),
-    ("CUDA", "cuda"), ("cuDNN", "cudnn"), ("CPU", "cpu_model"), ("CPU cores", "cpu_count"),
-    ("torch threads", "torch_threads"), ("python", "python"), ("torch", "torch"), ("triton", "triton"),
-    ("timm", "timm"),
+def _gib(value) -> str | None:
+    return f"{value / 2**30:.1f} GiB" if value else None
+
+
+def cudnn_version(value) -> str | None:
+    """torch's cuDNN version integer as a version: 92600 -> 9.26.0 (cuDNN 9: MMmmpp), 8907 -> 8.9.7 (cuDNN 8)."""
+    if not isinstance(value, int):
+        return value
+    major, rest = (value // 10000, value % 10000) if value >= 10000 else (value // 1000, value % 1000)
+    return f"{major}.{rest // 100}.{rest % 100}"
+
+
+FINGERPRINT_ROWS = (  # (row name, fingerprint key, formatter)
+    ("GPU", "gpu_name", None), ("GPU SMs", "gpu_sm_count", None), ("GPU memory", "gpu_memory_bytes", _gib),
+    ("GPU capability", "gpu_capability", None), ("driver", "driver", None), ("CUDA", "cuda", None),
+    ("cuDNN", "cudnn", cudnn_version), ("CPU", "cpu_model", None), ("CPU cores", "cpu_count", None),
+    ("torch threads", "torch_threads", None), ("python", "python", None), ("torch", "torch", None),
+    ("triton", "triton", None), ("timm", "timm", None),
 )
+GPU_ONLY = frozenset({"gpu_name", "gpu_sm_count", "gpu_memory_bytes", "gpu_capability", "driver", "cuda", "cudnn"})
+
+
+def _is_gpu(device: Device) -> bool:
+    return device.fingerprint.get("device") == "cuda"
+
+
+def _machine_cell(device: Device, key: str, formatter):
+    """A fingerprint field; GPU fields of a CPU measurement are "n/a" (torch's CUDA build was not used)."""
+    if key in GPU_ONLY and not _is_gpu(device):
+        return "n/a"
+    value = device.fingerprint.get(key)
+    return formatter(value) if formatter else value
 
 
 def machines_markdown(devices: list[Device]) -> str:
-    """The fingerprint of every device side by side, so every number below has a known machine."""
+    """The fingerprint of every device side by side, so every number below has a known machine. GPU rows are
+    left out when every device is a CPU."""
     header = ["", *(d.label for d in devices)]
+    any_gpu = any(_is_gpu(d) for d in devices)
     rows = [["device", *(d.fingerprint.get("device") for d in devices)]]
-    rows += [[name, *(d.fingerprint.get(key) for d in devices)] for name, key in FINGERPRINT_ROWS]
-    rows.insert(3, ["GPU memory", *(_gib(d.fingerprint.get("gpu_memory_bytes")) for d in devices)])
+    rows += [[name, *(_machine_cell(d, key, fmt) for d in devices)]
+             for name, key, fmt in FINGERPRINT_ROWS if any_gpu or key not in GPU_ONLY]
     rows.append(["profile", *(", ".join(d.profiles) or None for d in devices)])
     rows.append(["run files", *(", ".join(d.paths) for d in devices)])
     rows.append(["slug", *(d.slug for d in devices)])
     rows.append(["settings", *(len(d.results) for d in devices)])
     return table.markdown(header, rows)
-
-
-def _gib(value) -> str | None:
-    return f"{value / 2**30:.1f} GiB" if value else None
 
 
 def claims_markdown(claims: list[Claim]) -> str:
@@ -88,6 +112,10 @@ def best_markdown(bests: Mapping[Point, Best]) -> str:
     return "\n\n".join([rule, fairness, table.markdown(header, rows)])
 
 
+FLAG = "⚠"
+FLOP_COLUMNS = (5, 7, 8)  # GFLOPs and both MFU columns of the full table
+
+
 def _scaled(value: float | None, scale: float) -> float | None:
     return None if value is None else value * scale
 
@@ -98,23 +126,36 @@ def _full_row(result: Result) -> list:
     iqr = result.iqr_s * 1e3 if timed and result.iqr_s is not None else None
     images_per_s = result.images_per_s if timed else None
     flops = result.flops / 1e9 if result.flops else None
-    return [result.id, result.status, num(ms), num(iqr), num(images_per_s), num(flops),
+    row = [result.id, result.status, num(ms), num(iqr), num(images_per_s), num(flops),
             num(_scaled(result.activation_peak_bytes, 1 / MIB)),
             num(_scaled(result.mfu("spec"), 100)), num(_scaled(result.mfu("matmul"), 100)),
             num(result.get("compile_time_s")), _short(result.reason)]
+    if result.status == "ok" and result.flops_error:
+        for i in FLOP_COLUMNS:
+            row[i] = f"{row[i]} {FLAG}"
+        row[-1] = _short(f"FLOP count incomplete: {result.flops_error}")
+    return row
 
 
 def full_markdown(results: Mapping[str, Result]) -> str:
-    """Every setting, failed ones included with their reason."""
+    """Every setting, failed ones included with their reason; a FLOP count with an error is flagged (⚠) on
+    every number built on it, and said in the Reason column and under the table."""
     header = ["Setting", "Status", "Median (ms)", "IQR (ms)", "img/s", "GFLOPs", "Act. peak (MiB)",
               "MFU spec (%)", "MFU matmul (%)", "Compile (s)", "Reason"]
     ordered = sorted(results.values(), key=lambda r: (model_order(r.setting.model), r.setting.resolution,
                                                       r.setting.batch, r.id))
-    return table.markdown(header, [_full_row(r) for r in ordered])
+    text = table.markdown(header, [_full_row(r) for r in ordered])
+    flagged = [r.id for r in ordered if r.status == "ok" and r.flops_error]
+    if flagged:
+        text += (f"\n\n{FLAG} **FLOP count incomplete** for {len(flagged)} setting(s): {', '.join(flagged)}. Their "
+                 "GFLOPs, TFLOP/s and MFU are lower bounds (or missing), and they are left out of the FLOPs claim.")
+    return text
 
 
-def figures_markdown(plans: list[FigurePlan]) -> str:
-    """A figure index: one row per metric, one column per batch; unmeasured metrics say so."""
+def figures_markdown(analysis: DeviceAnalysis) -> str:
+    """A figure index: one row per metric, one column per batch; unmeasured metrics say so, and figures built on
+    a FLOP count with an error are flagged."""
+    plans, where = analysis.plans, not_measured_where(analysis.device)
     batches = sorted({p.batch for p in plans})
     if not batches:
         return "No figures: no results."
@@ -124,7 +165,8 @@ def figures_markdown(plans: list[FigurePlan]) -> str:
         row = [metric.title]
         for batch in batches:
             plan = cells[(metric.key, batch)]
-            row.append(f"[figure]({plan.filename})" + ("" if plan.measured else " (not measured on this device)"))
+            flag = f" {FLAG} FLOP count incomplete" if plan.flops_errors else ""
+            row.append(f"[figure]({plan.filename})" + ("" if plan.measured else f" (not measured {where})") + flag)
         rows.append(row)
     unmeasured = sorted({p.metric.title + ": " + p.metric.unmeasured for p in plans if not p.measured})
     note = "\n\nNot measured: " + "; ".join(unmeasured) + "." if unmeasured else ""
@@ -149,5 +191,5 @@ def render(analyses: list[DeviceAnalysis], figure_error: str | None = None) -> s
     parts.append("## Figures")
     for a in analyses:
         parts.append(f"### {a.device.label}")
-        parts.append(f"Figures not written: {figure_error}" if figure_error else figures_markdown(a.plans))
+        parts.append(f"Figures not written: {figure_error}" if figure_error else figures_markdown(a))
     return "\n\n".join(parts) + "\n"
