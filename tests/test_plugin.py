@@ -134,10 +134,49 @@ def test_k_selection_still_works():
     (("--vitcnn-models", "resnet9000"), "unknown model"),
     (("--vitcnn-res", "big"), "cannot parse"),
     (("--vitcnn-device", "cuda"), "no CUDA device"),
+    (("--vitcnn-res", "100"), "positive multiple of 16"),
+    (("--vitcnn-models", "convnext_atto", "--vitcnn-res", "64,100"), "multiple of 32"),
+    (("--vitcnn-precision", "fp32,fp64"), "--vitcnn-precision: unknown value 'fp64'; choose from fp32, tf32, bf16, fp16"),
+    (("--vitcnn-sdpa", "fastest"), "choose from auto, math, flash, efficient, cudnn"),
+    (("--vitcnn-compile", "jit"), "choose from eager, default, reduce-overhead, max-autotune"),
+    (("--vitcnn-layout", "nhwc"), "choose from nchw, channels_last"),
+    (("--vitcnn-batch", "0"), "batch sizes must be >= 1"),
 ])
 def test_bad_options_are_usage_errors(args, message):
     done = run_benchmarks(*args)
     assert done.returncode == 4 and message in done.stderr
+
+
+# ------------------------------------------------------------------------------------------------- nothing lost
+
+TINY = ("-k", "nfnet_tiny and 64px and bs1 and eager", "--vitcnn-target-seconds", "0.05",
+        "--vitcnn-warmup-seconds", "0.05", "--vitcnn-min-rounds", "3")
+TINY_ID = "nfnet_tiny-64px-bs1-fp32-nchw-eager"
+
+
+def test_benchmark_json_in_a_missing_directory_is_created(tmp_path):
+    path = tmp_path / "new" / "deeper" / "run.json"
+    done = run_benchmarks(*TINY, f"--benchmark-json={path}")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert [e["id"] for e in json.loads(path.read_text())["vitcnn"]["settings"]] == [TINY_ID]
+    assert f"this run's measurements are in {path}" in done.stdout
+
+
+def test_failed_report_and_baseline_save_keep_the_measurements_and_say_where(tmp_path):
+    """No --benchmark-json: the run still lands in pytest-benchmark's storage directory before the report and the
+    baseline save fail (here: their directories are plain files), and the messages say where it is."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    storage = tmp_path / "storage"
+    done = run_benchmarks(*TINY, f"--benchmark-storage=file://{storage}", f"--vitcnn-report={blocker}",
+                          "--vitcnn-save-baseline", f"--vitcnn-baseline-dir={blocker}")
+    saved = storage / "vitcnn-last-run.json"
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "vitcnn: baseline save FAILED" in done.stdout and "vitcnn: report FAILED" in done.stdout
+    assert done.stdout.count(f"the measurements are safe: they are in {saved}") == 2
+    run = load_run(saved)
+    assert run.results[TINY_ID].status == "ok" and len(run.results[TINY_ID].samples) >= 3
+    assert TINY_ID in done.stdout.split("vitcnn: smoke on cpu")[1]  # the table is still printed
 
 
 # ------------------------------------------------------------------------------------------------ the gate, for real
