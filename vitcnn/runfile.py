@@ -56,24 +56,19 @@ class Result:
             return statistics.median(self.samples)
         return self.stats.get("median")
 
-    @property
-    def iqr_s(self) -> float | None:
-        return self.stats.get("iqr")
+    iqr_s = property(lambda self: self.stats.get("iqr"), doc="Interquartile range of the seconds per call.")
 
     @property
     def images_per_s(self) -> float | None:
         median = self.median_s
         return self.setting.batch / median if median else None
 
-    @property
-    def flops(self) -> float | None:
-        """FLOPs of one call (whole batch); may be an undercount when `flops_error` is set."""
-        return self.extra.get("flops")
-
-    @property
-    def flops_error(self) -> str | None:
-        """Why the FLOP count failed or missed an op; FLOP-based numbers of this result are then suspect."""
-        return self.extra.get("flops_error")
+    flops = property(lambda self: self.extra.get("flops"),
+                     doc="FLOPs of one call (whole batch); may be an undercount when `flops_error` is set.")
+    flops_error = property(lambda self: self.extra.get("flops_error"),
+                           doc="Why the FLOP count failed or missed an op; FLOP-based numbers are then suspect.")
+    activation_peak_bytes = property(lambda self: self.extra.get("activation_peak_bytes"),
+                                     doc="CUDA activation peak in bytes; None where not measured.")
 
     @property
     def tflops_per_s(self) -> float | None:
@@ -84,10 +79,6 @@ class Result:
         """Model FLOP utilisation (a fraction) against `peak`: "spec" (datasheet) or "matmul" (measured)."""
         tflops, peak_tflops = self.tflops_per_s, self.extra.get(f"peak_tflops_{peak}")
         return tflops / peak_tflops if tflops and peak_tflops else None
-
-    @property
-    def activation_peak_bytes(self) -> int | None:
-        return self.extra.get("activation_peak_bytes")
 
     def get(self, key: str, default=None):
         """A measured number from extra_info (None when not measured)."""
