@@ -1,7 +1,10 @@
-"""Test-only pytest plugin (`-p tests.force_failure`): chosen models fail inside the real harness.
+"""Test-only pytest plugin (`-p tests.force_failure`): chosen models fail or slow down inside the real harness.
 
 VITCNN_FORCE_OOM=name[,name]   -> their forward raises torch.OutOfMemoryError, as a too-large setting would;
-VITCNN_FORCE_ERROR=name[,name] -> their forward raises a RuntimeError, as a broken kernel would.
+VITCNN_FORCE_ERROR=name[,name] -> their forward raises a RuntimeError, as a broken kernel would;
+VITCNN_FORCE_SLOW=name[,name]  -> their forward runs the real model SLOWDOWN_FACTOR times: a planted regression
+                                  far outside run-to-run noise (separate runs on a shared 2-core VM differ by up
+                                  to ~1.8x), so a test of the gate's wiring through pytest cannot flake.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import torch
 
 from vitcnn import models
 
+SLOWDOWN_FACTOR = 10
 FAILURES = {
     "VITCNN_FORCE_OOM": lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 64.00 GiB (forced by test)"),
     "VITCNN_FORCE_ERROR": lambda: RuntimeError("kernel exploded (forced by test)"),
@@ -29,12 +33,31 @@ class FailingModel(torch.nn.Module):
         raise self.make_error()
 
 
+class SlowModel(torch.nn.Module):
+    """The real model, run SLOWDOWN_FACTOR times per call: same output, that many times the work."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(SLOWDOWN_FACTOR - 1):
+            self.inner(x)
+        return self.inner(x)
+
+
+def _replace_builder(name: str, wrap) -> None:
+    spec = models.spec(name)
+
+    def builder(img_size, _build=spec.builder, **overrides):
+        return wrap(_build(img_size, **overrides))
+
+    models.REGISTRY[name] = dataclasses.replace(spec, builder=builder)
+
+
 def pytest_configure(config) -> None:
     for variable, make_error in FAILURES.items():
         for name in filter(None, os.environ.get(variable, "").split(",")):
-            spec = models.spec(name)
-
-            def builder(img_size, _build=spec.builder, _make=make_error, **overrides):
-                return FailingModel(_build(img_size, **overrides), _make)
-
-            models.REGISTRY[name] = dataclasses.replace(spec, builder=builder)
+            _replace_builder(name, lambda inner, _make=make_error: FailingModel(inner, _make))
+    for name in filter(None, os.environ.get("VITCNN_FORCE_SLOW", "").split(",")):
+        _replace_builder(name, SlowModel)

@@ -9,12 +9,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Settings with enough work per call (~0.1 s) that separate runs agree within ~10% on a 2-vCPU VM at 2 threads,
-# while 1 thread is 1.5-2.3x slower (measured on this machine kind): a real planted slowdown, well apart from noise.
-# Smaller workloads (~15 ms) varied by up to 1.4x between identical runs at 2 threads.
-GATE_SUBSET = ("--vitcnn-models", "vit_t16,convnext_atto", "--vitcnn-res", "256", "--vitcnn-batch", "4",
-               "--vitcnn-compile", "eager", "--vitcnn-target-seconds", "2", "--vitcnn-min-rounds", "15")
-CPU_TOLERANCE = ("--vitcnn-tolerance", "0.25", "--vitcnn-alpha", "0.01")
+# The gate's end-to-end tests compare separate pytest runs, and separate runs of one setting on a shared 2-vCPU VM
+# differ by up to ~1.8x (measured on this machine kind). So these tests check the wiring (pytest -> run JSON ->
+# baseline -> verdicts -> exit code), not the statistics: the tolerance allows 3x, far above that noise, and the
+# planted slowdown is 10x (tests/force_failure.py VITCNN_FORCE_SLOW), far above the tolerance. The statistics are
+# tested on synthetic data in tests/test_baseline.py.
+GATE_SUBSET = ("--vitcnn-models", "vit_t16,convnext_atto", "--vitcnn-res", "64", "--vitcnn-batch", "1",
+               "--vitcnn-compile", "eager", "--vitcnn-target-seconds", "0.3", "--vitcnn-min-rounds", "20")
+CPU_TOLERANCE = ("--vitcnn-tolerance", "2.0", "--vitcnn-alpha", "0.01")
 
 
 def run_benchmarks(*args: str, env: dict | None = None, timeout: int = 1800) -> subprocess.CompletedProcess:

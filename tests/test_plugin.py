@@ -182,8 +182,7 @@ def test_failed_report_and_baseline_save_keep_the_measurements_and_say_where(tmp
 # ------------------------------------------------------------------------------------------------ the gate, for real
 
 def _verdicts(base_json, new_json) -> dict[str, tuple[str, ...]]:
-    comparison = gate.compare(load_run(base_json), load_run(new_json),
-                                  gate.GateOptions(tolerance=0.25, alpha=0.01))
+    comparison = gate.compare(load_run(base_json), load_run(new_json), gate.GateOptions(tolerance=2.0, alpha=0.01))
     return {v.id: v.labels for v in comparison.verdicts}
 
 
@@ -192,7 +191,7 @@ def test_baseline_was_saved_with_raw_samples(gate_baseline):
     saved = list(directory.glob("cpu-*.json"))
     assert len(saved) == 1 and saved[0].name == f"{run_a.data['machine_info']['vitcnn_slug']}.json"
     stored = load_run(saved[0])
-    assert len(stored.results) == 2 and all(len(r.samples) >= 15 for r in stored.results.values())
+    assert len(stored.results) == 2 and all(len(r.samples) >= 20 for r in stored.results.values())
 
 
 def test_gate_a_a_passes(gate_baseline, tmp_path):
@@ -210,15 +209,17 @@ def test_gate_a_a_passes(gate_baseline, tmp_path):
 
 
 def test_gate_flags_a_planted_slowdown(gate_baseline, tmp_path):
+    """Every model made 10x slower (tests/force_failure.py): flagged `slower` through pytest and `compare`."""
     directory, run_a = gate_baseline
     run_c = tmp_path / "run_c.json"
-    done = run_benchmarks(*GATE_SUBSET, "--vitcnn-threads", "1", *CPU_TOLERANCE, "--vitcnn-gate",
-                          "--vitcnn-baseline-dir", str(directory), "--benchmark-json", str(run_c))
+    done = run_benchmarks(*GATE_SUBSET, "--vitcnn-threads", "2", *CPU_TOLERANCE, "--vitcnn-gate",
+                          "--vitcnn-baseline-dir", str(directory), "--benchmark-json", str(run_c),
+                          "-p", "tests.force_failure", env={"VITCNN_FORCE_SLOW": "vit_t16,convnext_atto"})
     assert done.returncode == 1, done.stdout[-4000:]
     assert "vitcnn gate: FAILED" in done.stdout
     verdicts = _verdicts(run_a.json_path, run_c)
     assert all("slower" in labels for labels in verdicts.values()), verdicts
-    assert main(["compare", str(run_a.json_path), str(run_c), "--tolerance", "0.25"]) == 1
+    assert main(["compare", str(run_a.json_path), str(run_c), "--tolerance", "2.0"]) == 1
 
 
 def test_gate_flags_a_setting_that_now_ooms(gate_baseline, tmp_path):
@@ -228,7 +229,7 @@ def test_gate_flags_a_setting_that_now_ooms(gate_baseline, tmp_path):
                           "--vitcnn-baseline-dir", str(directory), "--benchmark-json", str(run_d),
                           "-p", "tests.force_failure", env={"VITCNN_FORCE_OOM": "convnext_atto"})
     assert done.returncode == 1, done.stdout[-4000:]
-    assert _verdicts(run_a.json_path, run_d)["convnext_atto-256px-bs4-fp32-nchw-eager"] == ("now-oom",)
+    assert _verdicts(run_a.json_path, run_d)["convnext_atto-64px-bs1-fp32-nchw-eager"] == ("now-oom",)
 
 
 def test_gate_without_a_baseline_fails_with_advice(tmp_path):
