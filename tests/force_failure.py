@@ -1,7 +1,8 @@
 """Test-only pytest plugin (`-p tests.force_failure`): chosen models fail inside the real harness.
 
 VITCNN_FORCE_OOM=name[,name]   -> their forward raises torch.OutOfMemoryError, as a too-large setting would;
-VITCNN_FORCE_ERROR=name[,name] -> their forward raises a RuntimeError, as a broken kernel would.
+VITCNN_FORCE_ERROR=name[,name] -> their forward raises a RuntimeError, as a broken kernel would;
+VITCNN_FORCE_CUDA_ERROR=name[,name] -> their forward raises a sticky CUDA error (illegal memory access).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from vitcnn import models
 FAILURES = {
     "VITCNN_FORCE_OOM": lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 64.00 GiB (forced by test)"),
     "VITCNN_FORCE_ERROR": lambda: RuntimeError("kernel exploded (forced by test)"),
+    "VITCNN_FORCE_CUDA_ERROR": lambda: RuntimeError(
+        "CUDA error: an illegal memory access was encountered (forced by test)"),
 }
 
 
