@@ -2,6 +2,7 @@
 
 VITCNN_FORCE_OOM=name[,name]   -> their forward raises torch.OutOfMemoryError, as a too-large setting would;
 VITCNN_FORCE_ERROR=name[,name] -> their forward raises a RuntimeError, as a broken kernel would;
+VITCNN_FORCE_CUDA_ERROR=name[,name] -> their forward raises a sticky CUDA error (illegal memory access);
 VITCNN_FORCE_SLOW=name[,name]  -> their forward runs the real model SLOWDOWN_FACTOR times: a planted regression
                                   far outside run-to-run noise (separate runs on a shared 2-core VM differ by up
                                   to ~1.8x), so a test of the gate's wiring through pytest cannot flake.
@@ -20,6 +21,8 @@ SLOWDOWN_FACTOR = 10
 FAILURES = {
     "VITCNN_FORCE_OOM": lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 64.00 GiB (forced by test)"),
     "VITCNN_FORCE_ERROR": lambda: RuntimeError("kernel exploded (forced by test)"),
+    "VITCNN_FORCE_CUDA_ERROR": lambda: RuntimeError(
+        "CUDA error: an illegal memory access was encountered (forced by test)"),
 }
 
 

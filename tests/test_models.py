@@ -55,3 +55,47 @@ def test_vitdet_window_is_overridable_and_global_blocks_stay_global():
 def test_bad_names_and_sizes_raise(name, size, message):
     with pytest.raises(ValueError, match=message):
         models.build(name, size)
+
+
+def _blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The residual blocks (timm's ConvNeXtBlock, NormFreeBlock)."""
+    return [m for m in model.modules() if type(m).__name__.endswith("Block")]
+
+
+GAINS = (*models.SLEEPY_GAINS, *models.ZERO_INIT_GAINS)
+
+
+def _output_change_per_block(model: torch.nn.Module, x: torch.Tensor) -> list[float]:
+    """Relative output change when the residual branch of one block (weights, not its gain, not the shortcut's
+    downsampling conv) gets noise, for each block."""
+    with torch.no_grad():
+        base = model(x)
+        changes = []
+        for block in _blocks(model):
+            saved = {n: p.clone() for n, p in block.named_parameters()}
+            for name, p in block.named_parameters():
+                if name.rsplit(".", 1)[-1] not in GAINS and not name.startswith(("downsample", "shortcut")):
+                    p.add_(torch.randn_like(p) * (p.std() if p.numel() > 1 else 1.0) * 0.5)
+            changes.append(((model(x) - base).abs().max() / base.abs().max()).item())
+            for name, p in block.named_parameters():
+                p.copy_(saved[name])
+    return changes
+
+
+@pytest.mark.parametrize("name", ["convnext_atto", "nfnet_tiny"])
+def test_awake_gains_let_the_output_see_every_block(name):
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 64, 64)
+    asleep = _output_change_per_block(models.build(name, 64, wake=False), x)
+    awake = _output_change_per_block(models.build(name, 64), x)
+    assert len(awake) >= 4
+    assert min(asleep) < 1e-4  # timm's init: a broken block is invisible to any output check
+    assert min(awake) > 1e-2  # every block now moves the output far beyond the fp32 check tolerance (1e-3)
+
+
+def test_waking_changes_values_not_the_graph():
+    model = models.build("convnext_atto", 64, wake=False)
+    shapes = {n: p.shape for n, p in model.named_parameters()}
+    assert models.wake_gains(model) == len(_blocks(model)) > 0
+    assert {n: p.shape for n, p in model.named_parameters()} == shapes
+    assert all(p.eq(models.AWAKE_GAIN).all() for n, p in model.named_parameters() if n.endswith(".gamma"))

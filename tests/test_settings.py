@@ -39,14 +39,23 @@ def test_blog_profile_gives_vits_and_cnns_equally_many_candidates():
     assert {s.resolution for s in blog} == set(settings.BLOG_RESOLUTIONS)
     assert {s.precision for s in blog} == set(settings.PRECISIONS)
     counts = settings.candidates_per_model(blog)
-    assert len(set(counts.values())) == 1, counts
+    for (model, res, batch), n in counts.items():  # every model gets as many candidates at each size and batch
+        assert n == (16 if batch == 1 else 8), (model, res, batch, n)  # 4 precisions x 2 kernels (x 2 modes at bs1)
     assert not any(s.sdpa in ("flash", "cudnn") and s.precision in ("fp32", "tf32") for s in blog)
     assert {s.layout for s in blog if s.family == "cnn"} == {"nchw", "channels_last"}
+    assert {s.batch for s in blog if s.compile_mode == "reduce-overhead"} == {1}
+
+
+def test_essay_profile_times_cuda_graphs_everywhere_under_essay_conventions():
+    essay = profile_settings("essay", "cuda")
+    assert {s.compile_mode for s in essay} == {"reduce-overhead"} and {s.batch for s in essay} == {1, 8, 32}
+    assert settings.PROFILE_CONVENTIONS["essay"] == "essay"
+    assert len(set(settings.candidates_per_model(essay).values())) == 1
 
 
 def test_overrides_narrow_any_axis():
     chosen = profile_settings("blog", "cuda", models=("vit_b16",), resolutions=(1024,), batches=(1,),
-                              precisions=("bf16",), sdpa=("flash", "math"))
+                              precisions=("bf16",), sdpa=("flash", "math"), compile_modes=("default",))
     assert [s.id for s in chosen] == ["vit_b16-1024px-bs1-bf16-flash-default", "vit_b16-1024px-bs1-bf16-math-default"]
 
 

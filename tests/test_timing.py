@@ -1,9 +1,10 @@
-"""plain_timer times each call separately; synchronize is a no-op on CPU; the harness's timing is the true call
-time, checked against torch.utils.benchmark interleaved in one process (separate runs on a shared CPU differ by up
-to ~1.8x, so a comparison of two separate runs would test the machine, not the harness)."""
+"""Timing: one sample per synchronised call, GC paused and restored, warm-up by time, device time from events;
+and the harness's timing is the true call time, checked against torch.utils.benchmark interleaved in one process
+(separate runs on a shared CPU differ by up to ~1.8x, so comparing two separate runs would test the machine)."""
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 
@@ -12,9 +13,9 @@ import torch
 import torch.utils.benchmark as torch_benchmark
 
 from tests.factories import setting
-from vitcnn import measure, models
+from vitcnn import compiling, measure, models
 from vitcnn.measure import MeasureOptions
-from vitcnn.timing import plain_timer, synchronize
+from vitcnn.timing import device_seconds, gc_paused, gpu_busy, plain_timer, synchronize, warm_up
 
 BLOCKS = 15  # interleaved blocks per side
 CALLS_PER_BLOCK = 10
@@ -78,7 +79,7 @@ def test_interleaved_check_sees_a_harness_that_times_extra_work(monkeypatch):
             captured_calls[-1]()
         real_synchronize(device)
 
-    original_compile = measure._compile
+    original_compile = compiling.compile_model
 
     def compile_and_capture(model, mode):
         compiled = original_compile(model, mode)
@@ -86,7 +87,59 @@ def test_interleaved_check_sees_a_harness_that_times_extra_work(monkeypatch):
         captured_calls.append(lambda: compiled(x))
         return compiled
 
-    monkeypatch.setattr(measure, "_compile", compile_and_capture)
+    monkeypatch.setattr(compiling, "compile_model", compile_and_capture)
     monkeypatch.setattr(measure, "synchronize", synchronize_after_a_second_call)
     block_ratio, _ = harness_vs_reference(setting("convnext_atto", 64))
     assert block_ratio > 1.5
+
+
+def test_gc_is_paused_inside_and_restored_after_even_on_error():
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled() and gc.get_freeze_count() > 0
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError("call failed")
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_warm_up_runs_for_its_time_however_fast_the_call():
+    start = time.perf_counter()
+    samples = warm_up(lambda: None, min_calls=3, min_seconds=0.05)
+    assert time.perf_counter() - start >= 0.05 and len(samples) > 1000  # not cut at a round limit
+    assert len(warm_up(lambda: time.sleep(0.001), min_calls=5, min_seconds=0.0)) == 5
+
+
+class _HostClockCuda:
+    """torch.cuda stand-in: events read the host clock, `_sleep` holds nothing. Exercises device_seconds on CPU."""
+
+    class Event:
+        def __init__(self, enable_timing=False):
+            self.t = None
+
+        def record(self):
+            self.t = time.perf_counter()
+
+        def elapsed_time(self, other):
+            return (other.t - self.t) * 1e3
+
+    slept: list = []
+
+    @classmethod
+    def _sleep(cls, cycles):
+        cls.slept.append(cycles)
+
+    @staticmethod
+    def synchronize():
+        pass
+
+
+def test_device_seconds_brackets_each_call_with_events_after_holding_the_stream():
+    samples = device_seconds(lambda: time.sleep(0.002), rounds=4, hold_seconds=0.01, cuda=_HostClockCuda)
+    assert len(samples) == 4 and all(0.0015 < s < 0.1 for s in samples)
+    assert len(_HostClockCuda.slept) == 5 and _HostClockCuda.slept[-1] > 0  # calibration + one hold per call
+
+
+def test_gpu_busy_is_device_over_wall():
+    assert gpu_busy([0.002, 0.002, 0.003], [0.010, 0.010, 0.011]) == pytest.approx(0.2)
+    assert gpu_busy([], [0.01]) is None

@@ -1,13 +1,16 @@
-"""Run one Setting: build, compile, check against eager, time synchronised calls, count FLOPs, read memory.
+"""Run one Setting: build, count FLOPs, compile, check, time synchronised calls, probe the kernel, read memory.
 
-Order matters for honest numbers:
-1. build, cast and move the model and input; weights bytes come from the parameters themselves;
-2. eager reference output and the FLOP count (FlopCounterMode on the eager model, so SDPA is counted);
-3. first compiled call = compile time; its output must match eager within the precision's tolerance;
-4. reset the CUDA peak-memory counters, so compile-time autotuning buffers and the eager pass do not count,
-   then warm up (this is where CUDA graphs get recorded) and time synchronised calls;
-5. activation peak = peak allocated during warm-up and timing minus what was allocated before (weights, input).
-Out-of-memory anywhere is a result (status "oom"), and everything is freed before the next setting.
+Order matters for honest numbers (README, "How a setting is measured", says why each step is there):
+1. build, cast and move the model and input; every residual gain awake (models.wake_gains);
+2. FLOPs under FakeTensorMode (no memory; every SDPA op has a formula, flops.py); references on a 1-image slice:
+   eager in the setting's dtype and SDPA context, and fp32 with math attention (reference.py);
+3. first compiled call = compile time, with caches that a forced SDPA backend cannot share (sdpa.py); its output
+   must match both references;
+4. reset the CUDA peak-memory counters (before the first call for CUDA-graph modes, so recording counts), then
+   warm up for a time and time synchronised calls with the cyclic GC paused;
+5. after timing: device time and gpu_busy (CUDA), then the SDPA backend probe (CPU profiler activities only; on
+   eager for CUDA-graph modes); a backend other than the requested one fails the setting.
+Out-of-memory anywhere is a result (status "oom"); a sticky CUDA error is marked fatal; everything is freed.
 """
 
 from __future__ import annotations
@@ -23,29 +26,22 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from vitcnn import models, peaks
-from vitcnn.precision import CHECK_TOLERANCE, DTYPES, precision_flags
+from vitcnn import compiling, models, peaks, reference, sdpa
+from vitcnn.failures import CompiledMismatch, is_fatal_device_error, is_oom  # noqa: F401 (re-exported)
+from vitcnn.flops import count_flops
+from vitcnn.precision import DTYPES, precision_flags
 from vitcnn.settings import Setting
-from vitcnn.timing import plain_timer, synchronize
+from vitcnn.timing import device_seconds, gc_paused, gpu_busy, plain_timer, synchronize, warm_up
 
 # pytest-benchmark (or any timer): given a synchronised call and a number of rounds, return seconds per call.
 Timer = Callable[[Callable[[], None], int], list[float]]
-
-SDPA_OPS = {
-    "_scaled_dot_product_flash_attention_for_cpu": "flash_cpu",
-    "_scaled_dot_product_flash_attention": "flash",
-    "_scaled_dot_product_efficient_attention": "efficient",
-    "_scaled_dot_product_cudnn_attention": "cudnn",
-    "_scaled_dot_product_fused_attention_overrideable": "overrideable",
-}
-ATTENTION_FLOP_OPS = ("bmm", "baddbmm", *SDPA_OPS)
+CONVENTIONS = ("strict", "essay")
 
 
 @dataclass(frozen=True)
 class MeasureOptions:
-    """How long to warm up and time one setting."""
+    """How long to warm up and time one setting, and which measurement conventions to follow."""
 
     target_seconds: float = 1.0  # timed rounds aim for about this much total time
     min_rounds: int = 10
@@ -53,39 +49,22 @@ class MeasureOptions:
     warmup_calls: int = 3  # at least this many calls after compiling (CUDA-graph recording needs >= 2)
     warmup_seconds: float = 1.0  # CPU runs still speed up over their first ~0.5 s; GPU clocks ramp too
     inference_mode: bool = True  # False keeps autograd state: the gate's planted memory regression
+    conventions: str = "strict"  # "essay": cuDNN TF32 on in fp32 and FLOPs without attention (README)
+    device_time_rounds: int = 10  # CUDA: calls timed with events for gpu_time_s / gpu_busy
 
 
 @dataclass
 class Outcome:
-    """The result of one setting: status ("ok", "oom", "error"), a reason when not ok, and the numbers."""
+    """The result of one setting: status ("ok", "oom", "error"), a reason when not ok, and the numbers.
+
+    `fatal`: the failure leaves the device unusable for every later setting (a sticky CUDA error).
+    """
 
     status: str
     reason: str | None = None
     info: dict = field(default_factory=dict)
     samples: list[float] = field(default_factory=list)
-
-
-class CompiledMismatch(RuntimeError):
-    """The compiled model's output is not finite or not close to eager: its timing would mean nothing."""
-
-
-def is_oom(exc: BaseException) -> bool:
-    """CUDA OOM, or the CPU allocator refusing (which torch reports as a plain RuntimeError)."""
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and (
-        "out of memory" in text.lower() or "can't allocate memory" in text or "not enough memory" in text
-    )
-
-
-def sdpa_context(backend: str):
-    """Restrict SDPA to one backend ("auto" and "none" leave the choice to PyTorch)."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    choices = {"math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
-               "efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
-    return sdpa_kernel(choices[backend]) if backend in choices else nullcontext()
+    fatal: bool = False
 
 
 def free_memory() -> None:
@@ -94,43 +73,6 @@ def free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def count_flops(model: torch.nn.Module, x: torch.Tensor) -> tuple[int, int]:
-    """(total FLOPs, attention FLOPs) of one eager forward, SDPA included (2 FLOPs per multiply-add)."""
-    with FlopCounterMode(display=False) as counter:
-        model(x)
-    per_op = counter.get_flop_counts().get("Global", {})
-    attention = sum(n for op, n in per_op.items() if str(op).split(".")[1] in ATTENTION_FLOP_OPS)
-    return counter.get_total_flops(), attention
-
-
-def sdpa_backends_seen(call: Callable[[], object]) -> str:
-    """Which SDPA implementation one call ran, read from the profiler's op names.
-
-    A model with attention but no fused SDPA op ran the math path (in compiled code: decomposed matmuls).
-    """
-    from torch.profiler import ProfilerActivity, profile
-
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
-    with profile(activities=activities) as prof:
-        call()
-    seen = set()
-    for event in prof.events():
-        name = event.name.split("::")[-1]
-        if name in SDPA_OPS:
-            seen.add(SDPA_OPS[name])
-        elif name == "_scaled_dot_product_attention_math":
-            seen.add("math")
-    return "+".join(sorted(seen)) if seen else "math"
-
-
-def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
-    """max |out - ref| / max |ref|, in fp32; inf if anything is not finite."""
-    out, ref = out.float(), ref.float()
-    if not torch.isfinite(out).all():
-        return math.inf
-    return ((out - ref).abs().max() / ref.abs().max().clamp_min(1e-12)).item()
 
 
 def _weights_bytes(model: torch.nn.Module) -> int:
@@ -146,89 +88,103 @@ def _prepare(setting: Setting, device: torch.device, build: Callable[..., torch.
     return model, x.contiguous(memory_format=layout)
 
 
-def _compile(model: torch.nn.Module, mode: str) -> Callable:
-    if mode == "eager":
-        return model
-    return torch.compile(model, mode=None if mode == "default" else mode, dynamic=False)
+def _flop_fields(model: torch.nn.Module, x: torch.Tensor, has_attention: bool, essay: bool) -> dict:
+    """FLOP fields; a failed or incomplete count is an error string, never a discarded timing."""
+    try:
+        count = count_flops(model, x)
+    except Exception as exc:
+        return {"flops": None, "attention_flops": None, "flops_error": f"{type(exc).__name__}: {exc}",
+                "flops_convention": None}
+    error = count.error
+    if error is None and has_attention and not count.attention:
+        error = "no attention FLOPs counted for a model with attention"
+    return {"flops": count.total - count.attention if essay else count.total, "attention_flops": count.attention,
+            "flops_error": error, "flops_convention": "essay: attention excluded" if essay else "all ops"}
 
 
-def _fx_cache_counts() -> tuple[int, int]:
-    counters = torch._dynamo.utils.counters["inductor"]
-    return counters["fxgraph_cache_hit"], counters["fxgraph_cache_miss"]
+def _device_time(compiled: Callable, x: torch.Tensor, device: torch.device, samples: list[float],
+                 rounds: int) -> dict:
+    """CUDA only: device seconds per call (events, no launch gaps) and gpu_busy; None on CPU or on failure."""
+    fields = {"gpu_time_s": None, "gpu_busy": None, "gpu_time_error": None}
+    if device.type != "cuda" or not samples:
+        return fields
+    try:
+        device_samples = device_seconds(lambda: compiled(x), rounds, 1.5 * statistics.median(samples) + 1e-3)
+    except Exception as exc:
+        fields["gpu_time_error"] = f"{type(exc).__name__}: {exc}"
+        return fields
+    return {**fields, "gpu_time_s": statistics.median(device_samples), "gpu_busy": gpu_busy(device_samples, samples)}
 
 
 def _measure(setting: Setting, device: torch.device, timer: Timer, options: MeasureOptions,
              build: Callable[..., torch.nn.Module]) -> tuple[dict, list[float]]:
     spec = models.spec(setting.model)
+    if options.conventions not in CONVENTIONS:
+        raise ValueError(f"unknown conventions {options.conventions!r}; choose from {', '.join(CONVENTIONS)}")
+    essay = options.conventions == "essay"
+    eager = setting.compile_mode == "eager"
+    graphs = compiling.uses_cuda_graphs(setting.compile_mode, device.type)
     grad_mode = torch.inference_mode() if options.inference_mode else nullcontext()
-    with precision_flags(setting.precision) as flags, sdpa_context(setting.sdpa), grad_mode:
+    with precision_flags(setting.precision, cudnn_tf32_in_fp32=essay) as flags, sdpa.sdpa_context(setting.sdpa), \
+            sdpa.isolated_compile_cache(setting.sdpa) as isolation, grad_mode:
         model, x = _prepare(setting, device, build)
         info: dict = {
             "setting": setting.as_dict(), "setting_id": setting.id, "status": "ok",
             "model_family": spec.family, "device": device.type, "precision_flags": flags,
-            "inference_mode": options.inference_mode,
+            "inference_mode": options.inference_mode, "conventions": options.conventions,
+            "cuda_graphs": graphs, "compile_cache_isolation": isolation,
             "params": sum(p.numel() for p in model.parameters()), "weights_bytes": _weights_bytes(model),
         }
-        reference = model(x)
-        try:
-            info["flops"], info["attention_flops"] = count_flops(model, x)
-            info["flops_error"] = None
-            if spec.has_attention and not info["attention_flops"]:
-                info["flops_error"] = "no attention FLOPs counted for a model with attention"
-        except Exception as exc:  # a failed count must not discard a valid timing
-            info["flops"], info["attention_flops"] = None, None
-            info["flops_error"] = f"{type(exc).__name__}: {exc}"
+        info.update(_flop_fields(model, x, spec.has_attention, essay))
+        refs = reference.references(model, x)
 
-        compiled = _compile(model, setting.compile_mode)
-        hits, misses = _fx_cache_counts()
+        compiled = compiling.compile_model(model, setting.compile_mode)
+        if device.type == "cuda":  # CUDA-graph modes record during the first calls: their peak must include it
+            synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            allocated_before = torch.cuda.memory_allocated(device)
+        cache_before = compiling.cache_counters()
         synchronize(device)
         start = time.perf_counter()
         out = compiled(x)
         synchronize(device)
         compile_s = time.perf_counter() - start
-        new_hits, new_misses = _fx_cache_counts()
-        eager = setting.compile_mode == "eager"
+        delta = compiling.cache_delta(cache_before, compiling.cache_counters())
         info["compile_time_s"] = None if eager else compile_s
-        info["compile_cache"] = "n/a" if eager else (
-            "miss" if new_misses > misses else "hit" if new_hits > hits else "none")
-
-        error = 0.0 if eager else relative_error(out, reference)
-        tolerance = CHECK_TOLERANCE[setting.precision]
-        info["check_max_rel_err"], info["check_tolerance"] = error, tolerance
-        del out, reference
-        if not error <= tolerance:
-            raise CompiledMismatch(
-                f"compiled output differs from eager: max relative error {error:.3g} > tolerance {tolerance:g} "
-                f"({setting.precision})")
+        info["compile_cache"] = "n/a" if eager else compiling.cache_verdict(delta)
+        info["compile_cache_counters"] = delta
+        info.update(reference.check(out, refs, setting.precision))
+        del out, refs
 
         def call() -> None:
             compiled(x)
             synchronize(device)
 
-        backend_probe = model if setting.compile_mode == "reduce-overhead" else compiled
-        info["sdpa_backend_used"] = (
-            sdpa_backends_seen(lambda: (backend_probe(x), synchronize(device))) if spec.has_attention else "none")
-        info["sdpa_backend_source"] = "eager" if backend_probe is model and not eager else "timed model"
-
-        if device.type == "cuda":
+        if device.type == "cuda" and not graphs:  # compile-time autotuning buffers are not activations
             synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
             allocated_before = torch.cuda.memory_allocated(device)
-        warmup = []
-        while len(warmup) < options.warmup_calls or sum(warmup) < options.warmup_seconds:
-            warmup += plain_timer(call, 1)
-            if len(warmup) >= options.max_rounds:
-                break
-        per_call = statistics.median(warmup[-options.warmup_calls:])
-        rounds = min(options.max_rounds, max(options.min_rounds, math.ceil(options.target_seconds / per_call)))
+        warmup_calls = max(options.warmup_calls, 3) if graphs else options.warmup_calls
+        with gc_paused():
+            warmup = warm_up(call, warmup_calls, options.warmup_seconds)
+            per_call = statistics.median(warmup[-warmup_calls:])
+            rounds = min(options.max_rounds, max(options.min_rounds, math.ceil(options.target_seconds / per_call)))
+            samples = timer(call, rounds)
         info["warmup_rounds"] = len(warmup)
-        samples = timer(call, rounds)
         info["host_load_1m"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         if device.type == "cuda":
             info["activation_peak_bytes"] = torch.cuda.max_memory_allocated(device) - allocated_before
             info["reserved_peak_bytes"] = torch.cuda.max_memory_reserved(device)
         else:
             info["activation_peak_bytes"] = info["reserved_peak_bytes"] = None
+        info.update(_device_time(compiled, x, device, samples, options.device_time_rounds))
+
+        # After timing, never before: the probe must not change what was timed. CUDA-graph replays hide the ops.
+        probe, probe_x = (model, x[:reference.SLICE]) if graphs else (compiled, x)
+        info["sdpa_backend_used"] = (
+            sdpa.backends_seen(lambda: (probe(probe_x), synchronize(device))) if spec.has_attention else "none")
+        info["sdpa_backend_source"] = "eager" if graphs else "timed model"
+        sdpa.check_backend(setting.sdpa, info["sdpa_backend_used"])
         return info, samples
 
 
@@ -238,9 +194,12 @@ def _derived(setting: Setting, device: torch.device, info: dict, samples: list[f
     Runs after the model is freed; a matmul peak that cannot be measured leaves MFU empty, never the timing.
     """
     median = statistics.median(samples) if samples else None
-    tflops = info["flops"] / median / 1e12 if median and info["flops"] else None
-    gpu_name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    spec_peak = peaks.spec_tflops(gpu_name, setting.precision)
+    # An incomplete FLOP count (flops_error) would make TFLOP/s and MFU an undercount: leave them empty.
+    tflops = info["flops"] / median / 1e12 if median and info["flops"] and not info["flops_error"] else None
+    spec_peak = None
+    if device.type == "cuda":
+        sm_count = torch.cuda.get_device_properties(device).multi_processor_count
+        spec_peak = peaks.spec_tflops(torch.cuda.get_device_name(device), setting.precision, sm_count)
     try:
         matmul_peak, matmul_error = peaks.measured_matmul_tflops(device, setting.precision), None
     except Exception as exc:
@@ -259,20 +218,30 @@ def _derived(setting: Setting, device: torch.device, info: dict, samples: list[f
     }
 
 
+def _failure(exc: Exception) -> Outcome:
+    status = "oom" if is_oom(exc) else "error"
+    reason = f"{type(exc).__name__}: {exc}".strip()
+    traceback.clear_frames(exc.__traceback__)  # frames hold the model and activations alive
+    return Outcome(status, reason[:2000], fatal=status == "error" and is_fatal_device_error(exc))
+
+
 def measure(setting: Setting, device: torch.device | str, timer: Timer = plain_timer,
             options: MeasureOptions = MeasureOptions(),
             build: Callable[..., torch.nn.Module] = models.build) -> Outcome:
     """Measure one setting; never raises for OOM or a failing model: the Outcome says what happened."""
     device = torch.device(device)
     free_memory()
+    failed: Outcome | None = None
     try:
         info, samples = _measure(setting, device, timer, options, build)
     except Exception as exc:
-        status = "oom" if is_oom(exc) else "error"
-        reason = f"{type(exc).__name__}: {exc}".strip()
-        traceback.clear_frames(exc.__traceback__)  # frames hold the model and activations alive
-        return Outcome(status, reason[:2000])
-    finally:
+        failed = _failure(exc)
+    try:
         free_memory()
+    except Exception as exc:  # after a sticky CUDA error even freeing fails: report that, never raise
+        if failed is None or not failed.fatal:
+            failed = _failure(exc)
+    if failed is not None:
+        return failed
     info.update(_derived(setting, device, info, samples))
     return Outcome("ok", None, info, samples)

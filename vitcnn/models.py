@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import timm
+import torch
 from torch import nn
 
 from vitcnn.vitdet import upcycle
@@ -105,7 +106,33 @@ def check_img_size(name: str, img_size: int) -> None:
         )
 
 
-def build(name: str, img_size: int, **overrides) -> nn.Module:
-    """Build a registered model for `img_size` x `img_size` inputs, randomly initialised, in eval mode."""
+# Residual-branch gains that timm initialises (near) zero so training starts from identity blocks: NFNet's
+# `skipinit_gain` (0; or, without skipinit, the last conv's `gain`, 0) and ConvNeXt's layer scale `gamma` (1e-6).
+# With those values every block is invisible in the output, so no output check could see a wrong kernel inside
+# one. Trained models carry O(1) values.
+SLEEPY_GAINS = ("skipinit_gain", "gamma")
+ZERO_INIT_GAINS = ("gain",)  # weight-standardised conv gains: woken only where initialised to exactly zero
+AWAKE_GAIN = 1.0
+
+
+def wake_gains(model: nn.Module, value: float = AWAKE_GAIN) -> int:
+    """Set every residual-branch gain (SLEEPY_GAINS, and all-zero ZERO_INIT_GAINS) to `value`; values only: the
+    op graph and the FLOPs are unchanged. Returns how many parameters were set."""
+    count = 0
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            short = name.rsplit(".", 1)[-1]
+            if short in SLEEPY_GAINS or (short in ZERO_INIT_GAINS and not param.any()):
+                param.fill_(value)
+                count += 1
+    return count
+
+
+def build(name: str, img_size: int, wake: bool = True, **overrides) -> nn.Module:
+    """Build a registered model for `img_size` x `img_size` inputs, randomly initialised, in eval mode, with every
+    residual gain awake (`wake=False` keeps timm's initialisation)."""
     check_img_size(name, img_size)
-    return spec(name).builder(img_size, **overrides).eval()
+    model = spec(name).builder(img_size, **overrides).eval()
+    if wake:
+        wake_gains(model)
+    return model

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-PROFILE_NAMES = ("smoke", "blog-lite", "blog")
+PROFILE_NAMES = ("smoke", "blog-lite", "blog", "essay")
 AXIS_OPTIONS = {  # command-line option -> (settings.Axes field, parser)
     "--vitcnn-models": ("models", str),
     "--vitcnn-res": ("resolutions", int),

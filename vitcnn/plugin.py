@@ -10,7 +10,7 @@ terminal table (vitcnn.summary), each of which may fail without losing the measu
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -130,8 +130,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture
 def vitcnn_measure(request: pytest.FixtureRequest, benchmark):
-    """Measure a Setting through `benchmark`; OOM skips the test, any other failure fails it (status kept)."""
+    """Measure a Setting through `benchmark`; OOM skips the test, any other failure fails it (status kept).
+
+    A sticky CUDA error (illegal address, cuDNN failure) poisons the process: the sweep stops after this setting
+    with one error naming it, instead of failing every later setting for this one's reason.
+    """
     state = request.config.stash[STATE]
+    conventions = settings.PROFILE_CONVENTIONS.get(state.profile, state.options.conventions)
+    options = replace(state.options, conventions=conventions)
 
     def timer(call, rounds: int) -> list[float]:
         if benchmark.disabled:
@@ -144,11 +150,15 @@ def vitcnn_measure(request: pytest.FixtureRequest, benchmark):
         if why_not:
             state.record(setting, "skipped", why_not)
             pytest.skip(f"{setting.id}: {why_not}")
-        outcome = measure(setting, state.device, timer, state.options)
+        outcome = measure(setting, state.device, timer, options)
         state.record(setting, outcome.status, outcome.reason)
         if outcome.status == "oom":
             pytest.skip(f"oom: {outcome.reason}")
         if outcome.status == "error":
+            if outcome.fatal:
+                request.session.shouldstop = (
+                    f"vitcnn: sweep stopped: {setting.id} hit a CUDA error that leaves the device unusable for "
+                    f"later settings: {outcome.reason}")
             pytest.fail(f"{setting.id}: {outcome.reason}", pytrace=False)
         benchmark.extra_info.update(outcome.info)
         return outcome

@@ -129,17 +129,28 @@ PROFILES: dict[str, Axes] = {
         precisions=("bf16",), sdpa=("auto",), compile_modes=("default",), layouts=("channels_last",),
     ),
     # The essay's grid. Two kernel candidates per model and precision: flash/cudnn (or efficient/math in
-    # fp32/tf32, where flash/cudnn are not generated) for ViTs, nchw/channels_last for CNNs.
+    # fp32/tf32, where flash/cudnn are not generated) for ViTs, nchw/channels_last for CNNs. At batch 1 each also
+    # runs with CUDA graphs (reduce-overhead), where launch overhead otherwise dominates; at larger batches
+    # CUDA graphs change little, so only `default` runs there.
     "blog": Axes(
         models=BLOG_MODELS, resolutions=BLOG_RESOLUTIONS, batches=(1, 8, 32), precisions=PRECISIONS,
-        sdpa=("flash", "cudnn", "efficient", "math"), compile_modes=("default",), layouts=LAYOUTS,
+        sdpa=("flash", "cudnn", "efficient", "math"), compile_modes=("default", "reduce-overhead"), layouts=LAYOUTS,
+    ),
+    # The essay's own conventions, to compare with its figures (README, "Essay-compatible mode"): CUDA-graph timing
+    # for every setting, and (applied by measure for this profile) cuDNN TF32 on in fp32 and FLOPs without
+    # attention. Same candidates as `blog` otherwise.
+    "essay": Axes(
+        models=BLOG_MODELS, resolutions=BLOG_RESOLUTIONS, batches=(1, 8, 32), precisions=PRECISIONS,
+        sdpa=("flash", "cudnn", "efficient", "math"), compile_modes=("reduce-overhead",), layouts=LAYOUTS,
     ),
 }
+# Profiles measured under other conventions than vitcnn's strict ones (see MeasureOptions.conventions).
+PROFILE_CONVENTIONS = {"essay": "essay"}
 DEFAULT_PROFILE = {"cpu": "smoke", "cuda": "blog-lite"}
 
 
 def _blog_filter(setting: Setting) -> bool:
-    """In `blog`, half precision tries flash/cudnn and fp32/tf32 tries efficient/math: two candidates each."""
+    """In `blog`/`essay`, half precision tries flash/cudnn and fp32/tf32 tries efficient/math: two candidates each."""
     if setting.sdpa == NO_SDPA:
         return True
     half = setting.precision in HALF_PRECISIONS
@@ -163,8 +174,10 @@ def profile_settings(name: str, device_type: str, **overrides) -> list[Setting]:
         models.spec(model)
     axes = replace(axes, **{k: tuple(v) for k, v in overrides.items() if v})
     settings = expand(axes, device_type)
-    if name == "blog" and "sdpa" not in overrides:
+    if name in ("blog", "essay") and "sdpa" not in overrides:
         settings = [s for s in settings if _blog_filter(s)]
+    if name == "blog" and "compile_modes" not in overrides:  # CUDA graphs as a candidate at batch 1 only
+        settings = [s for s in settings if s.compile_mode != "reduce-overhead" or s.batch == 1]
     return settings
 
 

@@ -1,9 +1,21 @@
-"""Timing one synchronised call at a time: GPU work is asynchronous, so each timed call ends with a sync."""
+"""Timing one synchronised call at a time, warming up honestly, and what the GPU itself spent.
+
+- GPU work is asynchronous, so each timed call ends with a sync (the wall time a user waits for).
+- Python's cyclic garbage collector can pause any call for milliseconds: it is collected, frozen and disabled
+  around warm-up and timing, and re-enabled afterwards (also when the call raises).
+- Warm-up runs for a time, not a call count, so a fast call is not cut short by a round limit.
+- Device time: CUDA events around a call whose stream is first held busy (`torch.cuda._sleep`) until the host has
+  queued every kernel measure the GPU's own execution time, without launch gaps. Its ratio to the wall time is
+  `gpu_busy`: well below 1 means the setting is launch-bound (CPU overhead), not GPU-bound.
+"""
 
 from __future__ import annotations
 
+import gc
+import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -22,3 +34,65 @@ def plain_timer(call: Callable[[], None], rounds: int) -> list[float]:
         call()
         samples.append(time.perf_counter() - start)
     return samples
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Collect, freeze and disable the cyclic GC for the block; undo all of it on exit, even on an exception."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
+
+
+def warm_up(call: Callable[[], None], min_calls: int, min_seconds: float) -> list[float]:
+    """Call until at least `min_calls` calls AND `min_seconds` of wall time have passed; seconds of each call."""
+    samples: list[float] = []
+    start = time.perf_counter()
+    while len(samples) < min_calls or time.perf_counter() - start < min_seconds:
+        samples += plain_timer(call, 1)
+    return samples
+
+
+def _cycles_per_second(cuda) -> float:
+    """How many `_sleep` cycles the GPU spins per second (calibrated with events once per call site)."""
+    start, end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
+    cycles = 5_000_000
+    start.record()
+    cuda._sleep(cycles)
+    end.record()
+    cuda.synchronize()
+    return cycles / max(start.elapsed_time(end) / 1e3, 1e-6)
+
+
+def device_seconds(enqueue: Callable[[], None], rounds: int, hold_seconds: float, cuda=torch.cuda) -> list[float]:
+    """Seconds of GPU execution per call of `enqueue` (which must NOT synchronise), from CUDA events.
+
+    Before each call the stream is held by a spin kernel for `hold_seconds` (longer than the host needs to queue
+    the call), so the events bracket back-to-back kernels: device time without launch gaps. `cuda` is the
+    torch.cuda module (a stand-in in CPU tests).
+    """
+    cycles = int(hold_seconds * _cycles_per_second(cuda))
+    samples = []
+    for _ in range(rounds):
+        start, end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
+        cuda._sleep(cycles)
+        start.record()
+        enqueue()
+        end.record()
+        cuda.synchronize()
+        samples.append(start.elapsed_time(end) / 1e3)
+    return samples
+
+
+def gpu_busy(device_samples: list[float], wall_samples: list[float]) -> float | None:
+    """Median device time / median wall time per call (None without both)."""
+    if not device_samples or not wall_samples:
+        return None
+    return statistics.median(device_samples) / statistics.median(wall_samples)
