@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pytest_runs import REPO, run_benchmarks
+from tests.pytest_runs import REPO, SHARD_VARIABLES, run_benchmarks
 from vitcnn import sweep
 from vitcnn.__main__ import main
 from vitcnn.runfile import load_run
@@ -23,7 +23,7 @@ TINY_IDS = {"nfnet_tiny-64px-bs1-fp32-nchw-eager", "convnext_atto-64px-bs1-fp32-
 # ------------------------------------------------------------------------------------------------- the plan
 
 def test_plan_gives_each_shard_its_gpu_index_and_files(tmp_path):
-    jobs = sweep.plan(["benchmarks", "--benchmark-only"], tmp_path / "out.json", tmp_path / "shards", gpus=2,
+    jobs = sweep.plan(["benchmarks", "--benchmark-only"], tmp_path / "shards", gpus=2,
                       env={"CUDA_VISIBLE_DEVICES": "2,3"}, python="python")
     assert [job.env["CUDA_VISIBLE_DEVICES"] for job in jobs] == ["2", "3"]
     assert jobs[1].command == ["python", "-m", "pytest", "benchmarks", "--benchmark-only", "--vitcnn-shard=2/2",
@@ -31,7 +31,7 @@ def test_plan_gives_each_shard_its_gpu_index_and_files(tmp_path):
 
 
 def test_plan_splits_cores_between_cpu_workers(tmp_path):
-    jobs = sweep.plan([], tmp_path / "o.json", tmp_path, workers=3, env={}, cores=8)
+    jobs = sweep.plan([], tmp_path, workers=3, env={}, cores=8)
     assert all("--vitcnn-threads=2" in job.command and job.env["CUDA_VISIBLE_DEVICES"] == "" for job in jobs)
 
 
@@ -46,7 +46,7 @@ def test_plan_splits_cores_between_cpu_workers(tmp_path):
 ])
 def test_plan_refuses_what_would_go_wrong(tmp_path, kwargs, args, env, message):
     with pytest.raises(sweep.SweepError, match=message):
-        sweep.plan(args, tmp_path / "o.json", tmp_path, env=env, **kwargs)
+        sweep.plan(args, tmp_path, env=env, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------------ real runs
@@ -85,7 +85,7 @@ def _sweep(tmp_path: Path, *extra: str, env: dict | None = None) -> subprocess.C
     command = [sys.executable, "-m", "vitcnn", "sweep", "--workers", "2", "-o", str(tmp_path / "out.json"),
                "--", "benchmarks", "--benchmark-only", "-p", "no:cacheprovider", *TINY, *extra]
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, **(env or {})})
+                          env={**{k: v for k, v in os.environ.items() if k not in SHARD_VARIABLES}, **(env or {})})
 
 
 @pytest.mark.slow

@@ -60,7 +60,7 @@ def _usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def plan(pytest_args: list[str], output: Path, shard_dir: Path, gpus: int | None = None,
+def plan(pytest_args: list[str], shard_dir: Path, gpus: int | None = None,
          workers: int | None = None, env: dict[str, str] | None = None, python: str = sys.executable,
          cores: int | None = None) -> list[ShardJob]:
     """The shard processes of a sweep over `gpus` GPUs or `workers` CPU workers (exactly one of them)."""
@@ -162,7 +162,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     output = Path(args.output)
     shard_dir = Path(args.shard_dir) if args.shard_dir else output.with_name(output.stem + ".shards")
     try:
-        jobs = plan(pytest_args or ["benchmarks", "--benchmark-only"], output.resolve(), shard_dir.resolve(),
+        jobs = plan(pytest_args or ["benchmarks", "--benchmark-only"], shard_dir.resolve(),
                     gpus=args.gpus, workers=args.workers)
         _check_outputs(jobs, output, args.force)
     except SweepError as exc:
