@@ -19,8 +19,13 @@ GATE_SUBSET = ("--vitcnn-models", "vit_t16,convnext_atto", "--vitcnn-res", "64",
 CPU_TOLERANCE = ("--vitcnn-tolerance", "2.0", "--vitcnn-alpha", "0.01")
 
 
+# A scheduler's shard index in the environment would make every run below a shard: the tests run whole selections.
+SHARD_VARIABLES = ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX")
+
+
 def run_benchmarks(*args: str, env: dict | None = None, timeout: int = 1800) -> subprocess.CompletedProcess:
     """`python -m pytest benchmarks --benchmark-only ARGS` from the repository root; output captured."""
     command = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", "-p", "no:cacheprovider", *args]
+    base = {k: v for k, v in os.environ.items() if k not in SHARD_VARIABLES}
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+                          env={**base, **(env or {})})

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from vitcnn import baseline, gate
+from vitcnn import baseline, gate, merge, sweep
 from vitcnn.runfile import RunFileError, load_run
 from vitcnn.table import MIB
 
@@ -150,7 +150,76 @@ def add_report(subparsers) -> None:
 
 # -------------------------------------------------------------------------------------------------------- main
 
-SUBCOMMANDS: list[Callable] = [add_compare, add_baseline, add_report]
+# ------------------------------------------------------------------------------------------------------- merge
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """Exit 0: merged; 2: unreadable input, shards that do not fit together, or OUT exists (without --force)."""
+    try:
+        merged = merge.merge_files(args.runs, args.output, force=args.force, partial=args.partial)
+    except FileExistsError:
+        print(f"vitcnn merge: error: {args.output} exists; pass --force to replace it", file=sys.stderr)
+        return 2
+    except (RunFileError, merge.MergeError, OSError) as exc:
+        print(f"vitcnn merge: error: {exc}", file=sys.stderr)
+        return 2
+    shards = merged["vitcnn"]["shards"]
+    missing = f"; MISSING shard(s) {', '.join(map(str, shards['missing']))}" if shards["missing"] else ""
+    print(f"vitcnn merge: wrote {args.output}: {len(merged['vitcnn']['settings'])} settings from "
+          f"{len(shards['merged'])} of {shards['count']} shards{missing}")
+    return 0
+
+
+def add_merge(subparsers) -> None:
+    p = subparsers.add_parser("merge", help="merge the shard runs of one sweep into one run file",
+                              description=(merge.__doc__ or "").split("\n\n")[0] + "\n\n" + (cmd_merge.__doc__ or ""))
+    p.add_argument("runs", nargs="+", metavar="SHARD.json", help="run files written with --vitcnn-shard")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.json", help="the merged run file (must not exist)")
+    p.add_argument("--force", action="store_true", help="replace OUT.json if it exists")
+    p.add_argument("--partial", action="store_true",
+                   help="merge even if shards are missing (they are named in the output; the gate sees their "
+                        "settings as missing)")
+    p.set_defaults(handler=cmd_merge)
+
+
+# ------------------------------------------------------------------------------------------------------- sweep
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Exit 0: every shard passed; 1: a shard failed (the rest is merged); 2: usage error or nothing merged."""
+    pytest_args = list(args.pytest_args)
+    if pytest_args[:1] == ["--"]:
+        pytest_args = pytest_args[1:]
+    output = Path(args.output)
+    shard_dir = Path(args.shard_dir) if args.shard_dir else output.with_name(output.stem + ".shards")
+    try:
+        jobs = sweep.plan(pytest_args or ["benchmarks", "--benchmark-only"], shard_dir.resolve(),
+                    gpus=args.gpus, workers=args.workers)
+        sweep.check_outputs(jobs, output, args.force)
+    except sweep.SweepError as exc:
+        print(f"vitcnn sweep: error: {exc}", file=sys.stderr)
+        return 2
+    return sweep.run(jobs, output, force=args.force)
+
+
+def add_sweep(subparsers) -> None:
+    p = subparsers.add_parser(
+        "sweep", help="run one pytest shard per GPU (or CPU worker) at once and merge their runs",
+        description=(sweep.__doc__ or "").split("\n\n")[1] + "\n\n" + (cmd_sweep.__doc__ or ""),
+        usage="python -m vitcnn sweep (--gpus N | --workers N) -o OUT.json [--force] -- [PYTEST ARGS]")
+    devices = p.add_mutually_exclusive_group(required=True)
+    devices.add_argument("--gpus", type=int, metavar="N", help="one shard per GPU (CUDA_VISIBLE_DEVICES)")
+    devices.add_argument("--workers", type=int, metavar="N",
+                         help="CPU: N shards at once, cores split between them (they compete: not for timing)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.json", help="the merged run file")
+    p.add_argument("--shard-dir", metavar="DIR", help="where shard runs and logs go (default: OUT.shards/)")
+    p.add_argument("--force", action="store_true", help="replace OUT.json and shard files that exist")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER, metavar="-- PYTEST ARGS",
+                   help="passed to each pytest (default: benchmarks --benchmark-only)")
+    p.set_defaults(handler=cmd_sweep)
+
+
+SUBCOMMANDS: list[Callable] = [add_compare, add_baseline, add_report, add_merge, add_sweep]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -62,6 +62,12 @@ def _add_vitcnn_options(parser: pytest.Parser) -> None:
                     help="gate: baseline settings absent from this run are not regressions")
     group.addoption("--vitcnn-gate-markdown", default=None, metavar="FILE", help="gate: write the verdicts as Markdown")
     group.addoption("--vitcnn-report", default=None, metavar="DIR", help="write the report (figures, report.md) to DIR")
+    group.addoption("--vitcnn-shard", default=None, metavar="K/N",
+                    help="run only shard K of N (1-based) of the selected settings, balanced by estimated cost "
+                         "(default: from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX + VITCNN_SHARD_COUNT if set)")
+    group.addoption("--vitcnn-compile-cache", default=None, metavar="DIR",
+                    help="load torch.compile artifacts from DIR before the sweep and add this run's after it "
+                         "(torch.compiler.save_cache_artifacts)")
 
 
 def _creating_parent(opener):

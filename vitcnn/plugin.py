@@ -17,7 +17,7 @@ import pytest
 import torch
 from pytest_benchmark.utils import safe_dumps
 
-from vitcnn import fingerprint, models, settings
+from vitcnn import compile_cache, fingerprint, models, settings, shard
 from vitcnn.measure import MeasureOptions, Outcome, measure
 from vitcnn.options import AXIS_OPTIONS
 from vitcnn.runfile import Run, parse_run, write_atomic
@@ -36,6 +36,7 @@ class SessionState:
     records: dict[str, dict] = field(default_factory=dict)  # setting id -> status entry
     run: Run | None = None  # the session's results, built once at session end
     lines: list[str] = field(default_factory=list)  # what the session end has to say under the table
+    shard: dict | None = None  # the run JSON's vitcnn.shard section when this session runs one shard
 
     def record(self, setting: settings.Setting, status: str, reason: str | None) -> None:
         self.records[setting.id] = {"setting": setting.as_dict(), "id": setting.id, "status": status, "reason": reason}
@@ -103,13 +104,30 @@ def pytest_configure(config: pytest.Config) -> None:
         selected = settings.profile_settings(profile, "cuda", **overrides)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    selected, shard_record = _apply_shard(config, selected)
     options = MeasureOptions(
         target_seconds=config.getoption("--vitcnn-target-seconds"),
         warmup_seconds=config.getoption("--vitcnn-warmup-seconds"),
         min_rounds=config.getoption("--vitcnn-min-rounds"), max_rounds=config.getoption("--vitcnn-max-rounds"),
         inference_mode=not config.getoption("--vitcnn-no-inference-mode"),
     )
-    config.stash[STATE] = SessionState(device, profile, selected, options)
+    config.stash[STATE] = SessionState(device, profile, selected, options, shard=shard_record)
+    if shard_record:
+        config.stash[STATE].lines.append(shard.describe(shard_record))
+    if config.getoption("--vitcnn-compile-cache"):
+        config.stash[STATE].lines.append(compile_cache.load(config.getoption("--vitcnn-compile-cache"), device))
+
+
+def _apply_shard(config: pytest.Config, selected: list[settings.Setting]):
+    """Only this shard's settings are parametrized (the others belong to other shards, not deselected here)."""
+    try:
+        spec = shard.resolve(config.getoption("--vitcnn-shard"))
+        if spec is None:
+            return selected, None
+        mine = shard.apply(selected, spec)
+    except shard.ShardError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return mine, shard.record(spec, selected, mine)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -175,6 +193,8 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: dict) -> None:
     state = config.stash[STATE]
     output_json["vitcnn"] = {"schema": 1, "profile": state.profile, "settings": list(state.records.values())}
+    if state.shard is not None:
+        output_json["vitcnn"]["shard"] = state.shard
 
 
 def _run_json(config: pytest.Config) -> dict:
@@ -208,6 +228,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     baseline and report, as asked. Each of those may fail; the message then says where the measurements are."""
     config = session.config
     state = config.stash.get(STATE, None)
+    if state is not None and config.getoption("--vitcnn-compile-cache"):
+        state.lines.append(compile_cache.save(config.getoption("--vitcnn-compile-cache"), state.device))
     if state is None or not state.records:
         return
     data = _run_json(config)
