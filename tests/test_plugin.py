@@ -59,7 +59,8 @@ def test_smoke_numbers_are_sane(smoke_run):
         assert flags["float32_matmul_precision"] == "highest" and flags["cudnn_allow_tf32"] is False
         assert flags["cuda_matmul_allow_tf32"] is False and flags["cudnn_benchmark"] is True
         if s.compile_mode == "eager":
-            assert info["compile_time_s"] is None and info["check_max_rel_err"] == 0
+            assert info["compile_time_s"] is None  # check: the full eager batch against its 1-image reference
+            assert info["check_max_rel_err"] <= info["check_tolerance"] == 1e-3
         else:
             assert info["compile_time_s"] > 0 and info["compile_cache"] in ("hit", "miss")
             assert info["check_max_rel_err"] <= info["check_tolerance"] == 1e-3
