@@ -24,9 +24,11 @@ class RealRun:
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> RealRun:
-    """`pytest benchmarks --benchmark-only --vitcnn-profile smoke --benchmark-json out.json`, run for real."""
+    """`pytest benchmarks --benchmark-only --vitcnn-profile smoke --benchmark-json out.json`, run for real (with a
+    shorter timing budget than the default: these tests check what is recorded, not how fast it is)."""
     path = tmp_path_factory.mktemp("smoke") / "out.json"
-    done = run_benchmarks("--vitcnn-profile", "smoke", "--benchmark-json", str(path))
+    done = run_benchmarks("--vitcnn-profile", "smoke", "--benchmark-json", str(path),
+                          "--vitcnn-target-seconds", "0.2", "--vitcnn-warmup-seconds", "0.2")
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-3000:]
     return RealRun(path, done.stdout, done.returncode)
 
