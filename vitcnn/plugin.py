@@ -10,6 +10,7 @@ terminal table (vitcnn.summary), each of which may fail without losing the measu
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -215,7 +216,8 @@ def _json_on_disk(config: pytest.Config, data: dict) -> Path:
     if bench_session.json:
         if not bench_session.benchmarks:
             bench_session.save_json(data)  # pytest-benchmark saves nothing without a timing; the statuses count
-        return Path(bench_session.json.name)
+        target = bench_session.json  # an open file up to pytest-benchmark 5.2, a path from 5.3 on
+        return Path(target if isinstance(target, (str, os.PathLike)) else target.name)
     storage = getattr(bench_session.storage, "path", None) or config.rootpath / ".benchmarks"
     path = Path(storage) / FALLBACK_JSON
     path.parent.mkdir(parents=True, exist_ok=True)

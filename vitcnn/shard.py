@@ -129,19 +129,23 @@ def resolve(option: str | None, env: Mapping[str, str] | None = None) -> ShardSp
 def flops_per_image(model: str, resolution: int) -> float:
     """FLOPs of one image through `model`, counted on the meta device (no memory, no weights, ~0.2 s).
 
-    FlopCounterMode counts SDPA, so the quadratic cost of global attention at high resolution is included.
+    SDPA is counted (with vitcnn.flops' formulas where the installed torch has none), so the quadratic cost of
+    global attention at high resolution is included.
     A model whose count fails falls back to resolution² (the same on every shard, so the partition still agrees).
     """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from vitcnn import models
+    from vitcnn import flops, models
 
     try:
-        with torch.device("meta"):
+        try:
+            with torch.device("meta"):
+                module = models.build(model, resolution)
+        except Exception:  # some timm versions call .item() while building, which meta tensors cannot do
             module = models.build(model, resolution)
-            x = torch.empty(1, 3, resolution, resolution)
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
+        x = torch.empty(1, 3, resolution, resolution, device=next(module.parameters()).device)
+        with FlopCounterMode(display=False, custom_mapping=flops.missing_formulas()) as counter, torch.no_grad():
             module(x)
         return float(counter.get_total_flops())
     except Exception:
