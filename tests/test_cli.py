@@ -47,9 +47,9 @@ def test_python_dash_m_runs_the_cli():
 
 
 def test_every_subcommand_is_registered_and_has_help(capsys):
-    assert [add.__name__ for add in SUBCOMMANDS] == ["add_compare", "add_baseline", "add_report", "add_merge",
-                                                     "add_sweep"]
-    for command in ("compare", "baseline", "report", "merge", "sweep"):
+    commands = ["compare", "baseline", "report", "merge", "sweep", "ab"]
+    assert [add.__name__ for add in SUBCOMMANDS] == [f"add_{command}" for command in commands]
+    for command in commands:
         assert cli([command, "--help"]) == 0
     assert cli([]) == 2
 

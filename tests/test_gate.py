@@ -283,7 +283,8 @@ def test_gate_without_baseline_says_how_to_create_one(tmp_path):
 
 
 def test_gate_compares_with_the_stored_baseline(tmp_path):
-    bl.save_baseline(make_run(result(S1, low_noise(0.01, seed=1))), tmp_path)
+    for seed in (1, 3):  # two saves: on CPU, speed is gated once the baseline has a noise history
+        bl.save_baseline(make_run(result(S1, low_noise(0.01, seed=seed))), tmp_path)
     passing = gate.gate_against_baseline(make_run(result(S1, low_noise(0.01, seed=2))), tmp_path)
     assert not passing.has_regression
     failing = gate.gate_against_baseline(make_run(result(S1, low_noise(0.02, seed=2))), tmp_path)
@@ -315,3 +316,91 @@ def test_gate_allows_the_spread_seen_between_saved_runs(tmp_path):
     assert gate.compare(base, beyond_noise).verdicts[0].labels == ("slower",)
     single = bl.load_baseline(bl.save_baseline(make_run(result(S1, low_noise(0.013))), tmp_path / "single"))
     assert gate.compare(single, within_noise).verdicts[0].labels == ("slower",)  # no history: plain tolerance
+
+
+# ------------------------------------------- the stored-baseline gate on CPU without noise history (issue 12, item 3)
+
+
+def test_cpu_gate_without_noise_history_does_not_fail_on_speed_and_says_so(tmp_path):
+    bl.save_baseline(make_run(result(S1, low_noise(0.01, seed=1)), result(S2, low_noise(0.01, seed=1)),
+                               result(S3), result(S4)), tmp_path)
+    run = make_run(result(S1, low_noise(0.02, seed=2)), result(S2, low_noise(0.005, seed=2)),
+                   result(S3, status="oom", reason="CUDA out of memory"), result(S4))
+    comparison = gate.gate_against_baseline(run, tmp_path)
+    by_id = {v.id: v for v in comparison.verdicts}
+    assert by_id[S1.id].labels == ("inconclusive",) and not by_id[S1.id].regression
+    assert "speed not gated" in by_id[S1.id].detail and "+100.0%" in by_id[S1.id].detail
+    assert by_id[S2.id].labels == ("inconclusive",)  # faster is not claimed either
+    assert by_id[S3.id].labels == ("now-oom",) and by_id[S3.id].regression  # failures still fail
+    assert comparison.has_regression and len(comparison.regressions) == 1
+    assert comparison.notes == [gate.CPU_NOTE]
+    assert gate.CPU_NOTE in format_table(comparison) and gate.CPU_NOTE in to_markdown(comparison)
+
+
+def test_cpu_gate_still_fails_on_memory_without_noise_history(tmp_path):
+    bl.save_baseline(make_run(result(S1, low_noise(0.01), activation_peak_bytes=100 * MIB)), tmp_path)
+    run = make_run(result(S1, low_noise(0.02), activation_peak_bytes=200 * MIB))
+    [v] = gate.gate_against_baseline(run, tmp_path).verdicts
+    assert v.labels == ("inconclusive", "memory-up") and v.regression
+
+
+def test_cpu_gate_with_noise_history_and_gpu_gate_with_one_save_fail_on_speed(tmp_path):
+    for seed in (1, 2):
+        bl.save_baseline(make_run(result(S1, low_noise(0.010, seed=seed))), tmp_path / "cpu")
+    cpu = gate.gate_against_baseline(make_run(result(S1, low_noise(0.02))), tmp_path / "cpu")
+    assert [v.labels for v in cpu.verdicts] == [("slower",)] and not cpu.notes
+    bl.save_baseline(make_run(result(S1, low_noise(0.010)), fp=GPU_FINGERPRINT), tmp_path / "gpu")
+    gpu = gate.gate_against_baseline(make_run(result(S1, low_noise(0.02)), fp=GPU_FINGERPRINT), tmp_path / "gpu")
+    assert [v.labels for v in gpu.verdicts] == [("slower",)]
+
+
+def test_compare_of_two_run_files_is_unchanged_by_the_cpu_rule():
+    comparison = gate.compare(make_run(result(S1, low_noise(0.01))), make_run(result(S1, low_noise(0.02))))
+    assert comparison.verdicts[0].labels == ("slower",) and not comparison.notes
+
+
+# --------------------------------------------------------------------------------- interleaved A/B: compare_paired
+
+
+def _paired(a_result, b_result, a_medians, b_medians, **options):
+    [a] = make_run(a_result).results.values()
+    [b] = make_run(b_result).results.values()
+    opts = gate.GateOptions(tolerance=options.pop("tolerance", 0.03), alpha=options.pop("alpha", 0.05))
+    return gate.compare_paired([gate.PairedInput(a, b, a_medians, b_medians)], opts)
+
+
+DRIFT = [0.010, 0.013, 0.009, 0.016, 0.011, 0.010, 0.014, 0.012, 0.009, 0.015]  # the machine moves 1.8x
+
+
+def test_paired_slowdown_under_drift_is_slower_with_ci_and_adjusted_p():
+    comparison = _paired(result(S1), result(S1), DRIFT, [x * 1.10 for x in DRIFT])
+    [v] = comparison.verdicts
+    assert v.labels == ("slower",) and v.regression and comparison.has_regression
+    assert v.ratio == pytest.approx(1.10) and v.ci_low == pytest.approx(1.10) and v.pairs == 10
+    assert v.p_value == pytest.approx(1 / 1024)
+    assert "+10.0%" in v.detail and "from 10 pairs" in v.detail
+
+
+def test_paired_a_a_under_drift_is_same():
+    rng = np.random.default_rng(1)
+    b = [x * float(np.exp(rng.normal(0, 0.01))) for x in DRIFT]
+    [v] = _paired(result(S1), result(S1), DRIFT, b).verdicts
+    assert v.labels == ("same",) and not v.regression and v.ci_low < 1 < v.ci_high
+
+
+def test_paired_status_and_memory_labels():
+    [oom] = _paired(result(S1), result(S1, status="oom", reason="out of memory"), [], []).verdicts
+    assert oom.labels == ("now-oom",) and oom.regression and oom.ratio is None
+    [err] = _paired(result(S1), result(S1, status="error", reason="boom"), [], []).verdicts
+    assert err.labels == ("now-error",) and err.regression
+    [both] = _paired(result(S1, status="oom"), result(S1, status="oom"), [], []).verdicts
+    assert both.labels == ("same",) and not both.regression
+    [mem] = _paired(result(S1, activation_peak_bytes=100 * MIB), result(S1, activation_peak_bytes=102 * MIB),
+                    DRIFT, DRIFT).verdicts
+    assert mem.labels == ("same", "memory-up") and mem.regression
+
+
+def test_paired_sides_with_different_settings_keep_a_s_id_and_name_b_s():
+    b_setting = setting(sdpa="math")
+    [v] = _paired(result(S1), result(b_setting), DRIFT, DRIFT).verdicts
+    assert v.id == S1.id and f"B runs {b_setting.id}" in v.detail

@@ -260,3 +260,27 @@ def test_gpu_harness_agrees_with_a_cuda_graph_reference():
         compiled(x)
         reference_ms = triton_testing.do_bench_cudagraph(lambda: compiled(x), rep=500)
     assert outcome.info["median_s"] * 1e3 == pytest.approx(reference_ms, rel=0.05)
+
+
+def test_measure_is_the_composition_of_the_stages_vitcnn_ab_uses():
+    """prepare -> time blocks -> finish gives the same fields as measure(): vitcnn ab has no second harness."""
+    s = setting("vit_t16", 64)
+    whole = measure.measure(s, "cpu", options=QUICK)
+    prepared = measure.prepare(s, "cpu", QUICK)
+    try:
+        calls = []
+        original = prepared.call
+        prepared.call = lambda: (calls.append(1), original())[1]
+        block = prepared.time_block(4)  # one untimed call refills caches first
+        assert len(block) == 4 and len(calls) == 5 and prepared.samples == block
+        prepared.time_block(3, untimed=0)
+        assert len(prepared.samples) == 7 and len(calls) == 8
+        info = prepared.finish()
+    finally:
+        prepared.close()
+    measure.free_memory()
+    staged = measure.completed(s, torch.device("cpu"), info, prepared.samples)
+    assert staged.status == whole.status == "ok"
+    assert set(staged.info) == set(whole.info)
+    assert staged.info["flops"] == whole.info["flops"]
+    assert staged.info["sdpa_backend_used"] == whole.info["sdpa_backend_used"]

@@ -219,7 +219,102 @@ def add_sweep(subparsers) -> None:
     p.set_defaults(handler=cmd_sweep)
 
 
-SUBCOMMANDS: list[Callable] = [add_compare, add_baseline, add_report, add_merge, add_sweep]
+# ---------------------------------------------------------------------------------------------------------- ab
+
+AB_AXES = {"--models": "--vitcnn-models", "--res": "--vitcnn-res", "--batch": "--vitcnn-batch",
+           "--precision": "--vitcnn-precision", "--sdpa": "--vitcnn-sdpa", "--compile": "--vitcnn-compile",
+           "--layout": "--vitcnn-layout"}
+
+
+def _ab_settings(args: argparse.Namespace, device_type: str) -> list:
+    """The settings `pytest --benchmark-only` would run with the same profile and axis options on this device."""
+    import pytest
+
+    from vitcnn import plugin, settings
+    from vitcnn.options import AXIS_OPTIONS
+
+    overrides = {}
+    for option, plugin_option in AB_AXES.items():
+        value = getattr(args, option[2:])
+        if value:
+            axis, parse = AXIS_OPTIONS[plugin_option]
+            overrides[axis] = plugin._split(value, parse)
+    try:
+        plugin._check_axes(args.profile, overrides)
+        return settings.profile_settings(args.profile, device_type, **overrides)
+    except (ValueError, pytest.UsageError) as exc:
+        raise ValueError(str(exc).replace("--vitcnn-", "--")) from None
+
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    """Exit 0: no regression; 1: a regression (slower, memory-up, now-oom, now-error, missing); 2: usage error, a
+    side that cannot start, or fingerprints that differ between the sides without different interpreters."""
+    from vitcnn.ab import driver, sides
+
+    if args.blocks < 6:
+        return error("--blocks must be >= 6: fewer pairs cannot reach 95% confidence", "vitcnn ab")
+    if not 0 < args.alpha < 1 or not args.threshold >= 0:
+        return error("--alpha must be in (0, 1) and --threshold >= 0", "vitcnn ab")
+    try:
+        import torch
+
+        device_type = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if device_type not in ("cpu", "cuda"):
+            raise ValueError(f"--device must be cpu or cuda, got {device_type!r}")
+        chosen = _ab_settings(args, device_type)
+        ab_sides = [sides.Side(name, getattr(args, f"{name.lower()}_python"),
+                               sides.parse_env(getattr(args, f"{name.lower()}_env"), name),
+                               getattr(args, f"{name.lower()}_ref"),
+                               sides.split_opts(getattr(args, f"{name.lower()}_opts"))) for name in "AB"]
+        for side in ab_sides:
+            side.axis_overrides()  # refuses options that are not a side's, before anything starts
+    except ValueError as exc:  # SideError is a ValueError
+        return error(str(exc), "vitcnn ab")
+    if not chosen:
+        return error("no setting selected (the axis options leave nothing valid on this device)", "vitcnn ab")
+    options = driver.ABOptions(
+        a=ab_sides[0], b=ab_sides[1], settings=chosen, profile=args.profile, device=args.device,
+        threads=args.threads, blocks=args.blocks, threshold=args.threshold, alpha=args.alpha,
+        markdown=Path(args.markdown) if args.markdown else None, json_path=Path(args.json) if args.json else None,
+        out_dir=Path(args.out_dir) if args.out_dir else None)
+    return driver.run(options)
+
+
+def add_ab(subparsers) -> None:
+    p = subparsers.add_parser(
+        "ab", help="measure A (base) and B (candidate) interleaved in one job; exit 1 on a regression",
+        description="Two long-lived workers, one per side, time short blocks of each setting in turns (ABBA BAAB "
+                    "...), one side active at a time; a paired test over the blocks decides. "
+                    + (cmd_ab.__doc__ or ""))
+    for name in ("a", "b"):
+        side = "A (base)" if name == "a" else "B (candidate)"
+        p.add_argument(f"--{name}-python", default=sys.executable, metavar="PYTHON",
+                       help=f"interpreter of side {side} (default: this one)")
+        p.add_argument(f"--{name}-env", action="append", default=[], metavar="NAME=VALUE",
+                       help=f"environment override for side {side} (repeatable)")
+        p.add_argument(f"--{name}-ref", metavar="GIT_REF",
+                       help=f"measure side {side} from this git ref of the project (a temporary worktree)")
+        p.add_argument(f"--{name}-opts", metavar="'OPTIONS'",
+                       help=f"vitcnn measurement options of side {side}, as pytest takes them; write "
+                            f"--{name}-opts='--vitcnn-sdpa=math' (with '=')")
+    p.add_argument("--profile", default="smoke", help="settings profile (default %(default)s)")
+    for option in AB_AXES:
+        p.add_argument(option, metavar="A,B,...", help=f"comma-separated override of the profile's {option[2:]} axis")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--threads", type=int, help="torch CPU threads in each worker (default: torch's choice)")
+    p.add_argument("--blocks", type=int, default=10, help="timing blocks per side and setting (default %(default)s)")
+    p.add_argument("--threshold", type=float, default=0.03,
+                   help="slower only if the ratio's CI lies above 1 + this (default %(default)s)")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="significance after Benjamini-Hochberg across settings; the CI is at 1 - alpha "
+                        "(default %(default)s)")
+    p.add_argument("--markdown", metavar="FILE", help="write the verdict table as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
+    p.add_argument("--json", metavar="FILE", help="write every block of both sides and the verdicts as JSON")
+    p.add_argument("--out-dir", metavar="DIR", help="write each side's run file (a.json, b.json) here")
+    p.set_defaults(handler=cmd_ab)
+
+
+SUBCOMMANDS: list[Callable] = [add_compare, add_baseline, add_report, add_merge, add_sweep, add_ab]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,7 +22,7 @@ import statistics
 import time
 import traceback
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -116,19 +116,40 @@ def _device_time(compiled: Callable, x: torch.Tensor, device: torch.device, samp
     return {**fields, "gpu_time_s": statistics.median(device_samples), "gpu_busy": gpu_busy(device_samples, samples)}
 
 
-def _measure(setting: Setting, device: torch.device, timer: Timer, options: MeasureOptions,
-             build: Callable[..., torch.nn.Module]) -> tuple[dict, list[float]]:
-    spec = models.spec(setting.model)
-    if options.conventions not in CONVENTIONS:
-        raise ValueError(f"unknown conventions {options.conventions!r}; choose from {', '.join(CONVENTIONS)}")
-    essay = options.conventions == "essay"
-    eager = setting.compile_mode == "eager"
-    graphs = compiling.uses_cuda_graphs(setting.compile_mode, device.type)
-    grad_mode = torch.inference_mode() if options.inference_mode else nullcontext()
-    with precision_flags(setting.precision, cudnn_tf32_in_fp32=essay) as flags, sdpa.sdpa_context(setting.sdpa), \
-            sdpa.isolated_compile_cache(setting.sdpa) as isolation, grad_mode:
-        model, x = _prepare(setting, device, build)
-        info: dict = {
+class Prepared:
+    """A setting built, FLOP-counted, compiled, checked and warmed up, with its contexts (precision flags, SDPA
+    backend, compile-cache isolation, inference mode) held open: the stages after preparing, one call each.
+
+    `measure` times all its rounds in one go; `vitcnn ab` times short blocks between another process's blocks.
+    Both go through the same stages: `prepare` -> `time_rounds`/`time_block` -> `finish` (then `close`).
+    """
+
+    def __init__(self, setting: Setting, device: torch.device, options: MeasureOptions,
+                 build: Callable[..., torch.nn.Module]) -> None:
+        self.setting, self.device, self.options = setting, device, options
+        self.samples: list[float] = []
+        self._contexts = ExitStack()
+        try:
+            self._prepare(build)
+        except BaseException:
+            self.close()
+            raise
+
+    def _prepare(self, build: Callable[..., torch.nn.Module]) -> None:
+        setting, device, options = self.setting, self.device, self.options
+        spec = models.spec(setting.model)
+        if options.conventions not in CONVENTIONS:
+            raise ValueError(f"unknown conventions {options.conventions!r}; choose from {', '.join(CONVENTIONS)}")
+        essay = options.conventions == "essay"
+        eager = setting.compile_mode == "eager"
+        self.graphs = graphs = compiling.uses_cuda_graphs(setting.compile_mode, device.type)
+        enter = self._contexts.enter_context
+        flags = enter(precision_flags(setting.precision, cudnn_tf32_in_fp32=essay))
+        enter(sdpa.sdpa_context(setting.sdpa))
+        isolation = enter(sdpa.isolated_compile_cache(setting.sdpa))
+        enter(torch.inference_mode() if options.inference_mode else nullcontext())
+        self.model, self.x = model, x = _prepare(setting, device, build)
+        self.info = info = {
             "setting": setting.as_dict(), "setting_id": setting.id, "status": "ok",
             "model_family": spec.family, "device": device.type, "precision_flags": flags,
             "inference_mode": options.inference_mode, "conventions": options.conventions,
@@ -138,11 +159,11 @@ def _measure(setting: Setting, device: torch.device, timer: Timer, options: Meas
         info.update(_flop_fields(model, x, spec.has_attention, essay))
         refs = reference.references(model, x)
 
-        compiled = compiling.compile_model(model, setting.compile_mode)
+        self.compiled = compiled = compiling.compile_model(model, setting.compile_mode)
         if device.type == "cuda":  # CUDA-graph modes record during the first calls: their peak must include it
             synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
-            allocated_before = torch.cuda.memory_allocated(device)
+            self.allocated_before = torch.cuda.memory_allocated(device)
         cache_before = compiling.cache_counters()
         synchronize(device)
         start = time.perf_counter()
@@ -156,36 +177,82 @@ def _measure(setting: Setting, device: torch.device, timer: Timer, options: Meas
         info.update(reference.check(out, refs, setting.precision))
         del out, refs
 
-        def call() -> None:
-            compiled(x)
-            synchronize(device)
-
         if device.type == "cuda" and not graphs:  # compile-time autotuning buffers are not activations
             synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
-            allocated_before = torch.cuda.memory_allocated(device)
+            self.allocated_before = torch.cuda.memory_allocated(device)
         warmup_calls = max(options.warmup_calls, 3) if graphs else options.warmup_calls
         with gc_paused():
-            warmup = warm_up(call, warmup_calls, options.warmup_seconds)
-            per_call = statistics.median(warmup[-warmup_calls:])
-            rounds = min(options.max_rounds, max(options.min_rounds, math.ceil(options.target_seconds / per_call)))
-            samples = timer(call, rounds)
+            warmup = warm_up(self.call, warmup_calls, options.warmup_seconds)
+        self.per_call_s = statistics.median(warmup[-warmup_calls:])
         info["warmup_rounds"] = len(warmup)
+
+    def call(self) -> None:
+        """One synchronised call of the compiled model: what every sample times."""
+        self.compiled(self.x)
+        synchronize(self.device)
+
+    def rounds(self) -> int:
+        """How many calls `measure` times: about `target_seconds`, within [min_rounds, max_rounds]."""
+        options = self.options
+        return min(options.max_rounds, max(options.min_rounds, math.ceil(options.target_seconds / self.per_call_s)))
+
+    def time_rounds(self, timer: Timer, rounds: int) -> list[float]:
+        """Time `rounds` calls with `timer` (pytest-benchmark's, or plain), the cyclic GC paused; kept in samples."""
+        with gc_paused():
+            samples = timer(self.call, rounds)
+        self.samples += samples
+        return samples
+
+    def time_block(self, calls: int, untimed: int = 1) -> list[float]:
+        """One block of `calls` timed calls after `untimed` calls that refill caches another process evicted."""
+        with gc_paused():
+            for _ in range(untimed):
+                self.call()
+            samples = plain_timer(self.call, calls)
+        self.samples += samples
+        return samples
+
+    def finish(self) -> dict:
+        """After timing, never before: memory peaks, device time and the SDPA backend probe; returns the info."""
+        info, device = self.info, self.device
         info["host_load_1m"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         if device.type == "cuda":
-            info["activation_peak_bytes"] = torch.cuda.max_memory_allocated(device) - allocated_before
+            info["activation_peak_bytes"] = torch.cuda.max_memory_allocated(device) - self.allocated_before
             info["reserved_peak_bytes"] = torch.cuda.max_memory_reserved(device)
         else:
             info["activation_peak_bytes"] = info["reserved_peak_bytes"] = None
-        info.update(_device_time(compiled, x, device, samples, options.device_time_rounds))
+        info.update(_device_time(self.compiled, self.x, device, self.samples, self.options.device_time_rounds))
 
-        # After timing, never before: the probe must not change what was timed. CUDA-graph replays hide the ops.
-        probe, probe_x = (model, x[:reference.SLICE]) if graphs else (compiled, x)
+        # The probe must not change what was timed. CUDA-graph replays hide the ops.
+        probe, probe_x = (self.model, self.x[:reference.SLICE]) if self.graphs else (self.compiled, self.x)
+        has_attention = models.spec(self.setting.model).has_attention
         info["sdpa_backend_used"] = (
-            sdpa.backends_seen(lambda: (probe(probe_x), synchronize(device))) if spec.has_attention else "none")
-        info["sdpa_backend_source"] = "eager" if graphs else "timed model"
-        sdpa.check_backend(setting.sdpa, info["sdpa_backend_used"])
-        return info, samples
+            sdpa.backends_seen(lambda: (probe(probe_x), synchronize(device))) if has_attention else "none")
+        info["sdpa_backend_source"] = "eager" if self.graphs else "timed model"
+        sdpa.check_backend(self.setting.sdpa, info["sdpa_backend_used"])
+        return info
+
+    def close(self) -> None:
+        """Leave the setting's contexts and drop the model, input and compiled graph (free_memory does the rest)."""
+        self.model = self.x = self.compiled = None
+        self._contexts.close()
+
+
+def prepare(setting: Setting, device: torch.device | str, options: MeasureOptions = MeasureOptions(),
+            build: Callable[..., torch.nn.Module] = models.build) -> Prepared:
+    """Build, count, compile, check and warm up `setting`; raises on OOM or failure (see `outcome_of`)."""
+    return Prepared(setting, torch.device(device), options, build)
+
+
+def _measure(setting: Setting, device: torch.device, timer: Timer, options: MeasureOptions,
+             build: Callable[..., torch.nn.Module]) -> tuple[dict, list[float]]:
+    prepared = prepare(setting, device, options, build)
+    try:
+        samples = prepared.time_rounds(timer, prepared.rounds())
+        return prepared.finish(), samples
+    finally:
+        prepared.close()
 
 
 def _derived(setting: Setting, device: torch.device, info: dict, samples: list[float]) -> dict:
@@ -218,7 +285,7 @@ def _derived(setting: Setting, device: torch.device, info: dict, samples: list[f
     }
 
 
-def _failure(exc: Exception) -> Outcome:
+def failure(exc: BaseException) -> Outcome:
     status = "oom" if is_oom(exc) else "error"
     reason = f"{type(exc).__name__}: {exc}".strip()
     traceback.clear_frames(exc.__traceback__)  # frames hold the model and activations alive
@@ -235,13 +302,18 @@ def measure(setting: Setting, device: torch.device | str, timer: Timer = plain_t
     try:
         info, samples = _measure(setting, device, timer, options, build)
     except Exception as exc:
-        failed = _failure(exc)
+        failed = failure(exc)
     try:
         free_memory()
     except Exception as exc:  # after a sticky CUDA error even freeing fails: report that, never raise
         if failed is None or not failed.fatal:
-            failed = _failure(exc)
+            failed = failure(exc)
     if failed is not None:
         return failed
+    return completed(setting, device, info, samples)
+
+
+def completed(setting: Setting, device: torch.device, info: dict, samples: list[float]) -> Outcome:
+    """The Outcome of a setting that ran: its info with the derived numbers (run after the model is freed)."""
     info.update(_derived(setting, device, info, samples))
     return Outcome("ok", None, info, samples)

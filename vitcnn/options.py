@@ -10,6 +10,7 @@ the command line (argparse.FileType), before any plugin hook could make the dire
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,34 @@ def _add_vitcnn_options(parser: pytest.Parser) -> None:
     group.addoption("--vitcnn-compile-cache", default=None, metavar="DIR",
                     help="load torch.compile artifacts from DIR before the sweep and add this run's after it "
                          "(torch.compiler.save_cache_artifacts)")
+
+
+class _ArgparseAdapter:
+    """pytest's `parser.getgroup(...).addoption(...)` onto an argparse parser (the same calls, the same names)."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.parser = parser
+
+    def getgroup(self, *args, **kwargs) -> _ArgparseAdapter:
+        return self
+
+    def addoption(self, *names: str, **kwargs) -> None:
+        self.parser.add_argument(*names, **kwargs)
+
+
+def argparse_options(prog: str = "vitcnn options") -> argparse.ArgumentParser:
+    """The plugin's --vitcnn-* options (and pytest's `-p MODULE`) as an argparse parser: how `vitcnn ab` reads a
+    side's `--a-opts`/`--b-opts` with exactly the names and defaults `pytest --benchmark-only` takes."""
+    parser = argparse.ArgumentParser(prog=prog, add_help=False, allow_abbrev=False, exit_on_error=False)
+    parser.add_argument("-p", dest="plugins", action="append", default=[], metavar="MODULE",
+                        help="import MODULE and call its pytest_configure(None), as pytest's -p would")
+    _add_vitcnn_options(_ArgparseAdapter(parser))
+    return parser
+
+
+def option_value(namespace: argparse.Namespace, option: str):
+    """The value of `option` ("--vitcnn-x-y") in a namespace from argparse_options (pytest's getoption by name)."""
+    return getattr(namespace, option.lstrip("-").replace("-", "_"))
 
 
 def _creating_parent(opener):

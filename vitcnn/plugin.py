@@ -40,7 +40,36 @@ class SessionState:
     shard: dict | None = None  # the run JSON's vitcnn.shard section when this session runs one shard
 
     def record(self, setting: settings.Setting, status: str, reason: str | None) -> None:
-        self.records[setting.id] = {"setting": setting.as_dict(), "id": setting.id, "status": status, "reason": reason}
+        self.records[setting.id] = status_entry(setting, status, reason)
+
+
+def status_entry(setting: settings.Setting, status: str, reason: str | None) -> dict:
+    """One setting's entry in the run JSON's vitcnn.settings list (every setting, timed or not)."""
+    return {"setting": setting.as_dict(), "id": setting.id, "status": status, "reason": reason}
+
+
+def vitcnn_section(profile: str, entries: list[dict], shard_record: dict | None = None) -> dict:
+    """The run JSON's top-level `vitcnn` section (runfile.py reads it)."""
+    section = {"schema": 1, "profile": profile, "settings": entries}
+    if shard_record is not None:
+        section["shard"] = shard_record
+    return section
+
+
+def machine_fields(device: torch.device) -> dict:
+    """What vitcnn adds to pytest-benchmark's machine_info: the fingerprint and its slug."""
+    fp = fingerprint.collect(device)
+    return {"vitcnn_fingerprint": fp, "vitcnn_slug": fingerprint.slug(fp)}
+
+
+def measure_options(getoption) -> MeasureOptions:
+    """MeasureOptions from the --vitcnn-* options (`getoption(name)`: pytest's config.getoption, or the same
+    lookup on a side's options in `vitcnn ab`), so both read one set of names."""
+    return MeasureOptions(
+        target_seconds=getoption("--vitcnn-target-seconds"), warmup_seconds=getoption("--vitcnn-warmup-seconds"),
+        min_rounds=getoption("--vitcnn-min-rounds"), max_rounds=getoption("--vitcnn-max-rounds"),
+        inference_mode=not getoption("--vitcnn-no-inference-mode"),
+    )
 
 
 STATE = pytest.StashKey[SessionState]()
@@ -106,12 +135,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     selected, shard_record = _apply_shard(config, selected)
-    options = MeasureOptions(
-        target_seconds=config.getoption("--vitcnn-target-seconds"),
-        warmup_seconds=config.getoption("--vitcnn-warmup-seconds"),
-        min_rounds=config.getoption("--vitcnn-min-rounds"), max_rounds=config.getoption("--vitcnn-max-rounds"),
-        inference_mode=not config.getoption("--vitcnn-no-inference-mode"),
-    )
+    options = measure_options(config.getoption)
     config.stash[STATE] = SessionState(device, profile, selected, options, shard=shard_record)
     if shard_record:
         config.stash[STATE].lines.append(shard.describe(shard_record))
@@ -186,16 +210,12 @@ def vitcnn_measure(request: pytest.FixtureRequest, benchmark):
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
-    fp = fingerprint.collect(config.stash[STATE].device)
-    machine_info["vitcnn_fingerprint"] = fp
-    machine_info["vitcnn_slug"] = fingerprint.slug(fp)
+    machine_info.update(machine_fields(config.stash[STATE].device))
 
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: dict) -> None:
     state = config.stash[STATE]
-    output_json["vitcnn"] = {"schema": 1, "profile": state.profile, "settings": list(state.records.values())}
-    if state.shard is not None:
-        output_json["vitcnn"]["shard"] = state.shard
+    output_json["vitcnn"] = vitcnn_section(state.profile, list(state.records.values()), state.shard)
 
 
 def _run_json(config: pytest.Config) -> dict:

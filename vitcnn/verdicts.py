@@ -30,7 +30,7 @@ def _row(v: SettingVerdict, verdict: str) -> list[str]:
 
 def format_table(comparison: Comparison) -> str:
     """The summary line, then a fixed-width table for a terminal; regressions are marked with '!'."""
-    lines = [comparison.summary()]
+    lines = [comparison.summary(), *comparison.notes]
     if comparison.cross_machine:
         lines += [f"  fingerprint {k}: base={a!r} new={b!r}" for k, (a, b) in comparison.differences.items()]
     rows = [_row(v, ",".join(v.labels) + (" !" if v.regression else "")) for v in comparison.verdicts]
@@ -40,6 +40,7 @@ def format_table(comparison: Comparison) -> str:
 def to_markdown(comparison: Comparison) -> str:
     """The summary line, then a Markdown table (e.g. for $GITHUB_STEP_SUMMARY); regression labels are bold."""
     lines = [table.cell(comparison.summary()), ""]
+    lines += [f"> {note}" for note in comparison.notes] + ([""] if comparison.notes else [])
     if comparison.cross_machine:
         lines += ["> **Cross-machine comparison**: the fingerprints differ, so these numbers are not comparable.", ""]
         lines += [f"> - `{k}`: base `{a!r}`, new `{b!r}`" for k, (a, b) in comparison.differences.items()] + [""]
@@ -49,3 +50,45 @@ def to_markdown(comparison: Comparison) -> str:
         row = _row(v, ", ".join(f"**{label}**" if label in regression else label for label in v.labels))
         rows.append([f"`{v.id}`", *row[1:]])
     return "\n".join(lines) + "\n" + table.markdown(HEADER, rows, right=NUMERIC) + "\n"
+
+
+# -------------------------------------------------------------------------------------------- interleaved A/B
+
+PAIRED_HEADER = ["setting", "verdict", "A ms", "B ms", "B/A", "CI", "p adj", "act. MiB", "detail"]
+PAIRED_NUMERIC = (2, 3, 4, 5, 6)
+
+
+def _ci_cell(v: SettingVerdict) -> str:
+    if v.ci_low is None or v.ci_high is None:
+        return "-"
+    return f"{table.fixed(v.ci_low, '.3f')}–{table.fixed(v.ci_high, '.3f')}"
+
+
+def _paired_row(v: SettingVerdict, verdict: str) -> list[str]:
+    return [v.id, verdict, _time_cell(v.base_median_s, v.base_status), _time_cell(v.new_median_s, v.new_status),
+            table.fixed(v.ratio, ".3f"), _ci_cell(v), table.fixed(v.p_value, ".2g"), _memory_cell(v), v.detail]
+
+
+def _confidence(comparison: Comparison) -> str:
+    return f"{1 - comparison.options.alpha:.0%} CI"
+
+
+def format_paired_table(comparison: Comparison) -> str:
+    """An A/B session's verdicts for a terminal: B/A ratio, its CI and the adjusted p; regressions marked '!'."""
+    rows = [_paired_row(v, ",".join(v.labels) + (" !" if v.regression else "")) for v in comparison.verdicts]
+    header = [_confidence(comparison) if h == "CI" else h for h in PAIRED_HEADER]
+    lines = [comparison.summary(), *comparison.notes]
+    return "\n".join([*lines, table.text(header, rows, right=PAIRED_NUMERIC[:-1])]) + "\n"
+
+
+def paired_markdown(comparison: Comparison) -> str:
+    """An A/B session's verdicts as Markdown (e.g. for $GITHUB_STEP_SUMMARY); regression labels are bold."""
+    regression = comparison.options.regression_labels
+    lines = ["### vitcnn ab: B (candidate) against A (base), interleaved", "", table.cell(comparison.summary()), ""]
+    lines += [f"> {note}" for note in comparison.notes] + ([""] if comparison.notes else [])
+    rows = []
+    for v in comparison.verdicts:
+        row = _paired_row(v, ", ".join(f"**{label}**" if label in regression else label for label in v.labels))
+        rows.append([f"`{v.id}`", *row[1:]])
+    header = [_confidence(comparison) if h == "CI" else h for h in PAIRED_HEADER]
+    return "\n".join(lines) + "\n" + table.markdown(header, rows, right=PAIRED_NUMERIC) + "\n"

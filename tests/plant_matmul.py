@@ -1,0 +1,61 @@
+"""Test-only hook (`-p tests.plant_matmul`, for pytest or a `vitcnn ab` side): a planted compute regression.
+
+VITCNN_PLANT_MATMUL=1 -> every transformer / ConvNeXt / NF-Net block of every model ends with one extra
+                         channels x channels matmul (6 for NF-Net) over its output tokens (added to the output, with a zero weight,
+                         so the numbers do not change): about 8-12% more FLOPs per block, counted by the FLOP
+                         counter too, so the measured ratio can be set against the FLOP increase.
+A model change, not a product feature: it exists to check that `vitcnn ab` detects a ~10% slowdown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import torch
+
+from vitcnn import models
+
+# timm's block classes in the benchmarked models -> extra matmuls per block for about +10% FLOPs (an NF-Net block's
+# own work is mostly 3x3 convolutions, so one channels x channels matmul adds only ~1.6% there)
+BLOCKS = {"Block": 1, "ConvNeXtBlock": 1, "NormFreeBlock": 6}
+
+
+def _extra_matmul(module: torch.nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
+    tokens = output if output.dim() == 3 else output.transpose(1, -1)  # (B, N, C) or (B, W, H, C)
+    extra = sum(tokens @ module.planted_weight for _ in range(BLOCKS[type(module).__name__]))
+    return output + (extra if output.dim() == 3 else extra.transpose(1, -1))
+
+
+def plant(model: torch.nn.Module) -> torch.nn.Module:
+    """Add the extra matmul to every block of `model` (in place); returns it."""
+    for module in model.modules():
+        if type(module).__name__ in BLOCKS:
+            channels = next(p for name, p in module.named_parameters() if p.dim() >= 1).shape[0]
+            out_channels = _output_channels(module, channels)
+            module.register_buffer("planted_weight", torch.zeros(out_channels, out_channels))
+            module.register_forward_hook(_extra_matmul)
+    return model
+
+
+def _output_channels(module: torch.nn.Module, fallback: int) -> int:
+    """Channels of the block's output: the last Linear/Conv's output features."""
+    last = None
+    for sub in module.modules():
+        if isinstance(sub, torch.nn.Linear):
+            last = sub.out_features
+        elif isinstance(sub, torch.nn.Conv2d):
+            last = sub.out_channels
+    return last or fallback
+
+
+def pytest_configure(config) -> None:
+    if os.environ.get("VITCNN_PLANT_MATMUL") != "1":
+        return
+    for name in models.names():
+        spec = models.spec(name)
+
+        def builder(img_size, _build=spec.builder, **overrides):
+            return plant(_build(img_size, **overrides))
+
+        models.REGISTRY[name] = dataclasses.replace(spec, builder=builder)

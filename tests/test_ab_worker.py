@@ -1,0 +1,74 @@
+"""The worker of one `vitcnn ab` side (vitcnn/ab/worker.py): a real worker process, driven through its protocol."""
+
+from __future__ import annotations
+
+import io
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from tests.factories import setting
+from vitcnn.ab import worker
+from vitcnn.ab.sides import Checkout, Side, SideError, WorkerProcess
+
+FAST = ("--vitcnn-warmup-seconds", "0.1")
+
+
+@pytest.fixture
+def process(tmp_path):
+    proc = WorkerProcess(Side("A", opts=FAST), Checkout(None), ["--vitcnn-device", "cpu", "--vitcnn-threads", "1"],
+                         tmp_path / "a.log")
+    yield proc
+    proc.close()
+
+
+def test_setup_block_finish_free_on_a_tiny_eager_setting(process):
+    hello = process.request("hello")
+    assert hello["machine_info"]["vitcnn_fingerprint"]["device"] == "cpu"
+    assert hello["torch_threads"] == 1
+    assert hello["env"]["OMP_WAIT_POLICY"] == "PASSIVE"  # an idle worker sleeps instead of spinning
+    s = setting("vit_t16", 64)
+    ready = process.request("setup", setting=s.as_dict())
+    assert ready["status"] == "ok" and ready["per_call_s"] > 0
+    first = process.request("block", calls=4)
+    second = process.request("block", calls=3)
+    assert len(first["samples"]) == 4 and len(second["samples"]) == 3 and min(first["samples"]) > 0
+    done = process.request("finish")
+    assert done["status"] == "ok" and done["samples"] == first["samples"] + second["samples"]
+    info = done["info"]
+    assert info["setting_id"] == s.id and info["flops"] > 0 and info["sdpa_backend_used"] != "none"
+    assert info["median_s"] > 0 and info["check_max_rel_err"] is not None  # the same fields measure() gives
+    assert process.request("free") == {"ok": True}
+    # the worker serves the next setting after freeing the last one
+    assert process.request("setup", setting=setting("convnext_atto", 64).as_dict())["status"] == "ok"
+
+
+def test_a_failing_setting_is_a_status_and_the_worker_goes_on(process):
+    bad = setting("vit_t16", 64, compile_mode="no-such-mode")
+    reply = process.request("setup", setting=bad.as_dict())
+    assert reply["status"] == "error" and reply["reason"]
+    with pytest.raises(SideError, match="block before a successful setup"):
+        process.request("block", calls=3)
+    assert process.request("hello")["ok"]
+
+
+def test_a_worker_that_exits_is_a_side_error_with_its_log(tmp_path):
+    proc = WorkerProcess(Side("B", opts=("--vitcnn-frobnicate",)), Checkout(None), [], tmp_path / "b.log")
+    try:
+        with pytest.raises(SideError, match="cannot start|exited"):
+            proc.request("hello")
+    finally:
+        proc.close()
+
+
+def test_serve_answers_bad_requests_without_dying():
+    fake = SimpleNamespace(**{name: (lambda request, _n=name: {"ok": True, "cmd": _n})
+                              for name in ("hello", "setup", "block", "finish", "free")})
+    replies = io.StringIO()
+    worker.serve(fake, io.StringIO('not json\n{"cmd": "dance"}\n\n{"cmd": "hello"}\n{"cmd": "quit"}\n'
+                                   '{"cmd": "hello"}\n'), replies)
+    answers = [json.loads(line) for line in replies.getvalue().splitlines()]
+    assert [a["ok"] for a in answers] == [False, False, True]  # nothing after quit
+    assert "bad request" in answers[0]["error"] and "unknown command" in answers[1]["error"]
+

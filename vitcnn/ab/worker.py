@@ -1,0 +1,148 @@
+"""One side of `vitcnn ab`: a long-lived process that measures one setting at a time, a block at a time.
+
+Started as `python -m vitcnn.ab.worker [--vitcnn-* options] [-p MODULE]` by the driver (vitcnn/ab/sides.py) with
+the side's interpreter, environment and checkout. Protocol: one JSON object per line on stdin, one reply per line
+on stdout (anything else the process prints goes to stderr, so library chatter cannot corrupt the channel):
+
+  {"cmd": "hello"}                     -> {"ok": true, "machine_info": {...}, "python": ..., "env": {...}}
+  {"cmd": "setup", "setting": {...}}   -> {"ok": true, "status": "ok", "per_call_s": s} | status "oom"/"error"
+  {"cmd": "block", "calls": n}         -> {"ok": true, "status": "ok", "samples": [s, ...]} | status "oom"/"error"
+  {"cmd": "finish"}                    -> {"ok": true, "status": ..., "reason": ..., "info": {...}, "samples": [...]}
+  {"cmd": "free"}                      -> {"ok": true}
+  {"cmd": "quit"}                      -> (exits)
+A request the worker cannot serve gets {"ok": false, "error": "..."}. Setup, blocks and finish are the stages of
+vitcnn.measure.Prepared, the same code `measure` (and so pytest) composes: no second harness.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+import sys
+from dataclasses import replace
+from typing import TextIO
+
+import torch
+from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
+
+from vitcnn import measure
+from vitcnn.options import argparse_options, option_value
+from vitcnn.plugin import machine_fields, measure_options
+from vitcnn.settings import PROFILE_CONVENTIONS, Setting
+
+REPORTED_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "PYTHONPATH")
+
+
+class Worker:
+    """The state of one side: its options and the setting prepared now (at most one)."""
+
+    def __init__(self, argv: list[str]) -> None:
+        namespace = argparse_options("vitcnn.ab.worker").parse_args(argv)
+        for name in namespace.plugins:  # test-only hooks, as `pytest -p MODULE` loads them in the plugin
+            hook = getattr(importlib.import_module(name), "pytest_configure", None)
+            if hook is not None:
+                hook(None)
+        if namespace.vitcnn_threads:
+            torch.set_num_threads(namespace.vitcnn_threads)
+        self.device = torch.device(namespace.vitcnn_device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        options = measure_options(lambda option: option_value(namespace, option))
+        conventions = PROFILE_CONVENTIONS.get(namespace.vitcnn_profile, options.conventions)
+        self.options = replace(options, conventions=conventions)
+        self.setting: Setting | None = None
+        self.prepared: measure.Prepared | None = None
+
+    def hello(self, request: dict) -> dict:
+        machine_info = {**pytest_benchmark_generate_machine_info(), **machine_fields(self.device)}
+        return {"ok": True, "machine_info": machine_info, "python": sys.executable, "pid": os.getpid(),
+                "platform": platform.platform(), "torch_threads": torch.get_num_threads(),
+                "env": {k: os.environ.get(k) for k in REPORTED_ENV}, "cwd": os.getcwd(),
+                "vitcnn": os.path.dirname(measure.__file__)}
+
+    def setup(self, request: dict) -> dict:
+        self.free({})
+        self.setting = Setting.from_dict(request["setting"])
+        try:
+            self.prepared = measure.prepare(self.setting, self.device, self.options)
+        except Exception as exc:
+            return self._failed(exc)
+        return {"ok": True, "status": "ok", "per_call_s": self.prepared.per_call_s}
+
+    def block(self, request: dict) -> dict:
+        if self.prepared is None:
+            return {"ok": False, "error": "block before a successful setup"}
+        try:
+            samples = self.prepared.time_block(int(request["calls"]))
+        except Exception as exc:
+            return self._failed(exc)
+        return {"ok": True, "status": "ok", "samples": samples}
+
+    def finish(self, request: dict) -> dict:
+        """Probe and memory after the last block, then free the model and derive MFU etc. (as measure does)."""
+        if self.prepared is None or self.setting is None:
+            return {"ok": False, "error": "finish before a successful setup"}
+        prepared, setting = self.prepared, self.setting
+        try:
+            info = prepared.finish()
+        except Exception as exc:
+            return self._failed(exc)
+        samples = list(prepared.samples)
+        self.free({})
+        outcome = measure.completed(setting, self.device, info, samples)
+        return {"ok": True, "status": outcome.status, "reason": outcome.reason, "info": outcome.info,
+                "samples": outcome.samples}
+
+    def free(self, request: dict) -> dict:
+        if self.prepared is not None:
+            self.prepared.close()
+            self.prepared = None
+        measure.free_memory()
+        return {"ok": True}
+
+    def _failed(self, exc: Exception) -> dict:
+        outcome = measure.failure(exc)
+        self.free({})
+        return {"ok": True, "status": outcome.status, "reason": outcome.reason, "fatal": outcome.fatal}
+
+
+def serve(worker: Worker, requests: TextIO, replies: TextIO) -> None:
+    """Answer one request per line until "quit" or end of input."""
+    handlers = {"hello": worker.hello, "setup": worker.setup, "block": worker.block, "finish": worker.finish,
+                "free": worker.free}
+    for line in requests:
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+            command = request["cmd"]
+        except (ValueError, KeyError, TypeError) as exc:
+            reply = {"ok": False, "error": f"bad request {line.strip()[:200]!r}: {exc}"}
+        else:
+            if command == "quit":
+                return
+            handler = handlers.get(command)
+            reply = handler(request) if handler else {"ok": False, "error": f"unknown command {command!r}"}
+        replies.write(json.dumps(reply, default=str) + "\n")
+        replies.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    # The protocol owns the original stdout; everything else that writes to fd 1 (inductor, C++ libraries) lands
+    # on stderr instead.
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        worker = Worker(sys.argv[1:] if argv is None else argv)
+    except Exception as exc:
+        replies.write(json.dumps({"ok": False, "error": f"worker cannot start: {type(exc).__name__}: {exc}"}) + "\n")
+        replies.flush()
+        return 2
+    serve(worker, sys.stdin, replies)
+    worker.free({})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
