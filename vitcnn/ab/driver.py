@@ -9,7 +9,6 @@ MIN_CALLS); each block starts with one untimed call that refills caches the othe
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import sys
