@@ -9,7 +9,6 @@ MIN_CALLS); each block starts with one untimed call that refills caches the othe
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import sys
@@ -154,6 +153,7 @@ def _write_outputs(options: ABOptions, hello: dict, records: list[SettingRecord]
             write_atomic(path, runs[name])
             lines.append(f"vitcnn ab: side {name}'s run file (for `vitcnn report`/`compare`): {path}")
     if options.markdown:
+        options.markdown.parent.mkdir(parents=True, exist_ok=True)
         options.markdown.write_text(verdicts.paired_markdown(comparison))
     if options.json_path:
         by_id = {v.id: v for v in comparison.verdicts}
@@ -170,6 +170,7 @@ def _write_outputs(options: ABOptions, hello: dict, records: list[SettingRecord]
                           "order": "".join(pair_order(p) for p in range(options.blocks)),
                           "verdict": _verdict_json(by_id[r.a_setting.id]), "blocks": r.blocks} for r in records],
         }
+        options.json_path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(options.json_path, data)
     return lines
 
