@@ -62,7 +62,8 @@ def test_smoke_numbers_are_sane(smoke_run):
             assert info["compile_time_s"] is None  # check: the full eager batch against its 1-image reference
             assert info["check_max_rel_err"] <= info["check_tolerance"] == 1e-3
         else:
-            assert info["compile_time_s"] > 0 and info["compile_cache"] in ("hit", "miss")
+            # "partial" is honest too: earlier tests in the same session may have filled one of the two caches
+            assert info["compile_time_s"] > 0 and info["compile_cache"] in ("hit", "miss", "partial")
             assert info["check_max_rel_err"] <= info["check_tolerance"] == 1e-3
 
 
