@@ -95,3 +95,39 @@ def test_attention_op_names():
     assert flops.is_attention_op("aten._scaled_dot_product_cudnn_attention")
     assert flops.is_attention_op("aten::_efficient_attention_forward")
     assert not flops.is_attention_op("aten.addmm") and not flops.is_attention_op("aten._fused_sdp_choice")
+
+
+@pytest.mark.parametrize("name", ["vit_b16", "vitdet_b16", "convnext_b", "nfnet_f0"])
+def test_a_training_step_costs_about_three_forwards(name):
+    """Backward = two matmuls per forward matmul (input and weight gradients), except the stem's input gradient."""
+    model = models.build(name, 224).train()
+    x = torch.empty(2, 3, 224, 224)
+    forward = count_flops(model, x)
+    step = count_flops(model, x, labels=torch.zeros(2, dtype=torch.int64))
+    assert forward.error is None and step.error is None
+    assert 2.5 <= step.total / forward.total <= 3.5
+    if models.spec(name).has_attention:  # attention backward counted: 2.5x its forward (flops.sdpa_backward_flops)
+        assert step.attention == pytest.approx(3.5 * forward.attention, rel=0.01)
+
+
+@pytest.mark.parametrize("groups", [1, 4, 32])
+def test_convolution_backward_costs_two_forwards_for_any_grouping(groups):
+    """torch's formula counts a grouped conv's weight gradient `groups` times too high; ours does not."""
+    conv = torch.nn.Conv2d(32, 64, 7, padding=3, groups=groups)
+    x = torch.randn(2, 32, 28, 28, requires_grad=False)
+
+    class Net(torch.nn.Module):
+        num_classes = 64
+
+        def __init__(self):
+            super().__init__()
+            self.conv = conv
+
+        def forward(self, inputs):
+            return self.conv(inputs).mean(dim=(2, 3))
+
+    forward = count_flops(Net(), x)
+    step = count_flops(Net(), x, labels=torch.zeros(2, dtype=torch.int64))
+    conv_forward = 2 * 2 * 28 * 28 * 64 * (32 // groups) * 49
+    assert forward.per_op["aten.convolution"] == conv_forward
+    assert step.per_op["aten.convolution_backward"] == conv_forward  # weight gradient only: x needs none

@@ -1,4 +1,5 @@
-"""FLOPs of one forward, attention included, on any supported torch, without allocating the model's activations.
+"""FLOPs of one forward (or training step), attention included, on any supported torch, without allocating the
+model's activations.
 
 Two traps this module exists for:
 - torch's FlopCounterMode counts only ops that have a formula in its registry, and the registry differs between
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode, flop_registry
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, flop_registry
 
 aten = torch.ops.aten
 
@@ -80,11 +81,26 @@ def _packets(names) -> list:
     return [getattr(aten, name) for name in names if hasattr(aten, name)]
 
 
+def conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
+                        _output_padding, _groups, output_mask, out_shape=None, **kwargs) -> int:
+    """Each requested gradient (input, weight) of a convolution costs the forward's multiply-adds.
+
+    torch's own formula counts the weight gradient of a grouped convolution as if it were dense: `groups` times
+    too many (1024x for a depthwise 7x7 layer of ConvNeXt-B, whose training step it counted as 9x its forward).
+    The forward count takes its channels from the weight's shape, (C_out, C_in / groups, k...), so it is right
+    for any grouping.
+    """
+    forward = conv_flop_count(list(x_shape), list(w_shape), list(grad_out_shape), transposed)
+    return forward * (int(bool(output_mask[0])) + int(bool(output_mask[1])))
+
+
 def missing_formulas(registry: dict | None = None) -> dict:
-    """FlopCounterMode custom mapping: our formula for every SDPA op the installed torch has no formula for."""
+    """FlopCounterMode custom mapping: our formula for every SDPA op the installed torch has no formula for,
+    and the grouped-convolution backward that torch counts wrong."""
     registry = flop_registry if registry is None else registry
     mapping = {op: _forward_formula for op in _packets(SDPA_FORWARD_OPS) if op not in registry}
     mapping.update({op: _backward_formula for op in _packets(SDPA_BACKWARD_OPS) if op not in registry})
+    mapping[aten.convolution_backward] = conv_backward_flops
     return mapping
 
 
@@ -116,8 +132,10 @@ class _LeafOps(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def _fake_call(model: torch.nn.Module, x: torch.Tensor, around: Callable[[], object]):
-    """Run `model(x)` on fake copies of its parameters, buffers and input, inside the modes `around()` enters."""
+def _fake_call(model: torch.nn.Module, x: torch.Tensor, around: Callable[[], object],
+               labels: torch.Tensor | None = None):
+    """Run `model(x)` on fake copies of its parameters, buffers and input, inside the modes `around()` enters;
+    with `labels`, also the cross-entropy loss and its backward (a training step's FLOPs)."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
@@ -125,11 +143,16 @@ def _fake_call(model: torch.nn.Module, x: torch.Tensor, around: Callable[[], obj
              [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]}
     fake_x = fake_mode.from_tensor(x)
     with fake_mode, around():
-        torch.func.functional_call(model, state, (fake_x,), tie_weights=False)
+        out = torch.func.functional_call(model, state, (fake_x,), tie_weights=False)
+        if labels is not None:
+            loss = torch.nn.functional.cross_entropy(out.float(), fake_mode.from_tensor(labels))
+            trainable = [t for t in state.values() if t.requires_grad]
+            torch.autograd.grad(loss, trainable)
 
 
-def count_flops(model: torch.nn.Module, x: torch.Tensor) -> FlopCount:
-    """Count one forward of `model` on `x` under FakeTensorMode, with a formula for every SDPA op.
+def count_flops(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor | None = None) -> FlopCount:
+    """Count one forward of `model` on `x` (with `labels`: forward, loss and backward: a training step) under
+    FakeTensorMode, with a formula for every SDPA op.
 
     `error` is set when an attention op ran that no formula counted (the total would be an undercount).
     """
@@ -144,7 +167,7 @@ def count_flops(model: torch.nn.Module, x: torch.Tensor) -> FlopCount:
         stack.enter_context(counter)
         return stack
 
-    _fake_call(model, x, modes)
+    _fake_call(model, x, modes, labels)
     per_op = {str(op): int(n) for op, n in counter.get_flop_counts().get("Global", {}).items()}
     counted = {str(op) for op in counter.flop_registry}
     attention = sum(n for op, n in per_op.items()
