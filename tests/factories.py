@@ -23,12 +23,12 @@ GPU_FINGERPRINT = {
 
 
 def setting(model="vit_t16", resolution=64, batch=1, precision="fp32", sdpa=None, compile_mode="eager",
-            layout="nchw") -> Setting:
+            layout="nchw", task="infer") -> Setting:
     from vitcnn import models
 
     if sdpa is None:
         sdpa = "auto" if models.spec(model).has_attention else "none"
-    return Setting(model, resolution, batch, precision, sdpa, compile_mode, layout)
+    return Setting(model, resolution, batch, precision, sdpa, compile_mode, layout, task)
 
 
 def result(s: Setting, samples=None, status="ok", reason=None, **extra) -> dict:

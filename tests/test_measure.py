@@ -184,6 +184,61 @@ def test_a_sticky_cuda_error_is_marked_fatal_and_an_ordinary_error_is_not():
     assert sticky.fatal and "illegal memory access" in sticky.reason and not plain.fatal
 
 
+# ----------------------------------------------------------------------------------------------------- training
+
+
+def test_a_compiled_training_step_end_to_end_on_cpu():
+    s = setting("vit_t16", 64, batch=2, compile_mode="default", task="train")
+    outcome = measure.measure(s, "cpu", options=QUICK)
+    info = outcome.info
+    assert outcome.status == "ok", outcome.reason
+    assert info["setting_id"].endswith("-train") and info["inference_mode"] is False
+    assert info["compile_time_s"] > 0 and info["check_max_rel_err"] <= info["check_tolerance"]
+    assert info["check_fp32_math_rel_err"] <= info["check_fp32_math_tolerance"]
+    assert 2.5 <= info["flops"] / info["forward_flops"] <= 3.5 and info["flops_error"] is None
+    assert info["sdpa_backend_used"] == "flash_cpu"
+    assert info["optimizer"] == "AdamW (fused)"
+    assert info["gradient_bytes"] == 4 * info["params"]
+    assert info["optimizer_state_bytes"] >= 2 * info["gradient_bytes"]
+    held = info["weights_bytes"] + info["optimizer_state_bytes"] + info["gradient_bytes"]
+    assert info["activation_peak_bytes"] > 0 and info["total_peak_bytes"] >= held + info["activation_peak_bytes"]
+    assert info["images_per_s"] == pytest.approx(2 / statistics.median(outcome.samples))
+
+
+class _WrongGradientWhenCompiled(torch.nn.Module):
+    """Same loss compiled and eager, but the compiled backward scales the gradient: only the gradient check sees it."""
+
+    num_classes = 4
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(3))  # first parameter: the one whose gradient is checked
+        self.linear = torch.nn.Linear(3, 4)
+
+    def forward(self, x):
+        features = x.mean(dim=(2, 3)) * self.scale
+        if torch.compiler.is_compiling():
+            features = features * 1.5 - features.detach() * 0.5  # same value, 1.5x the gradient
+        return self.linear(features)
+
+
+def test_a_compiled_step_with_a_wrong_gradient_fails_the_check():
+    outcome = measure.measure(setting("convnext_atto", 64, batch=2, compile_mode="default", task="train"), "cpu",
+                              options=QUICK, build=lambda name, size: _WrongGradientWhenCompiled())
+    assert outcome.status == "error" and "differs from eager" in outcome.reason
+
+
+def test_cpu_memory_is_measured_and_autograd_left_on_is_visible():
+    s = setting("convnext_atto", 128, batch=2)
+    normal = measure.measure(s, "cpu", options=QUICK).info
+    planted = measure.measure(s, "cpu", options=replace(QUICK, inference_mode=False)).info
+    assert normal["activation_peak_bytes"] > 0 and normal["memory_source"].startswith("profiler")
+    assert normal["total_peak_bytes"] == normal["weights_bytes"] + 2 * 3 * 128 * 128 * 4 + normal["activation_peak_bytes"]
+    assert planted["activation_peak_bytes"] > 1.5 * normal["activation_peak_bytes"]
+    again = measure.measure(s, "cpu", options=QUICK).info
+    assert again["activation_peak_bytes"] == normal["activation_peak_bytes"]  # deterministic: gateable
+
+
 # ------------------------------------------------------------------------------ GPU only: pytest -m gpu
 
 
@@ -238,6 +293,18 @@ def test_gpu_autograd_on_is_a_memory_regression():
     with_inference = measure.measure(s, "cuda").info["activation_peak_bytes"]
     with_autograd = measure.measure(s, "cuda", options=MeasureOptions(inference_mode=False)).info["activation_peak_bytes"]
     assert with_autograd > 1.5 * with_inference
+
+
+@gpu
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_gpu_training_step_in_half_precision(precision):
+    s = setting("vit_t16", 224, batch=8, precision=precision, compile_mode="default", task="train")
+    outcome = measure.measure(s, "cuda")
+    info = outcome.info
+    assert outcome.status == "ok", outcome.reason
+    assert info["optimizer"] == "AdamW (fused)" and info["sdpa_backend_used"] in {"flash", "cudnn", "efficient"}
+    held = info["weights_bytes"] + info["optimizer_state_bytes"] + info["gradient_bytes"]
+    assert info["activation_peak_bytes"] > 0 and info["total_peak_bytes"] >= held
 
 
 @gpu

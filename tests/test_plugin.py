@@ -27,7 +27,7 @@ def test_smoke_json_has_every_setting_and_field(smoke_run):
     expected = {s.id for s in settings.profile_settings("smoke", "cpu")}
     assert {e["id"] for e in data["vitcnn"]["settings"]} == expected
     assert {e["status"] for e in data["vitcnn"]["settings"]} == {"ok"}
-    assert data["vitcnn"]["profile"] == "smoke"
+    assert data["vitcnn"]["profile"] == "smoke" and data["vitcnn"]["selection"] == "smoke"
     assert {b["extra_info"]["setting_id"] for b in data["benchmarks"]} == expected
     for bench in data["benchmarks"]:
         info, stats = bench["extra_info"], bench["stats"]
@@ -54,7 +54,8 @@ def test_smoke_numbers_are_sane(smoke_run):
         assert info["tflops_per_s"] == pytest.approx(info["flops"] / info["median_s"] / 1e12)
         assert info["peak_tflops_spec"] is None and info["mfu_spec"] is None  # no datasheet peak for a CPU
         assert 0 < info["mfu_matmul"] == pytest.approx(info["tflops_per_s"] / info["peak_tflops_matmul"])
-        assert info["activation_peak_bytes"] is None  # the CUDA allocator's counters do not exist on CPU
+        assert info["activation_peak_bytes"] > 0 and info["reserved_peak_bytes"] is None  # profiler events on CPU
+        assert info["total_peak_bytes"] > info["weights_bytes"]
         flags = info["precision_flags"]
         assert flags["float32_matmul_precision"] == "highest" and flags["cudnn_allow_tf32"] is False
         assert flags["cuda_matmul_allow_tf32"] is False and flags["cudnn_benchmark"] is True
@@ -238,3 +239,45 @@ def test_gate_without_a_baseline_fails_with_advice(tmp_path):
     done = run_benchmarks("-k", "nfnet_tiny and 64px and bs1 and eager", "--vitcnn-target-seconds", "0.1",
                           "--vitcnn-gate", "--vitcnn-baseline-dir", str(tmp_path))
     assert done.returncode == 1 and "--vitcnn-save-baseline" in done.stdout
+
+
+def test_gate_flags_autograd_left_on_as_memory_up_on_cpu(gate_baseline, tmp_path):
+    """The planted memory regression (forwards keep autograd state) fails the gate on a CPU: memory is measured
+    there (profiler allocator events) and is deterministic, unlike time."""
+    directory, run_a = gate_baseline
+    run_e = tmp_path / "run_e.json"
+    done = run_benchmarks(*GATE_SUBSET, "--vitcnn-threads", "2", *CPU_TOLERANCE, "--vitcnn-gate",
+                          "--vitcnn-baseline-dir", str(directory), "--benchmark-json", str(run_e),
+                          "--vitcnn-no-inference-mode")
+    assert done.returncode == 1, done.stdout[-4000:]
+    verdicts = _verdicts(run_a.json_path, run_e)
+    assert all("memory-up" in labels for labels in verdicts.values()), verdicts
+
+
+# --------------------------------------------------------------------------------------------------- training
+
+TRAIN_SUBSET = ("--vitcnn-profile", "smoke-train", "--vitcnn-models", "vit_t16,convnext_atto",
+                "--vitcnn-target-seconds", "0.2", "--vitcnn-warmup-seconds", "0.2", "--vitcnn-min-rounds", "5")
+
+
+def test_a_training_run_end_to_end(tmp_path):
+    """Training steps of the tiny twins: pytest JSON -> baseline -> gate -> report."""
+    baselines, report, first_json, second_json = (tmp_path / n for n in ("baselines", "report", "a.json", "b.json"))
+    first = run_benchmarks(*TRAIN_SUBSET, "--vitcnn-save-baseline", "--vitcnn-baseline-dir", str(baselines),
+                           "--benchmark-json", str(first_json))
+    assert first.returncode == 0, first.stdout[-4000:]
+    second = run_benchmarks(*TRAIN_SUBSET, *CPU_TOLERANCE, "--vitcnn-gate", "--vitcnn-baseline-dir", str(baselines),
+                            "--vitcnn-report", str(report), "--benchmark-json", str(second_json))
+    assert second.returncode == 0 and "vitcnn gate: passed" in second.stdout, second.stdout[-4000:]
+    data = json.loads(second_json.read_text())
+    expected = settings.profile_settings("smoke-train", "cpu", models=("vit_t16", "convnext_atto"))
+    assert {b["name"] for b in data["benchmarks"]} == {f"test_training[{s.id}]" for s in expected}
+    assert data["vitcnn"]["selection"] == "smoke-train with --vitcnn-models vit_t16,convnext_atto"
+    for bench in data["benchmarks"]:
+        info = bench["extra_info"]
+        assert info["status"] == "ok" and 2.5 <= info["flops"] / info["forward_flops"] <= 3.5
+        assert info["gradient_bytes"] == 4 * info["params"] and info["activation_peak_bytes"] > 0
+    text = (report / "report.md").read_text()
+    assert "## Training: best step per model" in text and "smoke-train with --vitcnn-models" in text
+    assert "Training step time" in text and list(report.glob("train_step_time_*.png"))
+    assert "a training step costs about 3x inference" in text

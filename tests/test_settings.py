@@ -16,6 +16,35 @@ def test_ids_are_readable():
     assert cnn.id == "convnext_b-512px-bs8-bf16-channels_last-reduce-overhead"
 
 
+def test_training_ids_end_in_train_and_inference_ids_are_unchanged():
+    infer = Setting("vit_b16", 224, 8, "bf16", "auto", "default", "nchw")
+    train = Setting("vit_b16", 224, 8, "bf16", "auto", "default", "nchw", "train")
+    assert infer.task == "infer" and infer.id == "vit_b16-224px-bs8-bf16-auto-default"
+    assert train.id == infer.id + "-train"
+    assert Setting.from_dict({k: v for k, v in infer.as_dict().items() if k != "task"}) == infer  # older files
+    assert Setting.from_dict(train.as_dict()) == train
+    assert invalid_reason(Setting("vit_b16", 224, 8, "bf16", "auto", "default", "nchw", "finetune"), "cuda")
+
+
+def test_training_profiles():
+    smoke = profile_settings("smoke-train", "cpu")
+    assert {s.task for s in smoke} == {"train"} and len(smoke) == 8
+    blog = profile_settings("blog-train", "cuda")
+    assert {s.model for s in blog} == {"vit_b16", "convnext_b", "vitdet_b16"} and {s.task for s in blog} == {"train"}
+    assert {s.resolution for s in blog} == {224, 512, 1024} and {s.batch for s in blog} == {8, 32}
+    assert {s.precision for s in blog} == {"bf16"}
+
+
+def test_cpu_profile_runs_the_real_models_within_its_limits():
+    cpu = profile_settings("cpu", "cpu")
+    assert {s.model for s in cpu} == {"vit_b16", "vitdet_b16", "convnext_b"}
+    assert {s.precision for s in cpu} == {"fp32", "bf16"} and {s.task for s in cpu} == {"infer", "train"}
+    assert all(s.resolution <= settings.CPU_LIMITS[s.task, s.batch] for s in cpu)
+    assert max(s.resolution for s in cpu if s.task == "infer") == 1024
+    # an explicit axis is taken as asked, beyond the limits
+    assert {s.resolution for s in profile_settings("cpu", "cpu", resolutions=(1024,), tasks=("train",))} == {1024}
+
+
 def test_smoke_profile_is_tiny_cpu_fp32():
     smoke = profile_settings("smoke", "cpu")
     assert {s.model for s in smoke} == {"vit_t16", "vitdet_t16", "convnext_atto", "nfnet_tiny"}

@@ -223,7 +223,7 @@ def add_sweep(subparsers) -> None:
 
 AB_AXES = {"--models": "--vitcnn-models", "--res": "--vitcnn-res", "--batch": "--vitcnn-batch",
            "--precision": "--vitcnn-precision", "--sdpa": "--vitcnn-sdpa", "--compile": "--vitcnn-compile",
-           "--layout": "--vitcnn-layout"}
+           "--layout": "--vitcnn-layout", "--task": "--vitcnn-task"}
 
 
 def _ab_settings(args: argparse.Namespace, device_type: str) -> list:

@@ -1,15 +1,20 @@
 """Run one Setting: build, count FLOPs, compile, check, time synchronised calls, probe the kernel, read memory.
 
+A call is one forward (task "infer") or one training step (task "train", training.py: forward, loss, backward,
+optimizer step); every stage below is the same for both.
+
 Order matters for honest numbers (README, "How a setting is measured", says why each step is there):
 1. build, cast and move the model and input; every residual gain awake (models.wake_gains);
 2. FLOPs under FakeTensorMode (no memory; every SDPA op has a formula, flops.py); references on a 1-image slice:
    eager in the setting's dtype and SDPA context, and fp32 with math attention (reference.py);
 3. first compiled call = compile time, with caches that a forced SDPA backend cannot share (sdpa.py); its output
-   must match both references;
+   must match both references (training: loss and the stem's gradient of the first step, before its optimizer
+   step);
 4. reset the CUDA peak-memory counters (before the first call for CUDA-graph modes, so recording counts), then
    warm up for a time and time synchronised calls with the cyclic GC paused;
-5. after timing: device time and gpu_busy (CUDA), then the SDPA backend probe (CPU profiler activities only; on
-   eager for CUDA-graph modes); a backend other than the requested one fails the setting.
+5. after timing: device time and gpu_busy (CUDA), the CPU memory peak of one more call (memory.py: the profiler's
+   allocator events), then the SDPA backend probe (CPU profiler activities only; on eager for CUDA-graph modes);
+   a backend other than the requested one fails the setting.
 Out-of-memory anywhere is a result (status "oom"); a sticky CUDA error is marked fatal; everything is freed.
 """
 
@@ -27,7 +32,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from vitcnn import compiling, models, peaks, reference, sdpa
+from vitcnn import compiling, memory, models, peaks, reference, sdpa, training
 from vitcnn.failures import CompiledMismatch, is_fatal_device_error, is_oom  # noqa: F401 (re-exported)
 from vitcnn.flops import count_flops
 from vitcnn.precision import DTYPES, precision_flags
@@ -81,35 +86,43 @@ def _weights_bytes(model: torch.nn.Module) -> int:
 
 
 def _prepare(setting: Setting, device: torch.device, build: Callable[..., torch.nn.Module]):
-    dtype = DTYPES[setting.precision]
+    """The model and input, moved and cast: to the setting's dtype for inference, fp32 (master weights, autocast
+    does the rest) for training."""
+    dtype = DTYPES[setting.precision] if setting.task == "infer" else torch.float32
     layout = torch.channels_last if setting.layout == "channels_last" else torch.contiguous_format
     model = build(setting.model, setting.resolution).to(device=device, dtype=dtype, memory_format=layout)
     x = torch.randn(setting.batch, 3, setting.resolution, setting.resolution, device=device, dtype=dtype)
     return model, x.contiguous(memory_format=layout)
 
 
-def _flop_fields(model: torch.nn.Module, x: torch.Tensor, has_attention: bool, essay: bool) -> dict:
-    """FLOP fields; a failed or incomplete count is an error string, never a discarded timing."""
+def _flop_fields(model: torch.nn.Module, x: torch.Tensor, has_attention: bool, essay: bool,
+                 labels: torch.Tensor | None = None) -> dict:
+    """FLOP fields of one call (with `labels`: a training step, and the forward alone beside it); a failed or
+    incomplete count is an error string, never a discarded timing."""
     try:
-        count = count_flops(model, x)
+        forward = count_flops(model, x)
+        count = forward if labels is None else count_flops(model, x, labels)
     except Exception as exc:
-        return {"flops": None, "attention_flops": None, "flops_error": f"{type(exc).__name__}: {exc}",
-                "flops_convention": None}
-    error = count.error
+        return {"flops": None, "attention_flops": None, "forward_flops": None,
+                "flops_error": f"{type(exc).__name__}: {exc}", "flops_convention": None}
+    error = count.error or forward.error
     if error is None and has_attention and not count.attention:
         error = "no attention FLOPs counted for a model with attention"
-    return {"flops": count.total - count.attention if essay else count.total, "attention_flops": count.attention,
+
+    def convention(c):
+        return c.total - c.attention if essay else c.total
+
+    return {"flops": convention(count), "attention_flops": count.attention, "forward_flops": convention(forward),
             "flops_error": error, "flops_convention": "essay: attention excluded" if essay else "all ops"}
 
 
-def _device_time(compiled: Callable, x: torch.Tensor, device: torch.device, samples: list[float],
-                 rounds: int) -> dict:
+def _device_time(call: Callable[[], None], device: torch.device, samples: list[float], rounds: int) -> dict:
     """CUDA only: device seconds per call (events, no launch gaps) and gpu_busy; None on CPU or on failure."""
     fields = {"gpu_time_s": None, "gpu_busy": None, "gpu_time_error": None}
     if device.type != "cuda" or not samples:
         return fields
     try:
-        device_samples = device_seconds(lambda: compiled(x), rounds, 1.5 * statistics.median(samples) + 1e-3)
+        device_samples = device_seconds(call, rounds, 1.5 * statistics.median(samples) + 1e-3)
     except Exception as exc:
         fields["gpu_time_error"] = f"{type(exc).__name__}: {exc}"
         return fields
@@ -147,19 +160,27 @@ class Prepared:
         flags = enter(precision_flags(setting.precision, cudnn_tf32_in_fp32=essay))
         enter(sdpa.sdpa_context(setting.sdpa))
         isolation = enter(sdpa.isolated_compile_cache(setting.sdpa))
-        enter(torch.inference_mode() if options.inference_mode else nullcontext())
+        self.train = train = setting.task == "train"
+        inference_mode = options.inference_mode and not train
+        enter(torch.inference_mode() if inference_mode else nullcontext())
         self.model, self.x = model, x = _prepare(setting, device, build)
+        labels = None
+        if train:
+            model.train()
+            labels = training.random_labels(model, x)
         self.info = info = {
             "setting": setting.as_dict(), "setting_id": setting.id, "status": "ok",
             "model_family": spec.family, "device": device.type, "precision_flags": flags,
-            "inference_mode": options.inference_mode, "conventions": options.conventions,
+            "inference_mode": inference_mode, "conventions": options.conventions,
             "cuda_graphs": graphs, "compile_cache_isolation": isolation,
             "params": sum(p.numel() for p in model.parameters()), "weights_bytes": _weights_bytes(model),
         }
-        info.update(_flop_fields(model, x, spec.has_attention, essay))
-        refs = reference.references(model, x)
+        info.update(_flop_fields(model, x, spec.has_attention, essay, labels))
+        refs = (training.references(model, x, labels, setting.precision) if train
+                else reference.references(model, x))
 
         self.compiled = compiled = compiling.compile_model(model, setting.compile_mode)
+        self.step = step = training.TrainStep(compiled, model, x, labels, setting.precision) if train else None
         if device.type == "cuda":  # CUDA-graph modes record during the first calls: their peak must include it
             synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
@@ -167,7 +188,7 @@ class Prepared:
         cache_before = compiling.cache_counters()
         synchronize(device)
         start = time.perf_counter()
-        out = compiled(x)
+        out = step.loss_and_gradient() if train else compiled(x)  # training: compiles forward and backward
         synchronize(device)
         compile_s = time.perf_counter() - start
         delta = compiling.cache_delta(cache_before, compiling.cache_counters())
@@ -176,6 +197,14 @@ class Prepared:
         info["compile_cache_counters"] = delta
         info.update(reference.check(out, refs, setting.precision))
         del out, refs
+        if train:  # the first step's optimizer step creates the optimizer state: held from here on
+            step.apply()
+            info["gradient_bytes"] = training.gradient_bytes(model)
+            info["optimizer"] = type(step.optimizer).__name__ + (
+                " (fused)" if step.optimizer.defaults.get("fused") else " (foreach)")
+            info["optimizer_state_bytes"] = training.optimizer_state_bytes(step.optimizer)
+            if device.type == "cuda" and graphs:
+                self.allocated_before += info["optimizer_state_bytes"]
 
         if device.type == "cuda" and not graphs:  # compile-time autotuning buffers are not activations
             synchronize(device)
@@ -187,10 +216,24 @@ class Prepared:
         self.per_call_s = statistics.median(warmup[-warmup_calls:])
         info["warmup_rounds"] = len(warmup)
 
+    def enqueue(self) -> None:
+        """One call of the compiled model (or one training step), not synchronised."""
+        if self.step is not None:
+            self.step()
+        else:
+            self.compiled(self.x)
+
     def call(self) -> None:
-        """One synchronised call of the compiled model: what every sample times."""
-        self.compiled(self.x)
+        """One synchronised call: what every sample times."""
+        self.enqueue()
         synchronize(self.device)
+
+    def held_bytes(self) -> int:
+        """What stays allocated between calls: weights, the batch (and labels), the optimizer state."""
+        held = self.info["weights_bytes"] + training.tensor_bytes([self.x])
+        if self.step is not None:
+            held += training.tensor_bytes([self.step.labels]) + self.info["optimizer_state_bytes"]
+        return held
 
     def rounds(self) -> int:
         """How many calls `measure` times: about `target_seconds`, within [min_rounds, max_rounds]."""
@@ -217,25 +260,46 @@ class Prepared:
         """After timing, never before: memory peaks, device time and the SDPA backend probe; returns the info."""
         info, device = self.info, self.device
         info["host_load_1m"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-        if device.type == "cuda":
-            info["activation_peak_bytes"] = torch.cuda.max_memory_allocated(device) - self.allocated_before
-            info["reserved_peak_bytes"] = torch.cuda.max_memory_reserved(device)
-        else:
-            info["activation_peak_bytes"] = info["reserved_peak_bytes"] = None
-        info.update(_device_time(self.compiled, self.x, device, self.samples, self.options.device_time_rounds))
+        info.update(self._memory())
+        info.update(_device_time(self.enqueue, device, self.samples, self.options.device_time_rounds))
 
         # The probe must not change what was timed. CUDA-graph replays hide the ops.
         probe, probe_x = (self.model, self.x[:reference.SLICE]) if self.graphs else (self.compiled, self.x)
         has_attention = models.spec(self.setting.model).has_attention
-        info["sdpa_backend_used"] = (
-            sdpa.backends_seen(lambda: (probe(probe_x), synchronize(device))) if has_attention else "none")
+
+        def probed_call():
+            if self.step is not None:  # the forward under the step's autocast: the kernels the step ran
+                self.step.loss(probe, probe_x, self.step.labels[:len(probe_x)])
+            else:
+                probe(probe_x)
+            synchronize(device)
+
+        info["sdpa_backend_used"] = sdpa.backends_seen(probed_call) if has_attention else "none"
         info["sdpa_backend_source"] = "eager" if self.graphs else "timed model"
         sdpa.check_backend(self.setting.sdpa, info["sdpa_backend_used"])
         return info
 
+    def _memory(self) -> dict:
+        """Memory of a call: its activation peak (what it allocates beyond what is held between calls, less the
+        gradients of a training step, reported apart) and the total peak, in bytes.
+
+        CUDA: the allocator's peak counters over warm-up and timing. CPU: one more call, watched through the
+        profiler's allocator events (memory.py). Training adds the gradient and optimizer-state bytes.
+        """
+        device, gradients = self.device, self.info.get("gradient_bytes", 0)
+        if device.type == "cuda":
+            above_held = torch.cuda.max_memory_allocated(device) - self.allocated_before
+            total, reserved = torch.cuda.max_memory_allocated(device), torch.cuda.max_memory_reserved(device)
+        else:
+            above_held = memory.cpu_peak_bytes(self.call)
+            total, reserved = self.held_bytes() + above_held, None
+        return {"activation_peak_bytes": above_held - gradients, "total_peak_bytes": total,
+                "reserved_peak_bytes": reserved, "memory_source": "cuda allocator" if device.type == "cuda"
+                else "profiler allocator events (one call after timing)"}
+
     def close(self) -> None:
         """Leave the setting's contexts and drop the model, input and compiled graph (free_memory does the rest)."""
-        self.model = self.x = self.compiled = None
+        self.model = self.x = self.compiled = self.step = None
         self._contexts.close()
 
 

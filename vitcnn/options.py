@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-PROFILE_NAMES = ("smoke", "blog-lite", "blog", "essay")
+PROFILE_NAMES = ("smoke", "blog-lite", "blog", "essay", "smoke-train", "blog-train", "cpu")
 AXIS_OPTIONS = {  # command-line option -> (settings.Axes field, parser)
     "--vitcnn-models": ("models", str),
     "--vitcnn-res": ("resolutions", int),
@@ -24,6 +24,7 @@ AXIS_OPTIONS = {  # command-line option -> (settings.Axes field, parser)
     "--vitcnn-sdpa": ("sdpa", str),
     "--vitcnn-compile": ("compile_modes", str),
     "--vitcnn-layout": ("layouts", str),
+    "--vitcnn-task": ("tasks", str),
 }
 MEASURE_DEFAULTS = {"target_seconds": 1.0, "warmup_seconds": 1.0, "min_rounds": 10, "max_rounds": 200}
 GATE_DEFAULTS = {"tolerance": 0.05, "alpha": 0.01, "memory_rel_tolerance": 0.01}

@@ -38,6 +38,7 @@ class SessionState:
     run: Run | None = None  # the session's results, built once at session end
     lines: list[str] = field(default_factory=list)  # what the session end has to say under the table
     shard: dict | None = None  # the run JSON's vitcnn.shard section when this session runs one shard
+    selection: str | None = None  # the profile and what narrowed it (axis options, -k), said in every report
 
     def record(self, setting: settings.Setting, status: str, reason: str | None) -> None:
         self.records[setting.id] = status_entry(setting, status, reason)
@@ -48,9 +49,18 @@ def status_entry(setting: settings.Setting, status: str, reason: str | None) -> 
     return {"setting": setting.as_dict(), "id": setting.id, "status": status, "reason": reason}
 
 
-def vitcnn_section(profile: str, entries: list[dict], shard_record: dict | None = None) -> dict:
+def describe_selection(profile: str, options: dict[str, str], keyword: str | None = None) -> str:
+    """The selection in words, e.g. "smoke with --vitcnn-models vit_t16 --vitcnn-res 64, -k 'eager'": a report
+    must not call a narrowed run by its profile's name alone."""
+    narrowed = " ".join(f"{option} {value}" for option, value in options.items())
+    text = f"{profile} with {narrowed}" if narrowed else profile
+    return f"{text}, -k {keyword!r}" if keyword else text
+
+
+def vitcnn_section(profile: str, entries: list[dict], shard_record: dict | None = None,
+                   selection: str | None = None) -> dict:
     """The run JSON's top-level `vitcnn` section (runfile.py reads it)."""
-    section = {"schema": 1, "profile": profile, "settings": entries}
+    section = {"schema": 1, "profile": profile, "selection": selection or profile, "settings": entries}
     if shard_record is not None:
         section["shard"] = shard_record
     return section
@@ -91,7 +101,7 @@ def _split(value: str, parse) -> tuple:
 
 
 AXIS_CHOICES = {"precisions": settings.PRECISIONS, "sdpa": settings.SDPA_BACKENDS,
-                "compile_modes": settings.COMPILE_MODES, "layouts": settings.LAYOUTS}
+                "compile_modes": settings.COMPILE_MODES, "layouts": settings.LAYOUTS, "tasks": settings.TASKS}
 
 
 def _check_axes(profile: str, overrides: dict[str, tuple]) -> None:
@@ -115,6 +125,7 @@ def _check_axes(profile: str, overrides: dict[str, tuple]) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "vitcnn: a vitcnn benchmark setting")
+    config.addinivalue_line("markers", "vitcnn_task(task): the settings task this benchmark function measures")
     _default_to_benchmarks(config)
     config.option.benchmark_save_data = True  # raw samples in saved runs too: the gate tests significance on them
     requested = config.getoption("--vitcnn-device")
@@ -136,7 +147,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     selected, shard_record = _apply_shard(config, selected)
     options = measure_options(config.getoption)
-    config.stash[STATE] = SessionState(device, profile, selected, options, shard=shard_record)
+    narrowed = {opt: config.getoption(opt) for opt in AXIS_OPTIONS if config.getoption(opt)}
+    selection = describe_selection(profile, narrowed, config.getoption("keyword", None) or None)
+    config.stash[STATE] = SessionState(device, profile, selected, options, shard=shard_record, selection=selection)
     if shard_record:
         config.stash[STATE].lines.append(shard.describe(shard_record))
     if config.getoption("--vitcnn-compile-cache"):
@@ -156,13 +169,27 @@ def _apply_shard(config: pytest.Config, selected: list[settings.Setting]):
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each benchmark function gets the selected settings of its task (`@pytest.mark.vitcnn_task("train")`;
+    unmarked: "infer"), so inference keeps its test names and training gets its own function."""
     if "vitcnn_setting" in metafunc.fixturenames:
-        selected = metafunc.config.stash[STATE].selected
+        marker = metafunc.definition.get_closest_marker("vitcnn_task")
+        task = marker.args[0] if marker else "infer"
+        selected = [s for s in metafunc.config.stash[STATE].selected if s.task == task]
         metafunc.parametrize("vitcnn_setting", selected, ids=[s.id for s in selected])
 
 
+def _has_no_setting(item: pytest.Item) -> bool:
+    """A benchmark function whose task has no selected setting (pytest would list it as an empty-set skip)."""
+    return "vitcnn_setting" in getattr(item, "fixturenames", ()) and not hasattr(item, "callspec")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under --benchmark-only, deselect plain tests instead of listing each as skipped."""
+    """Deselect a benchmark function with no setting of its task; under --benchmark-only, deselect plain tests
+    instead of listing each as skipped."""
+    empty = [item for item in items if _has_no_setting(item)]
+    if empty:
+        config.hook.pytest_deselected(items=empty)
+        items[:] = [item for item in items if item not in empty]
     if not config.getoption("benchmark_only", False):
         return
     keep = [item for item in items if "benchmark" in getattr(item, "fixturenames", ())]
@@ -215,7 +242,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: dict) -> None:
     state = config.stash[STATE]
-    output_json["vitcnn"] = vitcnn_section(state.profile, list(state.records.values()), state.shard)
+    output_json["vitcnn"] = vitcnn_section(state.profile, list(state.records.values()), state.shard, state.selection)
 
 
 def _run_json(config: pytest.Config) -> dict:

@@ -40,14 +40,23 @@ def references(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Tenso
     return refs
 
 
-def check(out: torch.Tensor, refs: dict[str, torch.Tensor], precision: str) -> dict:
-    """Compare the first SLICE rows of `out` with both references; raise CompiledMismatch if either is off.
+def _error(out: torch.Tensor | dict, ref: torch.Tensor | dict) -> float:
+    """relative_error of a tensor, or the largest over a dict of named tensors (a training step's loss and
+    gradient)."""
+    if isinstance(ref, dict):
+        return max(relative_error(out[name], ref[name]) for name in ref)
+    return relative_error(out, ref)
 
-    Returns the recorded fields. For an eager setting the "eager" check compares the full batch with the slice.
+
+def check(out: torch.Tensor | dict, refs: dict, precision: str) -> dict:
+    """Compare `out` with both references; raise CompiledMismatch if either is off. Returns the recorded fields.
+
+    An output tensor is compared on its first SLICE rows (for an eager setting the "eager" check then compares the
+    full batch with the slice); a dict (training.references: loss and gradient) is compared name by name.
     """
-    part = out[:SLICE]
-    eager_err = relative_error(part, refs["eager"])
-    math_err = relative_error(part, refs["fp32_math"])
+    part = out[:SLICE] if isinstance(out, torch.Tensor) else out
+    eager_err = _error(part, refs["eager"])
+    math_err = _error(part, refs["fp32_math"])
     fields = {"check_max_rel_err": eager_err, "check_tolerance": CHECK_TOLERANCE[precision],
               "check_fp32_math_rel_err": math_err, "check_fp32_math_tolerance": REFERENCE_TOLERANCE[precision]}
     if not eager_err <= CHECK_TOLERANCE[precision]:

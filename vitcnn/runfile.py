@@ -4,8 +4,9 @@ vitcnn adds to pytest-benchmark's JSON (see README, "Output"):
 - `machine_info["vitcnn_fingerprint"]` and `machine_info["vitcnn_slug"]`: what machine/software the run belongs to;
 - per benchmark `extra_info`: the setting, status "ok" and the measured numbers (FLOPs, memory, MFU, ...);
 - per benchmark `stats["data"]`: the raw per-call seconds;
-- top level `vitcnn = {"schema": 1, "profile": ..., "settings": [...]}`: every setting of the session with its
-  status ("ok", "oom", "error", "skipped") and reason, including those that produced no timing.
+- top level `vitcnn = {"schema": 1, "profile": ..., "selection": ..., "settings": [...]}`: the profile, the
+  selection in words (the profile and the axis options or -k that narrowed it), and every setting of the session
+  with its status ("ok", "oom", "error", "skipped") and reason, including those that produced no timing.
 - in a baseline, `vitcnn["median_history"]`: each setting's medians over the saved runs (see baseline.py).
 This module turns that into `Run` / `Result` records: the only shape a finished setting has outside measure.py.
 The plugin builds one Run at session end and hands it to the terminal table, the gate, the baseline store and
@@ -100,6 +101,12 @@ class Run:
     @property
     def device_label(self) -> str:
         return device_label(self.fingerprint)
+
+    @property
+    def selection(self) -> str | None:
+        """The profile and what narrowed it (axis options, -k), as the plugin recorded it; older files: the
+        profile's name."""
+        return self.raw.get("vitcnn", {}).get("selection") or self.profile
 
 
 def device_label(fp: dict) -> str:

@@ -7,7 +7,7 @@ CUDA-graph compile modes on CPU) are never generated, so every generated setting
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 
 from vitcnn import models
 
@@ -16,12 +16,17 @@ SDPA_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
 COMPILE_MODES = ("eager", "default", "reduce-overhead", "max-autotune")
 LAYOUTS = ("nchw", "channels_last")
 HALF_PRECISIONS = ("bf16", "fp16")
+TASKS = ("infer", "train")  # a forward pass; a training step (forward, loss, backward, optimizer step)
 NO_SDPA = "none"  # the SDPA axis of a model without attention
 
 
 @dataclass(frozen=True, order=True)
 class Setting:
-    """One benchmarked configuration. `sdpa` is "none" for CNNs; `layout` is "nchw" for ViTs."""
+    """One benchmarked configuration. `sdpa` is "none" for CNNs; `layout` is "nchw" for ViTs.
+
+    `task` is last and defaults to "infer" so that settings (and run files) from before the task axis keep their
+    meaning and their ids.
+    """
 
     model: str
     resolution: int
@@ -30,12 +35,15 @@ class Setting:
     sdpa: str
     compile_mode: str
     layout: str
+    task: str = "infer"
 
     @property
     def id(self) -> str:
-        """Readable test id, e.g. vit_b16-1024px-bs1-bf16-flash-default or convnext_b-512px-bs8-bf16-channels_last-default."""
+        """Readable test id, e.g. vit_b16-1024px-bs1-bf16-flash-default or convnext_b-512px-bs8-bf16-channels_last-default;
+        a training step ends in -train (inference ids are unchanged, so older baselines still match)."""
         variant = self.sdpa if self.sdpa != NO_SDPA else self.layout
-        return f"{self.model}-{self.resolution}px-bs{self.batch}-{self.precision}-{variant}-{self.compile_mode}"
+        task = "" if self.task == "infer" else f"-{self.task}"
+        return f"{self.model}-{self.resolution}px-bs{self.batch}-{self.precision}-{variant}-{self.compile_mode}{task}"
 
     @property
     def family(self) -> str:
@@ -46,7 +54,8 @@ class Setting:
 
     @classmethod
     def from_dict(cls, data: dict) -> Setting:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        """The setting a run file recorded; a field with a default (`task`, newer than some files) may be absent."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data or f.default is MISSING})
 
 
 def invalid_reason(setting: Setting, device_type: str) -> str | None:
@@ -62,6 +71,8 @@ def invalid_reason(setting: Setting, device_type: str) -> str | None:
         return f"unknown precision {setting.precision!r}; choose from {', '.join(PRECISIONS)}"
     if setting.compile_mode not in COMPILE_MODES:
         return f"unknown compile mode {setting.compile_mode!r}; choose from {', '.join(COMPILE_MODES)}"
+    if setting.task not in TASKS:
+        return f"unknown task {setting.task!r}; choose from {', '.join(TASKS)}"
     if setting.layout not in LAYOUTS:
         return f"unknown layout {setting.layout!r}; choose from {', '.join(LAYOUTS)}"
     if spec.has_attention:
@@ -94,20 +105,21 @@ class Axes:
     sdpa: tuple[str, ...]
     compile_modes: tuple[str, ...]
     layouts: tuple[str, ...]
+    tasks: tuple[str, ...] = ("infer",)
 
 
 def expand(axes: Axes, device_type: str) -> list[Setting]:
-    """Every valid setting of the grid, in a stable order (model, resolution, batch, ...)."""
+    """Every valid setting of the grid, in a stable order (task, model, resolution, batch, ...)."""
     settings: list[Setting] = []
-    for model, res, batch, precision, compile_mode in itertools.product(
-        axes.models, axes.resolutions, axes.batches, axes.precisions, axes.compile_modes
+    for task, model, res, batch, precision, compile_mode in itertools.product(
+        axes.tasks, axes.models, axes.resolutions, axes.batches, axes.precisions, axes.compile_modes
     ):
         if models.spec(model).has_attention:
             variants = [(sdpa, "nchw") for sdpa in axes.sdpa]
         else:
             variants = [(NO_SDPA, layout) for layout in axes.layouts]
         for sdpa, layout in variants:
-            setting = Setting(model, res, batch, precision, sdpa, compile_mode, layout)
+            setting = Setting(model, res, batch, precision, sdpa, compile_mode, layout, task)
             if invalid_reason(setting, device_type) is None:
                 settings.append(setting)
     return settings
@@ -143,7 +155,29 @@ PROFILES: dict[str, Axes] = {
         models=BLOG_MODELS, resolutions=BLOG_RESOLUTIONS, batches=(1, 8, 32), precisions=PRECISIONS,
         sdpa=("flash", "cudnn", "efficient", "math"), compile_modes=("reduce-overhead",), layouts=LAYOUTS,
     ),
+    # Training steps of the tiny twins: the smoke profile's training counterpart (a minute or two on two cores).
+    "smoke-train": Axes(
+        models=("vit_t16", "vitdet_t16", "convnext_atto", "nfnet_tiny"), resolutions=(64,), batches=(2,),
+        precisions=("fp32",), sdpa=("auto",), compile_modes=("eager", "default"), layouts=("nchw",),
+        tasks=("train",),
+    ),
+    # The essay's open question on a GPU: a training step of the three main models, as practitioners train (bf16).
+    "blog-train": Axes(
+        models=("vit_b16", "convnext_b", "vitdet_b16"), resolutions=(224, 512, 1024), batches=(8, 32),
+        precisions=("bf16",), sdpa=("auto",), compile_modes=("default",), layouts=("channels_last",),
+        tasks=("train",),
+    ),
+    # The real models on a CPU (fp32, and bf16 where the CPU has it), inference and training; the grid is trimmed
+    # to what a CPU finishes in about an hour (CPU_LIMITS).
+    "cpu": Axes(
+        models=("vit_b16", "vitdet_b16", "convnext_b"), resolutions=(224, 384, 512, 1024), batches=(1, 8),
+        precisions=("fp32", "bf16"), sdpa=("auto",), compile_modes=("default",), layouts=("channels_last",),
+        tasks=("infer", "train"),
+    ),
 }
+# `cpu` profile: the largest resolution each (task, batch) runs at. A ViT-B/16 inference call at 1024 px takes
+# about 10 s on a 2-core VM; a training step costs about 3x its forward.
+CPU_LIMITS = {("infer", 1): 1024, ("infer", 8): 384, ("train", 1): 384, ("train", 8): 0}
 # Profiles measured under other conventions than vitcnn's strict ones (see MeasureOptions.conventions).
 PROFILE_CONVENTIONS = {"essay": "essay"}
 DEFAULT_PROFILE = {"cpu": "smoke", "cuda": "blog-lite"}
@@ -178,6 +212,8 @@ def profile_settings(name: str, device_type: str, **overrides) -> list[Setting]:
         settings = [s for s in settings if _blog_filter(s)]
     if name == "blog" and "compile_modes" not in overrides:  # CUDA graphs as a candidate at batch 1 only
         settings = [s for s in settings if s.compile_mode != "reduce-overhead" or s.batch == 1]
+    if name == "cpu" and not {"tasks", "resolutions", "batches"} & set(overrides):
+        settings = [s for s in settings if s.resolution <= CPU_LIMITS[s.task, s.batch]]
     return settings
 
 

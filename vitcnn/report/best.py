@@ -25,7 +25,7 @@ class Device:
     label: str
     fingerprint: dict
     paths: list[str] = field(default_factory=list)
-    profiles: list[str] = field(default_factory=list)
+    selections: list[str] = field(default_factory=list)  # each run's profile and what narrowed it
     results: dict[str, Result] = field(default_factory=dict)
 
 
@@ -36,8 +36,8 @@ def group_runs(runs: Iterable[Run]) -> list[Device]:
         device = devices.setdefault(run.slug, Device(run.slug, run.device_label, run.fingerprint))
         device.fingerprint = run.fingerprint
         device.paths.append(run.path)
-        if run.profile and run.profile not in device.profiles:
-            device.profiles.append(run.profile)
+        if run.selection and run.selection not in device.selections:
+            device.selections.append(run.selection)
         device.results.update(run.results)
     return list(devices.values())
 

@@ -1,21 +1,25 @@
 """The essay's claims, checked against one device's best settings: PASS, FAIL or NOT MEASURED, with the numbers.
 
 Missing data is NOT MEASURED with what is missing, never a guess; a FLOP count with an error never decides a claim.
+Comparisons of two models are decided at the largest resolution where both have a timed best at a common batch
+(the essay's 1024 px when measured), and every verdict says at which resolution and batch it was decided.
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from vitcnn import table
-from vitcnn.report.best import Best, Point, as_results, best_settings
+from vitcnn.report.best import Best, Point, as_results, best_settings, model_order
 from vitcnn.runfile import Result
 from vitcnn.table import MIB, num
 
 PASS, FAIL, NOT_MEASURED = "PASS", "FAIL", "NOT MEASURED"
-CLAIM_RESOLUTION = 1024
+CLAIM_RESOLUTION = 1024  # the essay's resolution: the real-time claim is about it alone
 REALTIME_IMAGES_PER_S = 100.0
+TRAIN_FACTOR_RANGE = (2.0, 4.0)  # "a training step costs about 3x inference": each model's factor within this
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,36 @@ def _no_common_batch(bests: Mapping[Point, Best], a: str, b: str, res: int) -> s
     return f"no batch with a timed best for both at {res} px ({known})"
 
 
+def _decision_point(bests: Mapping[Point, Best], a: str, b: str) -> tuple[int, int] | None:
+    """(resolution, batch) where `a` and `b` are compared: the largest resolution where both have a timed best at
+    a common batch, and the smallest such batch there."""
+    resolutions = sorted({r for (_, r, _) in bests}, reverse=True)
+    return next(((res, batch) for res in resolutions
+                 if (batch := _common_batch(bests, a, b, res)) is not None), None)
+
+
+def _largest_given(bests: Mapping[Point, Best], a: str, b: str) -> int | None:
+    return max((r for (m, r, _) in bests if m in (a, b)), default=None)
+
+
+def _not_compared(bests: Mapping[Point, Best], a: str, b: str) -> str:
+    """Why two models could not be compared: what is known at the largest resolution either was given."""
+    res = _largest_given(bests, a, b)
+    if res is None:
+        return f"neither {a} nor {b} is in this run"
+    return f"no resolution where both have a timed best at a common batch; {_no_common_batch(bests, a, b, res)}"
+
+
+def _decided_at(bests: Mapping[Point, Best], a: str, b: str, res: int, batch: int) -> str:
+    """"decided at 512 px, batch 1", plus what happened above it (e.g. an OOM at 1024 px) when it is not the
+    largest resolution either model was given."""
+    text = f"decided at {res} px, batch {batch}"
+    largest = _largest_given(bests, a, b)
+    if largest is not None and largest > res:
+        text += f" ({_point_text(bests, a, largest)}; {_point_text(bests, b, largest)})"
+    return text
+
+
 def _best_text(best: Best) -> str:
     return f"{best.model} {_ms(best.latency_s)} ({num(best.images_per_s)} img/s, {best.result.id})"
 
@@ -83,21 +117,22 @@ def claim_realtime(bests: Mapping[Point, Best]) -> Claim:
 
 
 def _faster_claim(bests: Mapping[Point, Best], key: str, fast: str, slow: str, extra: str = "") -> Claim:
-    """`fast` has a lower best latency than `slow` at 1024 px, compared at their smallest common batch."""
-    res = CLAIM_RESOLUTION
-    name = f"{fast} is faster than {slow} at {res} px"
-    batch = _common_batch(bests, fast, slow, res)
-    if batch is None:
-        return Claim(key, name, NOT_MEASURED, _no_common_batch(bests, fast, slow, res) + extra)
+    """`fast` has a lower best latency than `slow` at the largest resolution both ran, at their smallest common
+    batch there."""
+    name = f"{fast} is faster than {slow} at the largest resolution measured (essay: {CLAIM_RESOLUTION} px)"
+    point = _decision_point(bests, fast, slow)
+    if point is None:
+        return Claim(key, name, NOT_MEASURED, _not_compared(bests, fast, slow) + extra)
+    res, batch = point
     a, b = bests[(fast, res, batch)], bests[(slow, res, batch)]
     verdict = PASS if a.latency_s < b.latency_s else FAIL
-    evidence = (f"batch {batch}: {_best_text(a)} vs {_best_text(b)}; "
+    evidence = (f"{_decided_at(bests, fast, slow, res, batch)}: {_best_text(a)} vs {_best_text(b)}; "
                 f"{slow}/{fast} latency = {b.latency_s / a.latency_s:.3g}x{extra}")
     return Claim(key, name, verdict, evidence)
 
 
 def claim_vitdet_vs_convnext(bests: Mapping[Point, Best]) -> Claim:
-    return _faster_claim(bests, "vitdet_faster_than_convnext_1024", "vitdet_b16", "convnext_b")
+    return _faster_claim(bests, "vitdet_faster_than_convnext", "vitdet_b16", "convnext_b")
 
 
 def speedups(bests: Mapping[Point, Best], fast: str, slow: str, batch: int) -> list[tuple[int, float]]:
@@ -111,10 +146,10 @@ def speedups(bests: Mapping[Point, Best], fast: str, slow: str, batch: int) -> l
 
 
 def _speedup_batch(bests: Mapping[Point, Best], fast: str, slow: str) -> int | None:
-    """The batch whose speedup curve to list: the 1024 px comparison batch, else the smallest with any overlap."""
-    batch = _common_batch(bests, fast, slow, CLAIM_RESOLUTION)
-    if batch is not None:
-        return batch
+    """The batch whose speedup curve to list: the claim's decision batch, else the smallest with any overlap."""
+    point = _decision_point(bests, fast, slow)
+    if point is not None:
+        return point[1]
     batches = sorted({n for (m, _, n) in bests if m == fast})
     return next((n for n in batches if speedups(bests, fast, slow, n)), None)
 
@@ -128,26 +163,67 @@ def claim_vitdet_vs_vit(bests: Mapping[Point, Best]) -> Claim:
         extra = f". Speedup vit_b16/vitdet_b16 latency at batch {batch}: {curve}"
     else:
         extra = ". No resolution where both were timed at the same batch"
-    return _faster_claim(bests, "vitdet_faster_than_vit_1024", "vitdet_b16", "vit_b16", extra)
+    return _faster_claim(bests, "vitdet_faster_than_vit", "vitdet_b16", "vit_b16", extra)
+
+
+def _memory_claim(bests: Mapping[Point, Best], key: str, name: str, field: str, strict: bool) -> Claim:
+    """vit_b16's `field` (bytes) <= (or <, if `strict`) convnext_b's, at the largest resolution both ran."""
+    point = _decision_point(bests, "vit_b16", "convnext_b")
+    if point is None:
+        return Claim(key, name, NOT_MEASURED, _not_compared(bests, "vit_b16", "convnext_b"))
+    res, batch = point
+    decided = _decided_at(bests, "vit_b16", "convnext_b", res, batch)
+    vit, cnn = bests[("vit_b16", res, batch)], bests[("convnext_b", res, batch)]
+    mem_vit, mem_cnn = (b.result.get(field) for b in (vit, cnn))
+    if mem_vit is None or mem_cnn is None:
+        unmeasured = [b.result.id for b, m in ((vit, mem_vit), (cnn, mem_cnn)) if m is None]
+        return Claim(key, name, NOT_MEASURED, f"{decided}: memory not measured for {', '.join(unmeasured)}")
+    verdict = PASS if (mem_vit < mem_cnn if strict else mem_vit <= mem_cnn) else FAIL
+    evidence = (f"{decided}: vit_b16 {mem_vit / MIB:,.1f} MiB ({vit.result.id}) vs convnext_b "
+                f"{mem_cnn / MIB:,.1f} MiB ({cnn.result.id}); ratio {mem_vit / mem_cnn:.3g}")
+    return Claim(key, name, verdict, evidence)
 
 
 def claim_memory(bests: Mapping[Point, Best]) -> Claim:
-    """ViT-B/16 needs no more activation memory than ConvNeXt-B at 1024 px (best settings, same batch)."""
-    res, key = CLAIM_RESOLUTION, "vit_memory_le_convnext_1024"
-    name = f"vit_b16 activation memory <= convnext_b's at {res} px"
-    batch = _common_batch(bests, "vit_b16", "convnext_b", res)
-    if batch is None:
-        return Claim(key, name, NOT_MEASURED, _no_common_batch(bests, "vit_b16", "convnext_b", res))
-    vit, cnn = bests[("vit_b16", res, batch)], bests[("convnext_b", res, batch)]
-    mem_vit, mem_cnn = (b.result.activation_peak_bytes for b in (vit, cnn))
-    if mem_vit is None or mem_cnn is None:
-        unmeasured = [b.result.id for b, m in ((vit, mem_vit), (cnn, mem_cnn)) if m is None]
-        evidence = f"batch {batch}: activation memory not measured for {', '.join(unmeasured)} (CUDA only)"
-        return Claim(key, name, NOT_MEASURED, evidence)
-    verdict = PASS if mem_vit <= mem_cnn else FAIL
-    evidence = (f"batch {batch}: vit_b16 {mem_vit / MIB:,.1f} MiB ({vit.result.id}) vs convnext_b "
-                f"{mem_cnn / MIB:,.1f} MiB ({cnn.result.id}); ratio {mem_vit / mem_cnn:.3g}")
-    return Claim(key, name, verdict, evidence)
+    """ViT-B/16 needs no more activation memory than ConvNeXt-B (best settings, same batch)."""
+    return _memory_claim(bests, "vit_memory_le_convnext",
+                         f"vit_b16 activation memory <= convnext_b's at the largest resolution measured "
+                         f"(essay: {CLAIM_RESOLUTION} px)", "activation_peak_bytes", strict=False)
+
+
+def claim_training_memory(train_bests: Mapping[Point, Best]) -> Claim:
+    """ViT-B/16's training step needs less memory in total than ConvNeXt-B's (weights, gradients, optimizer
+    state and activations: what must fit on the device)."""
+    return _memory_claim(train_bests, "vit_train_memory_lt_convnext",
+                         "vit_b16 needs less training memory (total peak of a step) than convnext_b at the "
+                         "largest resolution measured", "total_peak_bytes", strict=True)
+
+
+def train_factors(bests: Mapping[Point, Best], train_bests: Mapping[Point, Best]) -> dict[str, list[tuple[Point, float]]]:
+    """Per model, (point, best step time / best inference time) wherever both are timed at the same point."""
+    out: dict[str, list[tuple[Point, float]]] = {}
+    for point, step in sorted(train_bests.items(), key=lambda kv: (kv[0][1], kv[0][2])):
+        infer = bests.get(point)
+        if step.ok and infer is not None and infer.ok:
+            out.setdefault(point[0], []).append((point, step.latency_s / infer.latency_s))
+    return out
+
+
+def claim_training_factor(bests: Mapping[Point, Best], train_bests: Mapping[Point, Best]) -> Claim:
+    """A training step costs about 3x an inference call, for every model (the essay's expectation): each model's
+    median factor over its points within TRAIN_FACTOR_RANGE."""
+    low, high = TRAIN_FACTOR_RANGE
+    key, name = "train_step_about_3x", f"a training step costs about 3x inference for every model ({low:g}-{high:g}x)"
+    factors = train_factors(bests, train_bests)
+    if not factors:
+        what = "no training step in this run" if not train_bests else "no point with both a timed step and inference"
+        return Claim(key, name, NOT_MEASURED, what)
+    per_model = {m: statistics.median(f for _, f in points) for m, points in factors.items()}
+    verdict = PASS if all(low <= f <= high for f in per_model.values()) else FAIL
+    evidence = "; ".join(
+        f"{m} {per_model[m]:.3g}x (" + ", ".join(f"{r} px bs{n} {f:.3g}x" for (_, r, n), f in factors[m]) + ")"
+        for m in sorted(factors, key=model_order))
+    return Claim(key, name, verdict, "step time / inference time of the best settings: " + evidence)
 
 
 @dataclass(frozen=True)
@@ -206,15 +282,19 @@ def claim_flops_growth(flops: Mapping[tuple[str, int], Flops]) -> Claim:
 
 
 def check_claims(results: Iterable[Result] | Mapping[str, Result],
-                 bests: Mapping[Point, Best] | None = None) -> list[Claim]:
-    """Check the essay's claims on one device's results (and their best settings, when already computed);
-    missing data gives NOT MEASURED, never a guess."""
-    results = as_results(results)
+                 bests: Mapping[Point, Best] | None = None,
+                 train_bests: Mapping[Point, Best] | None = None) -> list[Claim]:
+    """Check the essay's claims on one device's inference results (and their best settings, when already
+    computed) and training steps' best settings; missing data gives NOT MEASURED, never a guess."""
+    results = [r for r in as_results(results) if r.setting.task == "infer"]
     bests = best_settings(results) if bests is None else bests
+    train_bests = train_bests or {}
     return [
         claim_realtime(bests),
         claim_vitdet_vs_convnext(bests),
         claim_memory(bests),
         claim_vitdet_vs_vit(bests),
         claim_flops_growth(flops_per_image(results)),
+        claim_training_factor(bests, train_bests),
+        claim_training_memory(train_bests),
     ]

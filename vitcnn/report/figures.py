@@ -174,7 +174,8 @@ def _draw_figure(plan: FigurePlan, device: Device, bests: Mapping[Point, Best], 
     handles += _plot_failures(ax, at_batch, styles, plan.metric.log)
     handles += _plot_flops_errors(ax, plan.metric, at_batch, styles)
     if handles:
-        fig.legend(handles=handles, loc="outside right center", fontsize=9, title="fastest ok setting")
+        title = "fastest ok step" if plan.task == "train" else "fastest ok setting"
+        fig.legend(handles=handles, loc="outside right center", fontsize=9, title=title)
     if plan.metric.log and plan.measured:
         _label_minor_log_ticks(ax)
     if not plan.measured:  # keyed on "no data", whatever the device: an empty panel that says why
@@ -183,7 +184,7 @@ def _draw_figure(plan: FigurePlan, device: Device, bests: Mapping[Point, Best], 
         ax.set_ylabel(f"{plan.metric.ylabel}: no data")
         ax.text(0.5, 0.5, f"not measured {not_measured_where(device)}\n({plan.metric.unmeasured})",
                 transform=ax.transAxes, ha="center", va="center", fontsize=14, color="dimgray")
-    rule = precision_rule(device.results.values(), plan.batch)
+    rule = precision_rule(device.results.values(), plan.batch, plan.task)
     fig.suptitle(f"{plan.metric.title} vs resolution", fontsize=13, fontweight="bold")
     ax.set_title(f"{device.label} | batch {plan.batch} | {rule}", fontsize=9)
     fig.savefig(path)
@@ -194,4 +195,5 @@ def make_figures(analyses: Iterable[DeviceAnalysis], out_dir: Path) -> list[Path
     """Write every planned figure (per device, batch and metric) as PNG into out_dir; returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [_draw_figure(plan, a.device, a.bests, out_dir / plan.filename) for a in analyses for plan in a.plans]
+    return [_draw_figure(plan, a.device, a.bests_of(plan.task), out_dir / plan.filename)
+            for a in analyses for plan in a.plans]

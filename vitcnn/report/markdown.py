@@ -10,7 +10,7 @@ from vitcnn import table
 from vitcnn.report.analysis import DeviceAnalysis
 from vitcnn.report.best import TIE_RULE, Best, Device, Point, fairness_notes, is_timed, model_order, point_key
 from vitcnn.report.claims import Claim
-from vitcnn.report.metrics import METRICS, not_measured_where
+from vitcnn.report.metrics import METRICS, TRAIN_METRICS, not_measured_where
 from vitcnn.runfile import Result
 from vitcnn.settings import NO_SDPA
 from vitcnn.table import MIB, num
@@ -66,7 +66,7 @@ def machines_markdown(devices: list[Device]) -> str:
     rows = [["device", *(d.fingerprint.get("device") for d in devices)]]
     rows += [[name, *(_machine_cell(d, key, fmt) for d in devices)]
              for name, key, fmt in FINGERPRINT_ROWS if any_gpu or key not in GPU_ONLY]
-    rows.append(["profile", *(", ".join(d.profiles) or None for d in devices)])
+    rows.append(["selection", *("; ".join(d.selections) or None for d in devices)])
     rows.append(["run files", *(", ".join(d.paths) for d in devices)])
     rows.append(["slug", *(d.slug for d in devices)])
     rows.append(["settings", *(len(d.results) for d in devices)])
@@ -112,8 +112,23 @@ def best_markdown(bests: Mapping[Point, Best]) -> str:
     return "\n\n".join([rule, fairness, table.markdown(header, rows)])
 
 
+def training_memory_markdown(train_bests: Mapping[Point, Best]) -> str:
+    """Where a best step's memory goes: weights, gradients, optimizer state, activations, and the total peak."""
+    header = ["Best step", "Weights (MiB)", "Gradients (MiB)", "Optimizer state (MiB)", "Activation peak (MiB)",
+              "Total peak (MiB)", "Optimizer"]
+    rows = []
+    for best in sorted(train_bests.values(), key=lambda b: point_key(b.point)):
+        if best.result is None:
+            continue
+        r = best.result
+        rows.append([r.id, *(num(_scaled(r.get(key), 1 / MIB)) for key in
+                             ("weights_bytes", "gradient_bytes", "optimizer_state_bytes", "activation_peak_bytes",
+                              "total_peak_bytes")), r.get("optimizer")])
+    return "Memory of the best steps:\n\n" + table.markdown(header, rows) if rows else "No timed training step."
+
+
 FLAG = "⚠"
-FLOP_COLUMNS = (5, 7, 8)  # GFLOPs and both MFU columns of the full table
+FLOP_COLUMNS = (5, 8, 9)  # GFLOPs and both MFU columns of the full table
 
 
 def _scaled(value: float | None, scale: float) -> float | None:
@@ -127,7 +142,7 @@ def _full_row(result: Result) -> list:
     images_per_s = result.images_per_s if timed else None
     flops = result.flops / 1e9 if result.flops else None
     row = [result.id, result.status, num(ms), num(iqr), num(images_per_s), num(flops),
-            num(_scaled(result.activation_peak_bytes, 1 / MIB)),
+            num(_scaled(result.activation_peak_bytes, 1 / MIB)), num(_scaled(result.get("total_peak_bytes"), 1 / MIB)),
             num(_scaled(result.mfu("spec"), 100)), num(_scaled(result.mfu("matmul"), 100)),
             num(result.get("compile_time_s")), _short(result.reason)]
     if result.status == "ok" and result.flops_error:
@@ -140,7 +155,7 @@ def _full_row(result: Result) -> list:
 def full_markdown(results: Mapping[str, Result]) -> str:
     """Every setting, failed ones included with their reason; a FLOP count with an error is flagged (⚠) on
     every number built on it, and said in the Reason column and under the table."""
-    header = ["Setting", "Status", "Median (ms)", "IQR (ms)", "img/s", "GFLOPs", "Act. peak (MiB)",
+    header = ["Setting", "Status", "Median (ms)", "IQR (ms)", "img/s", "GFLOPs", "Act. peak (MiB)", "Total peak (MiB)",
               "MFU spec (%)", "MFU matmul (%)", "Compile (s)", "Reason"]
     ordered = sorted(results.values(), key=lambda r: (model_order(r.setting.model), r.setting.resolution,
                                                       r.setting.batch, r.id))
@@ -161,10 +176,15 @@ def figures_markdown(analysis: DeviceAnalysis) -> str:
         return "No figures: no results."
     cells = {(p.metric.key, p.batch): p for p in plans}
     rows = []
-    for metric in METRICS:
+    for metric in (*METRICS, *TRAIN_METRICS):
+        if not any(key == metric.key for key, _ in cells):
+            continue  # a task with no settings in these runs
         row = [metric.title]
         for batch in batches:
-            plan = cells[(metric.key, batch)]
+            plan = cells.get((metric.key, batch))
+            if plan is None:
+                row.append(None)
+                continue
             flag = f" {FLAG} FLOP count incomplete" if plan.flops_errors else ""
             row.append(f"[figure]({plan.filename})" + ("" if plan.measured else f" (not measured {where})") + flag)
         rows.append(row)
@@ -185,6 +205,13 @@ def render(analyses: list[DeviceAnalysis], figure_error: str | None = None) -> s
     parts.append("## Best setting per model × resolution × batch")
     for a in analyses:
         parts += [f"### {a.device.label}", best_markdown(a.bests)]
+    if any(a.train_bests for a in analyses):
+        parts += ["## Training: best step per model × resolution × batch",
+                  "One step = forward, cross-entropy loss, backward and AdamW step, fp32 master weights (autocast "
+                  "for bf16/fp16); img/s counts images trained. Steps compete only with steps."]
+        for a in analyses:
+            if a.train_bests:
+                parts += [f"### {a.device.label}", best_markdown(a.train_bests), training_memory_markdown(a.train_bests)]
     parts.append("## All settings")
     for a in analyses:
         parts += [f"### {a.device.label}", full_markdown(a.device.results)]
