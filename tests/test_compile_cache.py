@@ -65,6 +65,22 @@ def test_save_names_files_by_content_and_never_replaces_one(tmp_path, monkeypatc
     assert "nothing was compiled" in compile_cache.save(tmp_path, "cpu")
 
 
+def test_an_interrupted_save_leaves_nothing_that_load_would_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", lambda: (b"artifacts", FakeInfo(1)))
+    directory, seen = compile_cache.slug_dir(tmp_path, "cpu"), []
+
+    def fail_after_writing(fd):
+        seen.append(sorted(directory.iterdir()))
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(os, "fsync", fail_after_writing)
+    with pytest.raises(OSError, match="disk on fire"):
+        compile_cache.save(tmp_path, "cpu")
+    monkeypatch.undo()
+    [[temp]] = seen  # while written, the file is a temp file that load's *.bin does not match
+    assert temp.suffix == ".tmp" and not list(directory.iterdir())
+
+
 def test_a_damaged_file_is_skipped_and_kept(tmp_path):
     directory = compile_cache.slug_dir(tmp_path, "cpu")
     directory.mkdir(parents=True)

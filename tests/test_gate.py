@@ -13,7 +13,7 @@ from tests.factories import (CPU_FINGERPRINT, GPU_FINGERPRINT, S1, S2, S3, S4, l
 from vitcnn import baseline as bl
 from vitcnn import gate
 from vitcnn.table import MIB
-from vitcnn.verdicts import format_table, to_markdown
+from vitcnn.verdicts import format_paired_table, format_table, paired_markdown, to_markdown
 
 
 def verdict(base_result, new_result, options=gate.GateOptions()) -> gate.SettingVerdict:
@@ -404,3 +404,14 @@ def test_paired_sides_with_different_settings_keep_a_s_id_and_name_b_s():
     b_setting = setting(sdpa="math")
     [v] = _paired(result(S1), result(b_setting), DRIFT, DRIFT).verdicts
     assert v.id == S1.id and f"B runs {b_setting.id}" in v.detail
+
+
+def test_paired_tables_show_the_ratio_s_confidence_interval():
+    comparison = _paired(result(S1), result(S1), DRIFT, [x * 1.10 for x in DRIFT], alpha=0.1)
+    lines = format_paired_table(comparison).splitlines()
+    assert lines[1].split()[:9] == ["setting", "verdict", "A", "ms", "B", "ms", "B/A", "90%", "CI"]
+    row = next(line for line in lines if line.startswith(S1.id))
+    assert row.split()[1:7] == ["slower", "!", "10.000", "10.000", "1.100", "1.100–1.100"]
+    md = paired_markdown(comparison)
+    assert "| setting | verdict | A ms | B ms | B/A | 90% CI | p adj | act. MiB | detail |" in md
+    assert f"| `{S1.id}` | **slower** | 10.000 | 10.000 | 1.100 | 1.100–1.100 |" in md

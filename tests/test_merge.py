@@ -189,9 +189,16 @@ def test_cli_never_replaces_an_existing_output_without_force(tmp_path, capsys):
     assert not list(tmp_path.glob(".*.tmp"))  # no temp file left behind
 
 
-def test_write_new_does_not_replace_a_file_that_appeared_meanwhile(tmp_path):
+def test_an_output_that_appears_while_merging_is_not_replaced(tmp_path, monkeypatch):
+    paths = write(tmp_path, shard_runs(2))
     out = tmp_path / "out.json"
-    out.write_text("someone else's")
+    real_merge = merge.merge
+
+    def merge_while_someone_writes_out(runs, partial=False):
+        out.write_text("someone else's")  # after merge_files looked: OUT did not exist yet
+        return real_merge(runs, partial=partial)
+
+    monkeypatch.setattr(merge, "merge", merge_while_someone_writes_out)
     with pytest.raises(FileExistsError):
-        merge.write_new(out, {"a": 1})
+        merge.merge_files(paths, out)
     assert out.read_text() == "someone else's" and not list(tmp_path.glob(".*.tmp"))

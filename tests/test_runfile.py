@@ -1,14 +1,18 @@
-"""Reading run files: clear errors for anything that is not a vitcnn run; slugs come from the fingerprint."""
+"""Reading run files: clear errors for anything that is not a vitcnn run; slugs come from the fingerprint.
+Writing stored files: atomic, and without `replace` never over an existing file."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+from pathlib import Path
 
 import pytest
 
 from tests.factories import CPU_FINGERPRINT, result, run_json, setting
 from vitcnn import fingerprint
-from vitcnn.runfile import RunFileError, device_label, load_run, parse_run
+from vitcnn.runfile import RunFileError, device_label, load_run, parse_run, write_atomic
 
 
 def test_parse_joins_statuses_and_benchmarks():
@@ -73,3 +77,91 @@ def test_median_history_is_parsed_by_the_reader():
     data["vitcnn"]["median_history"] = {setting().id: [None]}
     with pytest.raises(RunFileError, match="median_history"):
         parse_run(data)
+
+
+# --------------------------------------------------------------------------------------------------- write_atomic
+
+
+def _names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def test_write_atomic_writes_json_or_bytes_readable_like_any_file(tmp_path):
+    write_atomic(tmp_path / "run.json", {"b": [1, 2], "a": None})
+    assert (tmp_path / "run.json").read_text() == json.dumps({"b": [1, 2], "a": None}, indent=2) + "\n"
+    write_atomic(tmp_path / "cache.bin", b"\x00\xff", replace=False)
+    assert (tmp_path / "cache.bin").read_bytes() == b"\x00\xff"
+    assert _names(tmp_path) == ["cache.bin", "run.json"]  # no temp file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert all(p.stat().st_mode & 0o777 == 0o666 & ~umask for p in tmp_path.iterdir())  # not mkstemp's 0600
+
+
+def test_write_atomic_replaces_in_one_step(tmp_path, monkeypatch):
+    """Up to the rename `path` is the whole old file and the temp file the whole new one; after it, the new one."""
+    path = tmp_path / "run.json"
+    path.write_bytes(b"old")
+    seen, real_replace = [], os.replace
+
+    def look_then_replace(src, dst):
+        seen.append((Path(src).read_bytes(), Path(dst).read_bytes()))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", look_then_replace)
+    write_atomic(path, b"new")
+    assert seen == [(b"new", b"old")]
+    assert path.read_bytes() == b"new" and _names(tmp_path) == ["run.json"]
+
+
+def test_write_atomic_without_replace_keeps_a_file_that_appeared_meanwhile(tmp_path, monkeypatch):
+    """Not a check-then-write: the file is created by someone else after the temp file is written."""
+    path = tmp_path / "out.json"
+    real_fsync = os.fsync
+
+    def someone_else_writes_path(fd):
+        real_fsync(fd)
+        if not path.exists():
+            path.write_bytes(b"someone else's")
+
+    monkeypatch.setattr(os, "fsync", someone_else_writes_path)
+    with pytest.raises(FileExistsError):
+        write_atomic(path, {"a": 1}, replace=False)
+    assert path.read_bytes() == b"someone else's" and _names(tmp_path) == ["out.json"]
+    monkeypatch.undo()
+    with pytest.raises(FileExistsError):
+        write_atomic(path, b"again", replace=False)
+    assert path.read_bytes() == b"someone else's" and _names(tmp_path) == ["out.json"]
+
+
+_real_fdopen = os.fdopen
+
+
+def _half_write_then_disk_full(fd, mode):
+    f = _real_fdopen(fd, mode)
+    write = f.write
+
+    def half(data):
+        write(data[:len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    f.write = half
+    return f
+
+
+def _fail(*args, **kwargs):
+    raise OSError("disk on fire")
+
+
+@pytest.mark.parametrize("replace", [True, False])
+@pytest.mark.parametrize("step", ["write", "fsync", "put in place"])
+def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch, replace, step):
+    old = tmp_path / "old.json"
+    old.write_bytes(b"old")
+    target = old if replace else tmp_path / "new.json"  # without replace, only a new path can be written
+    patch = {"write": ("fdopen", _half_write_then_disk_full), "fsync": ("fsync", _fail),
+             "put in place": ("replace" if replace else "link", _fail)}[step]
+    monkeypatch.setattr(os, *patch)
+    with pytest.raises(OSError):
+        write_atomic(target, {"new": list(range(100))}, replace=replace)
+    monkeypatch.undo()
+    assert old.read_bytes() == b"old" and _names(tmp_path) == ["old.json"]

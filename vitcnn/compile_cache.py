@@ -20,16 +20,14 @@ With a torch that lacks these functions (before 2.7), a warning says so and the 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 
 from vitcnn import fingerprint
+from vitcnn.runfile import write_atomic
 
 PREFIX = "vitcnn: compile cache:"
 
@@ -96,23 +94,5 @@ def save(root: Path | str, device: torch.device | str) -> str:
     if path.exists():
         return f"{PREFIX} {count} artifacts already stored as {path}"
     directory.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, data)
+    write_atomic(path, data)  # a shard that stored the same name meanwhile stored the same bytes
     return f"{PREFIX} saved {count} artifacts ({len(data) / 2**20:.1f} MiB) to {path}"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same directory, fsync, rename: a reader (another shard) sees all of the file or none."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)  # shared like any file, not mkstemp's 0600
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise

@@ -12,16 +12,12 @@ The output is written atomically and never replaces an existing file unless forc
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
-import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 from vitcnn import fingerprint
-from vitcnn.runfile import Run, load_run, parse_run
+from vitcnn.runfile import Run, load_run, parse_run, write_atomic
 from vitcnn.settings import Setting
 from vitcnn.shard import selection_digest
 
@@ -148,29 +144,6 @@ def merge(runs: list[Run], partial: bool = False) -> dict:
     return merged
 
 
-def write_new(path: Path, data: dict, force: bool = False) -> None:
-    """Write JSON atomically (temp file, fsync, then link or rename). Without `force` an existing file is never
-    replaced, even one created by someone else in the meantime (the final step is an exclusive link)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        if force:
-            os.replace(tmp_name, path)
-        else:
-            os.link(tmp_name, path)  # FileExistsError if OUT appeared: nothing is replaced
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-
-
 def merge_files(inputs: list[Path | str], output: Path | str, force: bool = False, partial: bool = False) -> dict:
     """Read, merge and write; returns the merged JSON. Raises RunFileError, MergeError, FileExistsError."""
     output = Path(output)
@@ -180,5 +153,6 @@ def merge_files(inputs: list[Path | str], output: Path | str, force: bool = Fals
     if output.resolve() in resolved:
         raise MergeError([f"{output} is also an input; write the merged run to a new file"])
     merged = merge([load_run(p) for p in inputs], partial=partial)
-    write_new(output, merged, force=force)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(output, merged, replace=force)  # without force, a file that appeared meanwhile is kept
     return merged

@@ -171,31 +171,42 @@ def load_run(path: str | Path) -> Run:
     return parse_run(data, str(path))
 
 
-def write_atomic(path: Path, data: dict) -> None:
-    """Write a run's JSON to a temp file next to `path`, fsync it, then rename over `path`: readers see the old
-    file or the new one, never half of one, and a failure leaves the old file and no temp file behind."""
+def write_atomic(path: Path | str, data: dict | bytes, replace: bool = True) -> None:
+    """Write `data` (bytes, or a dict as indented JSON) to a temp file next to `path`, fsync it, then put it in place:
+    readers see the old file or the new one, never half of one, and a failure leaves `path` as it was and no temp
+    file behind. With `replace` the temp file is renamed over `path`; without, it is hard-linked to `path`, which
+    fails with FileExistsError when `path` exists, even if someone created it a moment ago: nothing is overwritten.
+
+    Runs, baselines, merged shards and compile-cache artifacts are all written here."""
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    tmp = Path(tmp_name)
+    if isinstance(data, dict):
+        data = (json.dumps(data, indent=2) + "\n").encode()
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)  # the .tmp suffix keeps it out of globs such as the compile cache's *.bin
     try:
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a run or baseline is shared like any file
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; stored files are shared like any file
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+    if not replace:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # `path` is the file now; the temp name was only a second link to it
     _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (best effort: not every platform can open a directory)."""
+    """Make the rename or link itself durable (best effort: not every platform can open a directory)."""
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
         try:

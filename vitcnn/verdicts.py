@@ -23,9 +23,24 @@ def _memory_cell(v: SettingVerdict) -> str:
     return f"{table.mib(v.base_memory_bytes)}→{table.mib(v.new_memory_bytes)}"
 
 
-def _row(v: SettingVerdict, verdict: str) -> list[str]:
-    return [v.id, verdict, _time_cell(v.base_median_s, v.base_status), _time_cell(v.new_median_s, v.new_status),
-            table.fixed(v.ratio, ".3f"), table.fixed(v.p_value, ".2g"), _memory_cell(v), v.detail]
+def _ci_cell(v: SettingVerdict) -> str:
+    if v.ci_low is None or v.ci_high is None:
+        return "-"
+    return f"{table.fixed(v.ci_low, '.3f')}–{table.fixed(v.ci_high, '.3f')}"
+
+
+def _row(v: SettingVerdict, comparison: Comparison, markdown: bool, ci: bool = False) -> list[str]:
+    """One setting's cells. A terminal marks a regression with '!'; Markdown sets the id as code and bolds the
+    regression labels. The A/B tables (`ci`) add the ratio's confidence interval after the ratio."""
+    if markdown:
+        regression = comparison.options.regression_labels
+        setting = f"`{v.id}`"
+        verdict = ", ".join(f"**{label}**" if label in regression else label for label in v.labels)
+    else:
+        setting, verdict = v.id, ",".join(v.labels) + (" !" if v.regression else "")
+    return [setting, verdict, _time_cell(v.base_median_s, v.base_status), _time_cell(v.new_median_s, v.new_status),
+            table.fixed(v.ratio, ".3f"), *([_ci_cell(v)] if ci else []), table.fixed(v.p_value, ".2g"),
+            _memory_cell(v), v.detail]
 
 
 def format_table(comparison: Comparison) -> str:
@@ -33,7 +48,7 @@ def format_table(comparison: Comparison) -> str:
     lines = [comparison.summary(), *comparison.notes]
     if comparison.cross_machine:
         lines += [f"  fingerprint {k}: base={a!r} new={b!r}" for k, (a, b) in comparison.differences.items()]
-    rows = [_row(v, ",".join(v.labels) + (" !" if v.regression else "")) for v in comparison.verdicts]
+    rows = [_row(v, comparison, markdown=False) for v in comparison.verdicts]
     return "\n".join([*lines, table.text(HEADER, rows, right=TERMINAL_NUMERIC)]) + "\n"
 
 
@@ -44,11 +59,7 @@ def to_markdown(comparison: Comparison) -> str:
     if comparison.cross_machine:
         lines += ["> **Cross-machine comparison**: the fingerprints differ, so these numbers are not comparable.", ""]
         lines += [f"> - `{k}`: base `{a!r}`, new `{b!r}`" for k, (a, b) in comparison.differences.items()] + [""]
-    regression = comparison.options.regression_labels
-    rows = []
-    for v in comparison.verdicts:
-        row = _row(v, ", ".join(f"**{label}**" if label in regression else label for label in v.labels))
-        rows.append([f"`{v.id}`", *row[1:]])
+    rows = [_row(v, comparison, markdown=True) for v in comparison.verdicts]
     return "\n".join(lines) + "\n" + table.markdown(HEADER, rows, right=NUMERIC) + "\n"
 
 
@@ -58,37 +69,20 @@ PAIRED_HEADER = ["setting", "verdict", "A ms", "B ms", "B/A", "CI", "p adj", "ac
 PAIRED_NUMERIC = (2, 3, 4, 5, 6)
 
 
-def _ci_cell(v: SettingVerdict) -> str:
-    if v.ci_low is None or v.ci_high is None:
-        return "-"
-    return f"{table.fixed(v.ci_low, '.3f')}–{table.fixed(v.ci_high, '.3f')}"
-
-
-def _paired_row(v: SettingVerdict, verdict: str) -> list[str]:
-    return [v.id, verdict, _time_cell(v.base_median_s, v.base_status), _time_cell(v.new_median_s, v.new_status),
-            table.fixed(v.ratio, ".3f"), _ci_cell(v), table.fixed(v.p_value, ".2g"), _memory_cell(v), v.detail]
-
-
-def _confidence(comparison: Comparison) -> str:
-    return f"{1 - comparison.options.alpha:.0%} CI"
+def _paired_header(comparison: Comparison) -> list[str]:
+    return [f"{1 - comparison.options.alpha:.0%} CI" if h == "CI" else h for h in PAIRED_HEADER]
 
 
 def format_paired_table(comparison: Comparison) -> str:
     """An A/B session's verdicts for a terminal: B/A ratio, its CI and the adjusted p; regressions marked '!'."""
-    rows = [_paired_row(v, ",".join(v.labels) + (" !" if v.regression else "")) for v in comparison.verdicts]
-    header = [_confidence(comparison) if h == "CI" else h for h in PAIRED_HEADER]
+    rows = [_row(v, comparison, markdown=False, ci=True) for v in comparison.verdicts]
     lines = [comparison.summary(), *comparison.notes]
-    return "\n".join([*lines, table.text(header, rows, right=PAIRED_NUMERIC[:-1])]) + "\n"
+    return "\n".join([*lines, table.text(_paired_header(comparison), rows, right=PAIRED_NUMERIC[:-1])]) + "\n"
 
 
 def paired_markdown(comparison: Comparison) -> str:
     """An A/B session's verdicts as Markdown (e.g. for $GITHUB_STEP_SUMMARY); regression labels are bold."""
-    regression = comparison.options.regression_labels
     lines = ["### vitcnn ab: B (candidate) against A (base), interleaved", "", table.cell(comparison.summary()), ""]
     lines += [f"> {note}" for note in comparison.notes] + ([""] if comparison.notes else [])
-    rows = []
-    for v in comparison.verdicts:
-        row = _paired_row(v, ", ".join(f"**{label}**" if label in regression else label for label in v.labels))
-        rows.append([f"`{v.id}`", *row[1:]])
-    header = [_confidence(comparison) if h == "CI" else h for h in PAIRED_HEADER]
-    return "\n".join(lines) + "\n" + table.markdown(header, rows, right=PAIRED_NUMERIC) + "\n"
+    rows = [_row(v, comparison, markdown=True, ci=True) for v in comparison.verdicts]
+    return "\n".join(lines) + "\n" + table.markdown(_paired_header(comparison), rows, right=PAIRED_NUMERIC) + "\n"
