@@ -17,7 +17,7 @@ def test_report_sections_in_order(two_device_report):
     order = [text.index(h) for h in ("## Machines", "## Claims check", "## Best setting", "## All settings", "## Figures")]
     assert order == sorted(order)
     assert "NVIDIA H100 80GB HBM3" in text and "CPU measurement: Test CPU" in text
-    assert "| **PASS** | vitdet_b16 is faster than convnext_b at 1024 px" in text
+    assert "| **PASS** | vitdet_b16 is faster than convnext_b at the largest resolution measured (essay: 1024 px) | decided at 1024 px, batch 1" in text
 
 
 def test_full_table_lists_every_setting_with_status(two_device_report):
