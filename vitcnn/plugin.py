@@ -180,7 +180,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def _has_no_setting(item: pytest.Item) -> bool:
     """A benchmark function whose task has no selected setting (pytest would list it as an empty-set skip)."""
-    return "vitcnn_setting" in getattr(item, "fixturenames", ()) and not hasattr(item, "callspec")
+    if "vitcnn_setting" not in getattr(item, "fixturenames", ()):
+        return False
+    callspec = getattr(item, "callspec", None)
+    return callspec is None or not isinstance(callspec.params.get("vitcnn_setting"), settings.Setting)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
