@@ -27,7 +27,7 @@ def test_setup_block_finish_free_on_a_tiny_eager_setting(process):
     hello = process.request("hello")
     assert hello["machine_info"]["vitcnn_fingerprint"]["device"] == "cpu"
     assert hello["torch_threads"] == 1
-    assert hello["env"]["OMP_WAIT_POLICY"] == "PASSIVE"  # an idle worker sleeps instead of spinning
+    assert hello["env"]["OMP_WAIT_POLICY"] is None  # the wait policy a plain run has (libgomp: spin, then sleep)
     s = setting("vit_t16", 64)
     ready = process.request("setup", setting=s.as_dict())
     assert ready["status"] == "ok" and ready["per_call_s"] > 0
@@ -72,3 +72,10 @@ def test_serve_answers_bad_requests_without_dying():
     assert [a["ok"] for a in answers] == [False, False, True]  # nothing after quit
     assert "bad request" in answers[0]["error"] and "unknown command" in answers[1]["error"]
 
+
+
+def test_every_block_starts_with_a_lead_in_longer_than_libgomps_spin():
+    from vitcnn.ab.worker import LEAD_IN_SECONDS, lead_in_calls
+
+    assert lead_in_calls(1.0) == 1 and lead_in_calls(0.001) == 20 and lead_in_calls(0.0) == 1
+    assert lead_in_calls(0.003) * 0.003 >= LEAD_IN_SECONDS

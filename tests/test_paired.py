@@ -18,7 +18,7 @@ from scipy import stats
 from vitcnn import paired
 
 SETTINGS = 32  # the smoke profile
-PAIRS = 10  # blocks per side by default
+PAIRS = 20  # blocks per side by default (vitcnn ab --blocks)
 MIRROR = {"slower": "faster", "faster": "slower", "same": "same"}
 
 

@@ -302,7 +302,7 @@ def add_ab(subparsers) -> None:
         p.add_argument(option, metavar="A,B,...", help=f"comma-separated override of the profile's {option[2:]} axis")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p.add_argument("--threads", type=int, help="torch CPU threads in each worker (default: torch's choice)")
-    p.add_argument("--blocks", type=int, default=10, help="timing blocks per side and setting (default %(default)s)")
+    p.add_argument("--blocks", type=int, default=20, help="timing blocks per side and setting (default %(default)s)")
     p.add_argument("--threshold", type=float, default=0.03,
                    help="slower only if the ratio's CI lies above 1 + this (default %(default)s)")
     p.add_argument("--alpha", type=float, default=0.05,

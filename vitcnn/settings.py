@@ -177,7 +177,7 @@ PROFILES: dict[str, Axes] = {
 }
 # `cpu` profile: the largest resolution each (task, batch) runs at. A ViT-B/16 inference call at 1024 px takes
 # about 10 s on a 2-core VM; a training step costs about 3x its forward.
-CPU_LIMITS = {("infer", 1): 1024, ("infer", 8): 384, ("train", 1): 384, ("train", 8): 0}
+CPU_LIMITS = {("infer", 1): 1024, ("infer", 8): 224, ("train", 1): 384, ("train", 8): 0}
 # Profiles measured under other conventions than vitcnn's strict ones (see MeasureOptions.conventions).
 PROFILE_CONVENTIONS = {"essay": "essay"}
 DEFAULT_PROFILE = {"cpu": "smoke", "cuda": "blog-lite"}

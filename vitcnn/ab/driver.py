@@ -4,7 +4,8 @@ balanced order with only one side active at a time, finish and free both; then d
 Order: pair p of blocks runs A then B when the Thue-Morse bit of p is 0, else B then A (AB BA BA AB BA AB AB BA
 = ABBA BAAB BAAB ABBA): a drift that is linear over four blocks, or quadratic over eight, favours neither side.
 Both sides time the same number of calls per block (about target-seconds / blocks of the slower side, at least
-MIN_CALLS); each block starts with one untimed call that refills caches the other side evicted.
+MIN_CALLS); each block starts with an untimed lead-in (worker.lead_in_calls) that refills caches the other
+side evicted.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class ABOptions:
     profile: str
     device: str | None = None
     threads: int | None = None
-    blocks: int = 10
+    blocks: int = 20
     threshold: float = 0.03
     alpha: float = 0.05
     target_seconds: float = MeasureOptions().target_seconds  # timed seconds per side and setting

@@ -2,9 +2,12 @@
 
 The worker runs `python -m vitcnn.ab.worker` with the side's interpreter, in the side's checkout (this one, or a
 temporary `git worktree` of `--a-ref`/`--b-ref`, removed afterwards), with PYTHONPATH starting at that checkout so
-its `vitcnn` is the one measured. OMP_WAIT_POLICY=PASSIVE unless the side sets it: after a block, OpenMP threads
-otherwise spin, busy-waiting for more work, and an idle worker's spinning threads would steal the cores the other
-side is being timed on (README, "A/B on shared machines", has the measurement).
+its `vitcnn` is the one measured. The OpenMP wait policy is left as a plain run has it (unless a side sets it):
+libgomp then spins a few milliseconds after a parallel region before it sleeps, and every block starts with an
+untimed lead-in longer than that spin (worker.LEAD_IN_SECONDS), so an idle worker never spins into the other
+side's timed calls. OMP_WAIT_POLICY=PASSIVE would also keep it quiet, but it puts every parallel region's threads
+to sleep and made a ViT-T/16 call 3x slower on the 2-core VM: a regime nobody runs in (README, "A/B on shared
+machines", has the measurement).
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from vitcnn.options import AXIS_OPTIONS, argparse_options
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WORKER_MODULE = "vitcnn.ab.worker"
-IDLE_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}  # libgomp then sleeps at once (spin count 0) when out of work
 # A side's options that choose what is measured and how long: the rest (gate, baseline, report, shard) belong to
 # a pytest session, not to one side of an A/B.
 SIDE_OPTIONS = (*AXIS_OPTIONS, "--vitcnn-target-seconds", "--vitcnn-warmup-seconds", "--vitcnn-min-rounds",
@@ -133,7 +135,7 @@ class WorkerProcess:
 
     def __init__(self, side: Side, checkout: Checkout, worker_args: list[str], log_path: Path) -> None:
         self.side, self.log_path = side, log_path
-        env = {**os.environ, **IDLE_ENV, **side.env}
+        env = {**os.environ, **side.env}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(checkout.root), side.env.get("PYTHONPATH", ""),
                                                          os.environ.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"

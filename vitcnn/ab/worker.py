@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import platform
 import sys
@@ -33,6 +34,17 @@ from vitcnn.plugin import machine_fields, measure_options
 from vitcnn.settings import PROFILE_CONVENTIONS, Setting
 
 REPORTED_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "PYTHONPATH")
+
+
+# The untimed lead-in of every block lasts at least this long: longer than libgomp's default spin after a parallel
+# region (GOMP_SPINCOUNT 300,000 pauses, a few ms), so the other side's threads are asleep before timing starts,
+# and long enough to refill the caches the other side evicted.
+LEAD_IN_SECONDS = 0.02
+
+
+def lead_in_calls(per_call_s: float) -> int:
+    """Untimed calls before a block's timed calls: at least one, and at least LEAD_IN_SECONDS of them."""
+    return max(1, math.ceil(LEAD_IN_SECONDS / per_call_s)) if per_call_s > 0 else 1
 
 
 class Worker:
@@ -70,10 +82,11 @@ class Worker:
         return {"ok": True, "status": "ok", "per_call_s": self.prepared.per_call_s}
 
     def block(self, request: dict) -> dict:
+        """Time `calls` calls after an untimed lead-in (lead_in_calls)."""
         if self.prepared is None:
             return {"ok": False, "error": "block before a successful setup"}
         try:
-            samples = self.prepared.time_block(int(request["calls"]))
+            samples = self.prepared.time_block(int(request["calls"]), untimed=lead_in_calls(self.prepared.per_call_s))
         except Exception as exc:
             return self._failed(exc)
         return {"ok": True, "status": "ok", "samples": samples}
