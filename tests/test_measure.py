@@ -200,8 +200,10 @@ def test_a_compiled_training_step_end_to_end_on_cpu():
     assert info["optimizer"] == "AdamW (fused)"
     assert info["gradient_bytes"] == 4 * info["params"]
     assert info["optimizer_state_bytes"] >= 2 * info["gradient_bytes"]
-    held = info["weights_bytes"] + info["optimizer_state_bytes"] + info["gradient_bytes"]
-    assert info["activation_peak_bytes"] > 0 and info["total_peak_bytes"] >= held + info["activation_peak_bytes"]
+    # the step's peak beyond weights and optimizer state includes every gradient (all exist at the end of backward)
+    assert info["activation_peak_bytes"] > info["gradient_bytes"]
+    held = info["weights_bytes"] + info["optimizer_state_bytes"]
+    assert info["total_peak_bytes"] >= held + info["activation_peak_bytes"]
     assert info["images_per_s"] == pytest.approx(2 / statistics.median(outcome.samples))
 
 
@@ -303,8 +305,8 @@ def test_gpu_training_step_in_half_precision(precision):
     info = outcome.info
     assert outcome.status == "ok", outcome.reason
     assert info["optimizer"] == "AdamW (fused)" and info["sdpa_backend_used"] in {"flash", "cudnn", "efficient"}
-    held = info["weights_bytes"] + info["optimizer_state_bytes"] + info["gradient_bytes"]
-    assert info["activation_peak_bytes"] > 0 and info["total_peak_bytes"] >= held
+    held = info["weights_bytes"] + info["optimizer_state_bytes"]
+    assert info["activation_peak_bytes"] > info["gradient_bytes"] and info["total_peak_bytes"] >= held + info["gradient_bytes"]
 
 
 @gpu

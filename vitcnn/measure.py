@@ -280,20 +280,23 @@ class Prepared:
         return info
 
     def _memory(self) -> dict:
-        """Memory of a call: its activation peak (what it allocates beyond what is held between calls, less the
-        gradients of a training step, reported apart) and the total peak, in bytes.
+        """Memory of a call: its activation peak (the most it allocates beyond what is held between calls) and
+        the total peak, in bytes.
 
+        A training step's activation peak includes its gradients: they are created while the saved activations are
+        freed, so one peak cannot be split between them (subtracting the gradients understated a ViT-B/16 step's
+        activations 20-fold: its peak falls at the end of backward, where the gradients are most of it).
         CUDA: the allocator's peak counters over warm-up and timing. CPU: one more call, watched through the
-        profiler's allocator events (memory.py). Training adds the gradient and optimizer-state bytes.
+        profiler's allocator events (memory.py).
         """
-        device, gradients = self.device, self.info.get("gradient_bytes", 0)
+        device = self.device
         if device.type == "cuda":
             above_held = torch.cuda.max_memory_allocated(device) - self.allocated_before
             total, reserved = torch.cuda.max_memory_allocated(device), torch.cuda.max_memory_reserved(device)
         else:
             above_held = memory.cpu_peak_bytes(self.call)
             total, reserved = self.held_bytes() + above_held, None
-        return {"activation_peak_bytes": above_held - gradients, "total_peak_bytes": total,
+        return {"activation_peak_bytes": above_held, "total_peak_bytes": total,
                 "reserved_peak_bytes": reserved, "memory_source": "cuda allocator" if device.type == "cuda"
                 else "profiler allocator events (one call after timing)"}
 

@@ -70,7 +70,7 @@ TRAIN_METRICS: tuple[Metric, ...] = (
            (Series(None, lambda r: r.median_s * 1e3 if r.median_s else None),), "no timed training step"),
     Metric("train_memory", "Training memory", "MiB (allocated)", True,
            (Series("total peak (weights, gradients, optimizer state, activations)", _mib("total_peak_bytes")),
-            Series("activation peak", _mib("activation_peak_bytes"), "--")),
+            Series("peak beyond weights and optimizer state (incl. gradients)", _mib("activation_peak_bytes"), "--")),
            "no memory measured"),
 )
 TASK_METRICS = {"infer": METRICS, "train": TRAIN_METRICS}
