@@ -115,8 +115,8 @@ def best_markdown(bests: Mapping[Point, Best]) -> str:
 def training_memory_markdown(train_bests: Mapping[Point, Best]) -> str:
     """Where a best step's memory goes: weights, gradients, optimizer state, the step's peak above the held state
     (saved activations, gradients, temporaries), and the total peak."""
-    header = ["Best step", "Weights (MiB)", "Gradients (MiB)", "Optimizer state (MiB)", "Step peak above weights + optimizer state, incl. gradients (MiB)",
-              "Total peak (MiB)", "Optimizer"]
+    header = ["Best step", "Weights (MiB)", "Gradients (MiB)", "Optimizer state (MiB)",
+              "Step peak above weights + optimizer state, incl. gradients (MiB)", "Total peak (MiB)", "Optimizer"]
     rows = []
     for best in sorted(train_bests.values(), key=lambda b: point_key(b.point)):
         if best.result is None:
