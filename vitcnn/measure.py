@@ -81,8 +81,7 @@ def free_memory() -> None:
 
 
 def _weights_bytes(model: torch.nn.Module) -> int:
-    tensors = list(model.parameters()) + list(model.buffers())
-    return sum(t.numel() * t.element_size() for t in tensors)
+    return training.tensor_bytes([*model.parameters(), *model.buffers()])
 
 
 def _prepare(setting: Setting, device: torch.device, build: Callable[..., torch.nn.Module]):
@@ -160,7 +159,7 @@ class Prepared:
         flags = enter(precision_flags(setting.precision, cudnn_tf32_in_fp32=essay))
         enter(sdpa.sdpa_context(setting.sdpa))
         isolation = enter(sdpa.isolated_compile_cache(setting.sdpa))
-        self.train = train = setting.task == "train"
+        train = setting.task == "train"
         inference_mode = options.inference_mode and not train
         enter(torch.inference_mode() if inference_mode else nullcontext())
         self.model, self.x = model, x = _prepare(setting, device, build)

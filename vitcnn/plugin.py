@@ -137,8 +137,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--vitcnn-threads"):
         torch.set_num_threads(config.getoption("--vitcnn-threads"))
     profile = config.getoption("--vitcnn-profile") or settings.DEFAULT_PROFILE[device.type]
-    overrides = {axis: _split(config.getoption(opt), parse)
-                 for opt, (axis, parse) in AXIS_OPTIONS.items() if config.getoption(opt)}
+    narrowed = {opt: config.getoption(opt) for opt in AXIS_OPTIONS if config.getoption(opt)}
+    overrides = {AXIS_OPTIONS[opt][0]: _split(value, AXIS_OPTIONS[opt][1]) for opt, value in narrowed.items()}
     try:
         _check_axes(profile, overrides)
         # Device-specific limits (e.g. no TF32 on CPU) become visible skips, not silently missing settings.
@@ -147,7 +147,6 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     selected, shard_record = _apply_shard(config, selected)
     options = measure_options(config.getoption)
-    narrowed = {opt: config.getoption(opt) for opt in AXIS_OPTIONS if config.getoption(opt)}
     selection = describe_selection(profile, narrowed, config.getoption("keyword", None) or None)
     config.stash[STATE] = SessionState(device, profile, selected, options, shard=shard_record, selection=selection)
     if shard_record:
