@@ -24,7 +24,7 @@ GPU_FINGERPRINT = {
 
 def setting(model="vit_t16", resolution=64, batch=1, precision="fp32", sdpa=None, compile_mode="eager",
             layout="nchw", task="infer") -> Setting:
-    from vitcnn import models
+    from vitcnn.zoo import models
 
     if sdpa is None:
         sdpa = "auto" if models.spec(model).has_attention else "none"

@@ -15,7 +15,7 @@ import os
 
 import torch
 
-from vitcnn import models
+from vitcnn.zoo import models
 
 SLOWDOWN_FACTOR = 10
 FAILURES = {

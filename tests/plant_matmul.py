@@ -14,7 +14,7 @@ import os
 
 import torch
 
-from vitcnn import models
+from vitcnn.zoo import models
 
 # timm's block classes in the benchmarked models -> extra matmuls per block for about +10% FLOPs (an NF-Net block's
 # own work is mostly 3x3 convolutions, so one channels x channels matmul adds only ~1.6% there)

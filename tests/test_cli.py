@@ -10,10 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import GPU_FINGERPRINT, S1, S2, low_noise, result, run_json, write_run
+from tests.factories import (
+    GPU_FINGERPRINT,
+    S1,
+    S2,
+    low_noise,
+    result,
+    run_json,
+    write_run,
+)
 from tests.report.helpers import gpu_results, ok
-from vitcnn import baseline as bl
-from vitcnn.cli import SUBCOMMANDS, main as cli
+from vitcnn.cli import SUBCOMMANDS
+from vitcnn.cli import main as cli
+from vitcnn.gate import baseline as bl
 from vitcnn.runfile import load_run
 
 REPO = Path(__file__).resolve().parents[1]

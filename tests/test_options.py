@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from vitcnn import options, settings
-from vitcnn.gate import GateOptions
-from vitcnn.measure import MeasureOptions
+from vitcnn.gate.rules import GateOptions
+from vitcnn.measure.pipeline import MeasureOptions
 
 
 def test_defaults_match_the_code():

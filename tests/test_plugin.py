@@ -6,10 +6,11 @@ import json
 
 import pytest
 
-from vitcnn import gate, settings
-from vitcnn.cli import main
-from vitcnn.runfile import load_run
 from tests.pytest_runs import CPU_TOLERANCE, GATE_SUBSET, run_benchmarks
+from vitcnn import settings
+from vitcnn.cli import main
+from vitcnn.gate import rules
+from vitcnn.runfile import load_run
 
 EXTRA_FIELDS = (
     "setting", "setting_id", "status", "model_family", "device", "precision_flags", "inference_mode", "params",
@@ -186,7 +187,7 @@ def test_failed_report_and_baseline_save_keep_the_measurements_and_say_where(tmp
 # ------------------------------------------------------------------------------------------------ the gate, for real
 
 def _verdicts(base_json, new_json) -> dict[str, tuple[str, ...]]:
-    comparison = gate.compare(load_run(base_json), load_run(new_json), gate.GateOptions(tolerance=2.0, alpha=0.01))
+    comparison = rules.compare(load_run(base_json), load_run(new_json), rules.GateOptions(tolerance=2.0, alpha=0.01))
     return {v.id: v.labels for v in comparison.verdicts}
 
 
@@ -209,7 +210,7 @@ def test_gate_a_a_passes(gate_baseline, tmp_path):
     assert "vitcnn gate: passed" in done.stdout
     assert "0 regressions" in markdown.read_text()
     for labels in _verdicts(run_a.json_path, run_b).values():
-        assert not set(labels) & gate.REGRESSIONS, labels
+        assert not set(labels) & rules.REGRESSIONS, labels
 
 
 def test_gate_flags_a_planted_slowdown(gate_baseline, tmp_path):

@@ -13,8 +13,9 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from vitcnn import baseline, gate, merge, sweep
+from vitcnn.gate import baseline, rules
 from vitcnn.runfile import RunFileError, load_run
+from vitcnn.scale import merge, sweep
 from vitcnn.table import MIB
 
 
@@ -29,14 +30,14 @@ def error(message: str, prog: str = "error") -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Exit 0: no regression; 1: regression; 2: bad options, unreadable file or fingerprint mismatch."""
-    from vitcnn.verdicts import format_table, to_markdown
+    from vitcnn.gate.verdicts import format_table, to_markdown
 
     try:
-        options = gate.GateOptions(
+        options = rules.GateOptions(
             tolerance=args.tolerance, alpha=args.alpha, memory_rel_tolerance=args.memory_tolerance,
             memory_abs_tolerance=int(args.memory_abs_mib * MIB), allow_missing=args.allow_missing,
             allow_cross_machine=args.allow_cross_machine)
-        comparison = gate.compare(load_run(args.base), load_run(args.new), options)
+        comparison = rules.compare(load_run(args.base), load_run(args.new), options)
     except (ValueError, RunFileError) as exc:  # FingerprintMismatch and RunFileError are ValueErrors too
         return error(str(exc))
     print(format_table(comparison), end="")
@@ -49,7 +50,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def add_compare(subparsers) -> None:
-    defaults = gate.GateOptions()
+    defaults = rules.GateOptions()
     p = subparsers.add_parser("compare", help="compare two run files; exit 1 on a regression",
                               description=cmd_compare.__doc__)
     p.add_argument("base", help="baseline run JSON")

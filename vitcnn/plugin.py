@@ -18,11 +18,13 @@ import pytest
 import torch
 from pytest_benchmark.utils import safe_dumps
 
-from vitcnn import compile_cache, fingerprint, models, settings, shard
-from vitcnn.measure import MeasureOptions, Outcome, measure
+from vitcnn import fingerprint, settings
+from vitcnn.measure.pipeline import MeasureOptions, Outcome, measure
+from vitcnn.measure.timing import plain_timer
 from vitcnn.options import AXIS_OPTIONS
 from vitcnn.runfile import Run, parse_run, write_atomic
-from vitcnn.timing import plain_timer
+from vitcnn.scale import compile_cache, shard
+from vitcnn.zoo import models
 
 FALLBACK_JSON = "vitcnn-last-run.json"  # in pytest-benchmark's storage dir, when --benchmark-json is not given
 
@@ -298,7 +300,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def _gate_options(config: pytest.Config):
-    from vitcnn.gate import GateOptions
+    from vitcnn.gate.rules import GateOptions
 
     given = {"tolerance": config.getoption("--vitcnn-tolerance"), "alpha": config.getoption("--vitcnn-alpha"),
              "memory_rel_tolerance": config.getoption("--vitcnn-memory-tolerance"),
@@ -307,10 +309,10 @@ def _gate_options(config: pytest.Config):
 
 
 def _gate(config: pytest.Config, run: Run, lines: list[str]) -> bool:
-    from vitcnn import baseline, gate, verdicts
+    from vitcnn.gate import baseline, rules, verdicts
 
     try:
-        comparison = gate.gate_against_baseline(run, config.getoption("--vitcnn-baseline-dir"), _gate_options(config))
+        comparison = rules.gate_against_baseline(run, config.getoption("--vitcnn-baseline-dir"), _gate_options(config))
     except baseline.BaselineError as exc:
         lines.append(f"vitcnn gate: FAILED, cannot compare: {exc}")
         return True
@@ -323,7 +325,7 @@ def _gate(config: pytest.Config, run: Run, lines: list[str]) -> bool:
 
 
 def _save_baseline(config: pytest.Config, run: Run, lines: list[str]) -> bool:
-    from vitcnn import baseline
+    from vitcnn.gate import baseline
 
     try:
         lines.append(f"vitcnn: baseline saved to {baseline.save_baseline(run, config.getoption('--vitcnn-baseline-dir'))}")

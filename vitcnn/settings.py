@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 
-from vitcnn import models
+from vitcnn.zoo import models
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 SDPA_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")

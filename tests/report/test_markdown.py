@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 
 from tests.factories import CPU_FINGERPRINT, GPU_FINGERPRINT, setting
 from tests.report.helpers import make_run, ok

@@ -5,5 +5,5 @@
 - sides.py    what a side is (interpreter, environment, git ref, vitcnn options) and starting its worker;
 - driver.py   the balanced schedule (ABBA BAAB ...), one side active at a time, progress, outputs, exit code;
 - sidefile.py each side's results as a pytest-benchmark run JSON that `vitcnn report` / `vitcnn compare` read.
-The statistics live in vitcnn/paired.py and the verdict rules in vitcnn/gate.py (compare_paired).
+The statistics live in vitcnn/gate/paired.py and the verdict rules in vitcnn/gate/rules.py (compare_paired).
 """

@@ -18,10 +18,11 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from vitcnn import fingerprint, gate, paired, verdicts
-from vitcnn.ab.sides import Checkout, Side, SideError, WorkerProcess
+from vitcnn import fingerprint
 from vitcnn.ab.sidefile import SideResult, run_json
-from vitcnn.measure import MeasureOptions
+from vitcnn.ab.sides import Checkout, Side, SideError, WorkerProcess
+from vitcnn.gate import paired, rules, verdicts
+from vitcnn.measure.pipeline import MeasureOptions
 from vitcnn.runfile import parse_run, write_atomic
 from vitcnn.settings import Setting, invalid_reason
 
@@ -141,7 +142,7 @@ def _fingerprint_check(hello: dict[str, dict], options: ABOptions) -> tuple[list
                 f"measures one change on one machine: use --a-python/--b-python to compare software stacks")
 
 
-def _write_outputs(options: ABOptions, hello: dict, records: list[SettingRecord], comparison: gate.Comparison,
+def _write_outputs(options: ABOptions, hello: dict, records: list[SettingRecord], comparison: rules.Comparison,
                    wall_s: float) -> list[str]:
     lines = []
     runs = {}
@@ -176,7 +177,7 @@ def _write_outputs(options: ABOptions, hello: dict, records: list[SettingRecord]
     return lines
 
 
-def _verdict_json(v: gate.SettingVerdict) -> dict:
+def _verdict_json(v: rules.SettingVerdict) -> dict:
     return {"labels": list(v.labels), "regression": v.regression, "ratio": v.ratio, "ci": [v.ci_low, v.ci_high],
             "p_adjusted": v.p_value, "pairs": v.pairs, "detail": v.detail}
 
@@ -230,10 +231,10 @@ def run(options: ABOptions) -> int:
     return 1 if comparison.has_regression else 0
 
 
-def _compare(options: ABOptions, hello: dict, records: list[SettingRecord], notes: list[str]) -> gate.Comparison:
+def _compare(options: ABOptions, hello: dict, records: list[SettingRecord], notes: list[str]) -> rules.Comparison:
     runs = {name: parse_run(run_json([r.results[name] for r in records], hello[name]["machine_info"],
                                      options.profile), f"side {name}") for name in "AB"}
-    pairs = [gate.PairedInput(runs["A"].results[r.a_setting.id], runs["B"].results[r.b_setting.id],
+    pairs = [rules.PairedInput(runs["A"].results[r.a_setting.id], runs["B"].results[r.b_setting.id],
                               r.medians("A"), r.medians("B")) for r in records]
-    return gate.compare_paired(pairs, gate.GateOptions(tolerance=options.threshold, alpha=options.alpha),
+    return rules.compare_paired(pairs, rules.GateOptions(tolerance=options.threshold, alpha=options.alpha),
                                notes=notes)

@@ -28,7 +28,8 @@ from typing import TextIO
 import torch
 from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
 
-from vitcnn import measure
+import vitcnn
+from vitcnn.measure import pipeline
 from vitcnn.options import argparse_options, option_value
 from vitcnn.plugin import machine_fields, measure_options
 from vitcnn.settings import PROFILE_CONVENTIONS, Setting
@@ -63,20 +64,20 @@ class Worker:
         conventions = PROFILE_CONVENTIONS.get(namespace.vitcnn_profile, options.conventions)
         self.options = replace(options, conventions=conventions)
         self.setting: Setting | None = None
-        self.prepared: measure.Prepared | None = None
+        self.prepared: pipeline.Prepared | None = None
 
     def hello(self, request: dict) -> dict:
         machine_info = {**pytest_benchmark_generate_machine_info(), **machine_fields(self.device)}
         return {"ok": True, "machine_info": machine_info, "python": sys.executable, "pid": os.getpid(),
                 "platform": platform.platform(), "torch_threads": torch.get_num_threads(),
                 "env": {k: os.environ.get(k) for k in REPORTED_ENV}, "cwd": os.getcwd(),
-                "vitcnn": os.path.dirname(measure.__file__)}
+                "vitcnn": os.path.dirname(vitcnn.__file__)}
 
     def setup(self, request: dict) -> dict:
         self.free({})
         self.setting = Setting.from_dict(request["setting"])
         try:
-            self.prepared = measure.prepare(self.setting, self.device, self.options)
+            self.prepared = pipeline.prepare(self.setting, self.device, self.options)
         except Exception as exc:
             return self._failed(exc)
         return {"ok": True, "status": "ok", "per_call_s": self.prepared.per_call_s}
@@ -102,7 +103,7 @@ class Worker:
             return self._failed(exc)
         samples = list(prepared.samples)
         self.free({})
-        outcome = measure.completed(setting, self.device, info, samples)
+        outcome = pipeline.completed(setting, self.device, info, samples)
         return {"ok": True, "status": outcome.status, "reason": outcome.reason, "info": outcome.info,
                 "samples": outcome.samples}
 
@@ -110,11 +111,11 @@ class Worker:
         if self.prepared is not None:
             self.prepared.close()
             self.prepared = None
-        measure.free_memory()
+        pipeline.free_memory()
         return {"ok": True}
 
     def _failed(self, exc: Exception) -> dict:
-        outcome = measure.failure(exc)
+        outcome = pipeline.failure(exc)
         self.free({})
         return {"ok": True, "status": outcome.status, "reason": outcome.reason, "fatal": outcome.fatal}
 

@@ -10,8 +10,8 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from vitcnn import models
 from vitcnn.runfile import STATUSES, Result, Run
+from vitcnn.zoo import models
 
 Point = tuple[str, int, int]  # (model, resolution, batch)
 TIE_RULE = "ties in median latency go to the lexicographically smallest setting id"

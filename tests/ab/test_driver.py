@@ -1,0 +1,108 @@
+"""`python -m vitcnn ab` (vitcnn/ab/driver.py, cli.py): the balanced order, block sizes, fingerprints, exit codes,
+and real sessions on tiny eager settings (cheap: a few short blocks each)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vitcnn import cli
+from vitcnn.ab import driver
+from vitcnn.ab.sides import Side
+from vitcnn.runfile import load_run
+
+TINY = ("--models", "vit_t16,convnext_atto", "--res", "64", "--batch", "1", "--compile", "eager",
+        "--device", "cpu", "--blocks", "6")
+QUICK = "--vitcnn-warmup-seconds=0.2"
+
+
+def test_pair_order_is_balanced_abba_baab():
+    order = "".join(driver.pair_order(p) for p in range(8))
+    assert order == "ABBABAABBAABABBA"
+    for pairs in (4, 8, 12, 16):
+        first = [driver.pair_order(p)[0] for p in range(pairs)]
+        assert first.count("A") == first.count("B")
+
+
+def test_calls_per_block_follow_the_slower_side():
+    assert driver.calls_per_block([0.001, 0.002], target_seconds=1.0, blocks=10) == 50
+    assert driver.calls_per_block([0.5, 0.2], target_seconds=1.0, blocks=10) == driver.MIN_CALLS
+
+
+def _hello(torch_version: str) -> dict:
+    from tests.factories import CPU_FINGERPRINT
+
+    return {"machine_info": {"vitcnn_fingerprint": {**CPU_FINGERPRINT, "torch": torch_version}}}
+
+
+def test_fingerprints_may_differ_only_when_the_interpreters_do():
+    same = driver.ABOptions(Side("A"), Side("B"), [], "smoke")
+    notes, refusal = driver._fingerprint_check({"A": _hello("2.10"), "B": _hello("2.11")}, same)
+    assert refusal and "torch" in refusal and "--a-python/--b-python" in refusal
+    two = driver.ABOptions(Side("A", python="/opt/a/python"), Side("B", python="/opt/b/python"), [], "smoke")
+    notes, refusal = driver._fingerprint_check({"A": _hello("2.10"), "B": _hello("2.11")}, two)
+    assert refusal is None and "torch: A='2.10' B='2.11'" in notes[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--blocks", "4"), "--blocks"),
+    (("--alpha", "2"), "--alpha"),
+    (("--a-env", "NOEQUALS"), "NAME=VALUE"),
+    (("--b-opts=--vitcnn-gate",), "not a measurement option"),
+    (("--b-opts=--vitcnn-sdpa=math,flash",), "one value"),
+    (("--res", "65"), "--res"),
+    (("--models", "resnet9000"), "resnet9000"),
+    (("--device", "tpu"), "--device"),
+])
+def test_usage_errors_exit_2_before_anything_starts(args, message, capsys):
+    assert cli.main(["ab", *TINY, *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_side_that_cannot_start_exits_2(capsys, tmp_path):
+    assert cli.main(["ab", *TINY, "--b-python", str(tmp_path / "python9")]) == 2
+    assert "cannot start" in capsys.readouterr().err
+    assert cli.main(["ab", *TINY, "--b-ref", "no-such-ref-anywhere"]) == 2
+    assert "cannot check out" in capsys.readouterr().err
+
+
+def test_a_a_session_end_to_end_with_every_output(tmp_path, capsys):
+    """Two tiny settings, identical code on both sides (B from a git worktree of HEAD): outputs and wiring. The
+    threshold is wide because this checks the plumbing; the statistics are tested in tests/gate/test_paired.py."""
+    out, md, js = tmp_path / "runs", tmp_path / "ab.md", tmp_path / "ab.json"
+    code = cli.main(["ab", *TINY, "--threshold", "0.5", f"--a-opts={QUICK}", f"--b-opts={QUICK}", "--b-ref", "HEAD",
+                     "--markdown", str(md), "--json", str(js), "--out-dir", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    assert "vitcnn ab: passed: 2 settings: 0 regressions; 2 same" in captured.out
+    assert "[2/2] convnext_atto-64px-bs1-fp32-nchw-eager: block 6 of 6 per side, running B/A" in captured.err
+    data = json.loads(js.read_text())
+    assert data["sides"]["B"]["ref"] == "HEAD" and data["sides"]["B"]["worker"]["cwd"] != data["sides"]["A"][
+        "worker"]["cwd"]
+    for entry in data["settings"]:
+        assert entry["order"] == "ABBABAABBAAB" and entry["verdict"]["labels"] == ["same"]
+        sides = [b["side"] for b in sorted(entry["blocks"], key=lambda b: b["start_s"])]
+        assert "".join(sides) == entry["order"]  # the blocks really ran in the balanced order, one at a time
+        assert all(len(b["samples"]) == entry["calls_per_block"] for b in entry["blocks"])
+    assert "| `vit_t16-64px-bs1-fp32-auto-eager` | same |" in md.read_text()
+    a, b = load_run(out / "a.json"), load_run(out / "b.json")
+    assert set(a.results) == set(b.results) == {e["id"] for e in data["settings"]}
+    assert all(len(r.samples) == 6 * data["settings"][0]["calls_per_block"] for r in a.results.values()
+               if r.id == data["settings"][0]["id"])
+    assert cli.main(["compare", str(out / "a.json"), str(out / "b.json"), "--tolerance", "0.5"]) in (0, 1)
+    assert cli.main(["report", str(out / "a.json"), str(out / "b.json"), "--out", str(tmp_path / "report")]) == 0
+
+
+def test_planted_slowdown_and_oom_in_b_fail_the_session(tmp_path, capsys):
+    """B's vit_t16 runs its model 10 times per call, B's convnext_atto runs out of memory (tests/force_failure)."""
+    code = cli.main(["ab", *TINY, f"--a-opts={QUICK}", f"--b-opts={QUICK} -p tests.force_failure",
+                     "--b-env", "VITCNN_FORCE_SLOW=vit_t16", "--b-env", "VITCNN_FORCE_OOM=convnext_atto",
+                     "--json", str(tmp_path / "ab.json")])
+    captured = capsys.readouterr()
+    assert code == 1, captured.out + captured.err
+    verdicts = {e["id"]: e["verdict"] for e in json.loads((tmp_path / "ab.json").read_text())["settings"]}
+    slow = verdicts["vit_t16-64px-bs1-fp32-auto-eager"]
+    assert slow["labels"] == ["slower"] and slow["ratio"] > 5 and slow["ci"][0] > 1.03
+    assert verdicts["convnext_atto-64px-bs1-fp32-nchw-eager"]["labels"] == ["now-oom"]
+    assert "vitcnn ab: FAILED: 2 settings: 2 regressions (1 slower, 1 now-oom)" in captured.out

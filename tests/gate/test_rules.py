@@ -1,0 +1,432 @@
+"""The gate's verdict rules: speed, memory and status labels, fingerprints, the run-to-run spread, and the
+verdict tables (vitcnn/gate/rules.py, vitcnn/gate/verdicts.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.factories import (
+    CPU_FINGERPRINT,
+    GPU_FINGERPRINT,
+    S1,
+    S2,
+    S3,
+    S4,
+    low_noise,
+    make_run,
+    result,
+    setting,
+)
+from vitcnn.gate import baseline as bl
+from vitcnn.gate import rules
+from vitcnn.gate.verdicts import (
+    format_paired_table,
+    format_table,
+    paired_markdown,
+    to_markdown,
+)
+from vitcnn.table import MIB
+
+
+def verdict(base_result, new_result, options=rules.GateOptions()) -> rules.SettingVerdict:
+    [v] = rules.compare(make_run(base_result), make_run(new_result), options).verdicts
+    return v
+
+
+# ------------------------------------------------------------------------------------------------------------ speed
+
+
+def test_clear_slowdown_is_slower():
+    v = verdict(result(S1, low_noise(0.010, seed=1)), result(S1, low_noise(0.012, seed=2)))
+    assert v.labels == ("slower",)
+    assert v.regression
+    assert v.ratio == pytest.approx(1.2, rel=0.01)
+    assert v.p_value < 1e-6
+    assert v.base_median_s == pytest.approx(0.010, rel=0.01) and v.new_median_s == pytest.approx(0.012, rel=0.01)
+
+
+def test_clear_speedup_is_faster():
+    v = verdict(result(S1, low_noise(0.012, seed=1)), result(S1, low_noise(0.010, seed=2)))
+    assert v.labels == ("faster",)
+    assert not v.regression
+    assert v.p_value < 1e-6
+
+
+def test_noisy_small_samples_beyond_tolerance_are_inconclusive():
+    rng = np.random.default_rng(7)
+    base, new = (list(rng.lognormal(np.log(0.01), 0.5, 6)) for _ in range(2))  # same wide distribution
+    ratio = np.median(new) / np.median(base)
+    assert ratio > 1.05 or ratio < 1 / 1.05  # precondition: the medians differ by more than the tolerance
+    v = verdict(result(S1, base), result(S1, new))
+    assert v.labels == ("inconclusive",)
+    assert not v.regression
+    assert v.p_value >= 0.01
+
+
+def test_fewer_than_three_samples_cannot_be_significant():
+    v = verdict(result(S1, [0.010, 0.010]), result(S1, [0.020, 0.020]))
+    assert v.labels == ("inconclusive",)
+    assert v.p_value is None
+    assert "fewer than 3 samples" in v.detail
+
+
+def test_within_tolerance_is_same_even_if_significant():
+    v = verdict(result(S1, low_noise(0.010, seed=1)), result(S1, low_noise(0.0103, seed=2)))
+    assert v.labels == ("same",)
+    assert not v.regression
+
+
+def test_identical_samples_are_same():
+    samples = low_noise(0.01, n=10)
+    v = verdict(result(S1, samples), result(S1, samples))
+    assert v.labels == ("same",)
+    assert v.ratio == 1.0
+
+
+def test_tolerance_option_is_respected():
+    base, new = result(S1, low_noise(0.010, seed=1)), result(S1, low_noise(0.012, seed=2))
+    assert verdict(base, new, rules.GateOptions(tolerance=0.25)).labels == ("same",)
+
+
+# ----------------------------------------------------------------------------------------------------------- memory
+
+
+@pytest.mark.parametrize("base_mib,new_mib,label", [
+    (100, 110, "memory-up"),
+    (100, 90, "memory-down"),
+    (100, 100.5, None),  # within 1% / 1 MiB
+    (10, 10.9, None),  # 9% but under the 1 MiB absolute floor
+    (10, 11.5, "memory-up"),
+    (1000, 1009, None),  # 9 MiB but under 1%
+    (1000, 1011, "memory-up"),
+])
+def test_memory_labels(base_mib, new_mib, label):
+    samples = low_noise(0.01)
+    v = verdict(result(S1, samples, activation_peak_bytes=int(base_mib * MIB)),
+                result(S1, samples, activation_peak_bytes=int(new_mib * MIB)))
+    assert v.labels == (("same",) if label is None else ("same", label))
+    assert v.regression == (label == "memory-up")
+    assert v.base_memory_bytes == int(base_mib * MIB) and v.new_memory_bytes == int(new_mib * MIB)
+
+
+def test_memory_and_speed_labels_combine():
+    v = verdict(result(S1, low_noise(0.010, seed=1), activation_peak_bytes=100 * MIB),
+                result(S1, low_noise(0.012, seed=2), activation_peak_bytes=200 * MIB))
+    assert v.labels == ("slower", "memory-up")
+
+
+def test_no_memory_label_without_activation_peak():
+    """On CPU activation_peak_bytes is None: nothing to compare."""
+    v = verdict(result(S1, activation_peak_bytes=None), result(S1, activation_peak_bytes=500 * MIB))
+    assert v.labels == ("same",)
+
+
+def test_memory_tolerance_options():
+    options = rules.GateOptions(memory_rel_tolerance=0.2, memory_abs_tolerance=0)
+    v = verdict(result(S1, activation_peak_bytes=100 * MIB), result(S1, activation_peak_bytes=110 * MIB), options)
+    assert v.labels == ("same",)
+
+
+# ----------------------------------------------------------------------------------------------------------- status
+
+
+@pytest.mark.parametrize("base_status,new_status,label,regression", [
+    ("ok", "oom", "now-oom", True),
+    ("ok", "error", "now-error", True),
+    ("error", "oom", "now-oom", True),
+    ("oom", "error", "now-error", True),
+    ("skipped", "oom", "now-oom", True),
+    ("oom", "ok", "fixed", False),
+    ("error", "ok", "fixed", False),
+    ("oom", "oom", "same", False),
+    ("error", "error", "same", False),
+    ("skipped", "skipped", "same", False),
+    ("ok", "skipped", "missing", True),
+    ("skipped", "ok", "new", False),
+])
+def test_status_labels(base_status, new_status, label, regression):
+    v = verdict(result(S1, status=base_status, reason="why"), result(S1, status=new_status, reason="because"))
+    assert v.labels == (label,)
+    assert v.regression == regression
+    assert (v.base_status, v.new_status) == (base_status, new_status)
+
+
+def test_now_oom_detail_carries_reason():
+    v = verdict(result(S1), result(S1, status="oom", reason="CUDA out of memory"))
+    assert "CUDA out of memory" in v.detail
+    assert v.base_median_s == pytest.approx(0.01)  # the baseline's timing is still shown
+
+
+def test_missing_is_a_regression_unless_allowed():
+    base, new = make_run(result(S1), result(S2)), make_run(result(S1))
+    comparison = rules.compare(base, new)
+    assert [v.labels for v in comparison.verdicts] == [("same",), ("missing",)]
+    assert [v.id for v in comparison.regressions] == [S2.id]
+    allowed = rules.compare(base, new, rules.GateOptions(allow_missing=True))
+    assert allowed.verdicts[1].labels == ("missing",)
+    assert not allowed.has_regression
+
+
+def test_new_setting_is_not_a_regression():
+    comparison = rules.compare(make_run(result(S1)), make_run(result(S1), result(S2), result(S3, status="error")))
+    assert [v.labels for v in comparison.verdicts] == [("same",), ("new",), ("new",)]
+    assert not comparison.has_regression
+    assert comparison.verdicts[1].new_median_s == pytest.approx(0.01)
+
+
+def test_comparison_counts_and_summary():
+    base = make_run(result(S1, low_noise(0.01, seed=1)), result(S2), result(S3), result(S4, status="oom"))
+    new = make_run(result(S1, low_noise(0.02, seed=2)), result(S2), result(S4), result(setting(batch=4)))
+    comparison = rules.compare(base, new)
+    assert comparison.counts == {"slower": 1, "same": 1, "fixed": 1, "missing": 1, "new": 1}
+    assert comparison.has_regression and len(comparison.regressions) == 2
+    assert comparison.summary() == "5 settings: 2 regressions (1 slower, 1 missing); 1 same, 1 fixed, 1 new"
+
+
+# ------------------------------------------------------------------------------------------------------ fingerprint
+
+
+def test_different_fingerprints_are_refused():
+    other = {**GPU_FINGERPRINT, "gpu_name": "NVIDIA A100-SXM4-80GB", "driver": "550.54"}
+    with pytest.raises(bl.FingerprintMismatch) as info:
+        rules.compare(make_run(result(S1), fp=GPU_FINGERPRINT), make_run(result(S1), fp=other))
+    assert info.value.differences == {
+        "driver": ("580.159.03", "550.54"), "gpu_name": ("NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB")}
+    message = str(info.value)
+    for text in ("driver", "580.159.03", "550.54", "gpu_name", "NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB"):
+        assert text in message
+
+
+def test_cpu_vs_gpu_refused():
+    with pytest.raises(bl.FingerprintMismatch, match="device"):
+        rules.compare(make_run(result(S1)), make_run(result(S1), fp=GPU_FINGERPRINT))
+
+
+def test_non_identity_differences_are_compared():
+    new = make_run(result(S1), fp={**CPU_FINGERPRINT, "torch_threads": 1, "python": "3.12.0"})
+    assert not rules.compare(make_run(result(S1)), new).cross_machine
+
+
+def test_cross_machine_when_allowed_is_marked_everywhere():
+    other = {**CPU_FINGERPRINT, "cpu_model": "Other CPU"}
+    base = make_run(result(S1, low_noise(0.01, seed=1)), result(S2))
+    new = make_run(result(S1, low_noise(0.02, seed=2)), result(S2), fp=other)
+    comparison = rules.compare(base, new, rules.GateOptions(allow_cross_machine=True))
+    assert comparison.cross_machine
+    assert comparison.differences == {"cpu_model": ("Test CPU", "Other CPU")}
+    assert all(v.cross_machine for v in comparison.verdicts)
+    assert comparison.has_regression  # the labels are still computed
+    assert "CROSS-MACHINE" in format_table(comparison) and "Other CPU" in format_table(comparison)
+    assert "Cross-machine" in to_markdown(comparison)
+
+
+# ----------------------------------------------------------------------------------------------------------- output
+
+
+def test_format_table_lists_every_setting():
+    base = make_run(result(S1, low_noise(0.01, seed=1), activation_peak_bytes=100 * MIB), result(S2))
+    new = make_run(result(S1, low_noise(0.02, seed=2), activation_peak_bytes=120 * MIB),
+                   result(S2, status="oom", reason="OOM"))
+    text = format_table(rules.compare(base, new))
+    lines = text.splitlines()
+    assert lines[0].startswith("2 settings: 2 regressions")
+    assert lines[1].split()[:7] == ["setting", "verdict", "base", "ms", "new", "ms", "ratio"]
+    row = next(line for line in lines if line.startswith(S1.id))
+    assert "slower,memory-up !" in row and "100.0→120.0" in row
+    row = next(line for line in lines if line.startswith(S2.id))
+    assert "now-oom !" in row and "oom" in row
+    # fixed width: the verdict column starts at the same offset on every row
+    offsets = {line.index(v) for line, v in zip(lines[3:], ["slower", "now-oom"])}
+    assert len(offsets) == 1
+
+
+def test_markdown_has_summary_then_table():
+    comparison = rules.compare(make_run(result(S1), result(S2)), make_run(result(S1), result(S2, status="error",
+                                                                                             reason="a | b")))
+    md = to_markdown(comparison)
+    lines = md.splitlines()
+    assert lines[0] == "2 settings: 1 regression (1 now-error); 1 same"
+    table = [line for line in lines if line.startswith("|")]
+    assert len(table) == 2 + 2  # header, rule, one row per setting
+    assert all(line.count(" | ") == table[0].count(" | ") for line in table[2:])  # the '|' in the reason is escaped
+    assert "**now-error**" in md and f"`{S2.id}`" in md
+
+
+# ------------------------------------------------------------------------------------------------------- properties
+
+
+samples_st = st.lists(st.floats(1e-4, 1.0, allow_nan=False), min_size=1, max_size=30)
+memory_st = st.none() | st.integers(0, 10**11)
+
+
+@settings(max_examples=60, deadline=None)
+@given(samples=samples_st, status=st.sampled_from(["ok", "oom", "error", "skipped"]), memory=memory_st)
+def test_comparing_a_run_with_itself_never_regresses(samples, status, memory):
+    run = make_run(result(S1, samples, status=status, activation_peak_bytes=memory), result(S2, samples))
+    comparison = rules.compare(run, run)
+    assert not comparison.has_regression
+    assert all(v.labels == ("same",) for v in comparison.verdicts)
+
+
+MIRROR = {"slower": "faster", "faster": "slower", "same": "same", "inconclusive": "inconclusive"}
+
+
+@settings(max_examples=80, deadline=None)
+@given(a=st.lists(st.floats(1e-3, 1e-2), min_size=1, max_size=25),
+       b=st.lists(st.floats(1e-3, 1e-2), min_size=1, max_size=25),
+       scale=st.sampled_from([0.5, 0.9, 1.0, 1.04, 1.06, 1.5, 3.0]))
+def test_a_vs_b_mirrors_b_vs_a(a, b, scale):
+    b = [x * scale for x in b]
+    forward = verdict(result(S1, a), result(S1, b))
+    backward = verdict(result(S1, b), result(S1, a))
+    assert backward.labels == (MIRROR[forward.labels[0]],)
+    if forward.labels[0] in ("slower", "faster"):
+        assert backward.p_value == pytest.approx(forward.p_value)
+
+
+# ------------------------------------------------------------------------------------------------------------- gate
+
+
+def test_gate_without_baseline_says_how_to_create_one(tmp_path):
+    with pytest.raises(bl.NoBaselineError) as info:
+        rules.gate_against_baseline(make_run(result(S1)), tmp_path)
+    assert isinstance(info.value, bl.BaselineError)
+    assert "--vitcnn-save-baseline" in str(info.value) and "python -m vitcnn baseline save" in str(info.value)
+
+
+def test_gate_compares_with_the_stored_baseline(tmp_path):
+    for seed in (1, 3):  # two saves: on CPU, speed is gated once the baseline has a noise history
+        bl.save_baseline(make_run(result(S1, low_noise(0.01, seed=seed))), tmp_path)
+    passing = rules.gate_against_baseline(make_run(result(S1, low_noise(0.01, seed=2))), tmp_path)
+    assert not passing.has_regression
+    failing = rules.gate_against_baseline(make_run(result(S1, low_noise(0.02, seed=2))), tmp_path)
+    assert [v.labels for v in failing.regressions] == [("slower",)]
+
+
+def test_gate_with_corrupt_baseline(tmp_path):
+    run = make_run(result(S1))
+    bl.baseline_path(run.slug, tmp_path).write_text("garbage")
+    with pytest.raises(bl.CorruptBaselineError):
+        rules.gate_against_baseline(run, tmp_path)
+
+
+# ------------------------------------------------------------------- run-to-run spread learnt from repeated saves
+
+def test_run_to_run_spread():
+    assert rules.run_to_run_spread([]) == rules.run_to_run_spread([0.01]) == 0
+    assert rules.run_to_run_spread([0.010, 0.013, 0.011]) == pytest.approx(0.3)
+
+
+def test_gate_allows_the_spread_seen_between_saved_runs(tmp_path):
+    for median in (0.010, 0.013):  # an A/A pair that moved 30% on this machine
+        path = bl.save_baseline(make_run(result(S1, low_noise(median))), tmp_path)
+    base = bl.load_baseline(path)
+    within_noise = make_run(result(S1, low_noise(0.013 * 1.2)))
+    beyond_noise = make_run(result(S1, low_noise(0.013 * 1.5)))
+    verdict = rules.compare(base, within_noise).verdicts[0]
+    assert verdict.labels == ("same",) and "run-to-run spread" in verdict.detail
+    assert rules.compare(base, beyond_noise).verdicts[0].labels == ("slower",)
+    single = bl.load_baseline(bl.save_baseline(make_run(result(S1, low_noise(0.013))), tmp_path / "single"))
+    assert rules.compare(single, within_noise).verdicts[0].labels == ("slower",)  # no history: plain tolerance
+
+
+# ------------------------------------------- the stored-baseline gate on CPU without noise history (issue 12, item 3)
+
+
+def test_cpu_gate_without_noise_history_does_not_fail_on_speed_and_says_so(tmp_path):
+    bl.save_baseline(make_run(result(S1, low_noise(0.01, seed=1)), result(S2, low_noise(0.01, seed=1)),
+                               result(S3), result(S4)), tmp_path)
+    run = make_run(result(S1, low_noise(0.02, seed=2)), result(S2, low_noise(0.005, seed=2)),
+                   result(S3, status="oom", reason="CUDA out of memory"), result(S4))
+    comparison = rules.gate_against_baseline(run, tmp_path)
+    by_id = {v.id: v for v in comparison.verdicts}
+    assert by_id[S1.id].labels == ("inconclusive",) and not by_id[S1.id].regression
+    assert "speed not gated" in by_id[S1.id].detail and "+100.0%" in by_id[S1.id].detail
+    assert by_id[S2.id].labels == ("inconclusive",)  # faster is not claimed either
+    assert by_id[S3.id].labels == ("now-oom",) and by_id[S3.id].regression  # failures still fail
+    assert comparison.has_regression and len(comparison.regressions) == 1
+    assert comparison.notes == [rules.CPU_NOTE]
+    assert rules.CPU_NOTE in format_table(comparison) and rules.CPU_NOTE in to_markdown(comparison)
+
+
+def test_cpu_gate_still_fails_on_memory_without_noise_history(tmp_path):
+    bl.save_baseline(make_run(result(S1, low_noise(0.01), activation_peak_bytes=100 * MIB)), tmp_path)
+    run = make_run(result(S1, low_noise(0.02), activation_peak_bytes=200 * MIB))
+    [v] = rules.gate_against_baseline(run, tmp_path).verdicts
+    assert v.labels == ("inconclusive", "memory-up") and v.regression
+
+
+def test_cpu_gate_with_noise_history_and_gpu_gate_with_one_save_fail_on_speed(tmp_path):
+    for seed in (1, 2):
+        bl.save_baseline(make_run(result(S1, low_noise(0.010, seed=seed))), tmp_path / "cpu")
+    cpu = rules.gate_against_baseline(make_run(result(S1, low_noise(0.02))), tmp_path / "cpu")
+    assert [v.labels for v in cpu.verdicts] == [("slower",)] and not cpu.notes
+    bl.save_baseline(make_run(result(S1, low_noise(0.010)), fp=GPU_FINGERPRINT), tmp_path / "gpu")
+    gpu = rules.gate_against_baseline(make_run(result(S1, low_noise(0.02)), fp=GPU_FINGERPRINT), tmp_path / "gpu")
+    assert [v.labels for v in gpu.verdicts] == [("slower",)]
+
+
+def test_compare_of_two_run_files_is_unchanged_by_the_cpu_rule():
+    comparison = rules.compare(make_run(result(S1, low_noise(0.01))), make_run(result(S1, low_noise(0.02))))
+    assert comparison.verdicts[0].labels == ("slower",) and not comparison.notes
+
+
+# --------------------------------------------------------------------------------- interleaved A/B: compare_paired
+
+
+def _paired(a_result, b_result, a_medians, b_medians, **options):
+    [a] = make_run(a_result).results.values()
+    [b] = make_run(b_result).results.values()
+    opts = rules.GateOptions(tolerance=options.pop("tolerance", 0.03), alpha=options.pop("alpha", 0.05))
+    return rules.compare_paired([rules.PairedInput(a, b, a_medians, b_medians)], opts)
+
+
+DRIFT = [0.010, 0.013, 0.009, 0.016, 0.011, 0.010, 0.014, 0.012, 0.009, 0.015]  # the machine moves 1.8x
+
+
+def test_paired_slowdown_under_drift_is_slower_with_ci_and_adjusted_p():
+    comparison = _paired(result(S1), result(S1), DRIFT, [x * 1.10 for x in DRIFT])
+    [v] = comparison.verdicts
+    assert v.labels == ("slower",) and v.regression and comparison.has_regression
+    assert v.ratio == pytest.approx(1.10) and v.ci_low == pytest.approx(1.10) and v.pairs == 10
+    assert v.p_value == pytest.approx(1 / 1024)
+    assert "+10.0%" in v.detail and "from 10 pairs" in v.detail
+
+
+def test_paired_a_a_under_drift_is_same():
+    rng = np.random.default_rng(1)
+    b = [x * float(np.exp(rng.normal(0, 0.01))) for x in DRIFT]
+    [v] = _paired(result(S1), result(S1), DRIFT, b).verdicts
+    assert v.labels == ("same",) and not v.regression and v.ci_low < 1 < v.ci_high
+
+
+def test_paired_status_and_memory_labels():
+    [oom] = _paired(result(S1), result(S1, status="oom", reason="out of memory"), [], []).verdicts
+    assert oom.labels == ("now-oom",) and oom.regression and oom.ratio is None
+    [err] = _paired(result(S1), result(S1, status="error", reason="boom"), [], []).verdicts
+    assert err.labels == ("now-error",) and err.regression
+    [both] = _paired(result(S1, status="oom"), result(S1, status="oom"), [], []).verdicts
+    assert both.labels == ("same",) and not both.regression
+    [mem] = _paired(result(S1, activation_peak_bytes=100 * MIB), result(S1, activation_peak_bytes=102 * MIB),
+                    DRIFT, DRIFT).verdicts
+    assert mem.labels == ("same", "memory-up") and mem.regression
+
+
+def test_paired_sides_with_different_settings_keep_a_s_id_and_name_b_s():
+    b_setting = setting(sdpa="math")
+    [v] = _paired(result(S1), result(b_setting), DRIFT, DRIFT).verdicts
+    assert v.id == S1.id and f"B runs {b_setting.id}" in v.detail
+
+
+def test_paired_tables_show_the_ratio_s_confidence_interval():
+    comparison = _paired(result(S1), result(S1), DRIFT, [x * 1.10 for x in DRIFT], alpha=0.1)
+    lines = format_paired_table(comparison).splitlines()
+    assert lines[1].split()[:9] == ["setting", "verdict", "A", "ms", "B", "ms", "B/A", "90%", "CI"]
+    row = next(line for line in lines if line.startswith(S1.id))
+    assert row.split()[1:7] == ["slower", "!", "10.000", "10.000", "1.100", "1.100–1.100"]
+    md = paired_markdown(comparison)
+    assert "| setting | verdict | A ms | B ms | B/A | 90% CI | p adj | act. MiB | detail |" in md
+    assert f"| `{S1.id}` | **slower** | 10.000 | 10.000 | 1.100 | 1.100–1.100 |" in md

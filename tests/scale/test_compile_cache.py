@@ -1,0 +1,105 @@
+"""The compile cache: a real save/restore across processes and inductor cache dirs, and what is never lost."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from vitcnn import fingerprint
+from vitcnn.scale import compile_cache
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = textwrap.dedent("""
+    import sys, torch
+    from vitcnn.scale import compile_cache
+    root = sys.argv[1]
+    print(compile_cache.load(root, "cpu"))
+    f = torch.compile(lambda x: (x * 2).sin() + x.cos(), dynamic=False)
+    f(torch.randn(8, 8))
+    counters = torch._dynamo.utils.counters["inductor"]
+    print("fxgraph", counters["fxgraph_cache_hit"], counters["fxgraph_cache_miss"])
+    print(compile_cache.save(root, "cpu"))
+""")
+
+
+def _compile_in_fresh_process(root: Path, inductor_dir: Path) -> str:
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(inductor_dir), "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(root)], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not compile_cache.supported(), reason="this torch has no save/load_cache_artifacts")
+def test_a_fresh_inductor_cache_is_warmed_from_the_store(tmp_path):
+    store = tmp_path / "store"
+    first = _compile_in_fresh_process(store, tmp_path / "inductor-a")
+    assert "nothing stored" in first and "fxgraph 0 1" in first and "saved 2 artifacts" in first
+    second = _compile_in_fresh_process(store, tmp_path / "inductor-b")  # another empty inductor cache
+    assert "loaded 2 artifacts from 1 file(s)" in second
+    assert "fxgraph 1 0" in second  # inductor found the graph it had never compiled in this cache dir
+    slug_dirs = list(store.iterdir())
+    assert len(slug_dirs) == 1 and f"torch{torch.__version__.split('+')[0]}" in slug_dirs[0].name
+
+
+class FakeInfo:
+    def __init__(self, n: int):
+        self.artifacts = {"inductor": [f"k{i}" for i in range(n)]}
+
+
+def test_save_names_files_by_content_and_never_replaces_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", lambda: (b"first", FakeInfo(2)))
+    assert "saved 2 artifacts" in compile_cache.save(tmp_path, "cpu")
+    assert "already stored" in compile_cache.save(tmp_path, "cpu")
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", lambda: (b"second", FakeInfo(3)))
+    compile_cache.save(tmp_path, "cpu")
+    files = sorted(compile_cache.slug_dir(tmp_path, "cpu").iterdir())
+    assert sorted(f.read_bytes() for f in files) == [b"first", b"second"]  # added, nothing replaced
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", lambda: None)
+    assert "nothing was compiled" in compile_cache.save(tmp_path, "cpu")
+
+
+def test_an_interrupted_save_leaves_nothing_that_load_would_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", lambda: (b"artifacts", FakeInfo(1)))
+    directory, seen = compile_cache.slug_dir(tmp_path, "cpu"), []
+
+    def fail_after_writing(fd):
+        seen.append(sorted(directory.iterdir()))
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(os, "fsync", fail_after_writing)
+    with pytest.raises(OSError, match="disk on fire"):
+        compile_cache.save(tmp_path, "cpu")
+    monkeypatch.undo()
+    [[temp]] = seen  # while written, the file is a temp file that load's *.bin does not match
+    assert temp.suffix == ".tmp" and not list(directory.iterdir())
+
+
+def test_a_damaged_file_is_skipped_and_kept(tmp_path):
+    directory = compile_cache.slug_dir(tmp_path, "cpu")
+    directory.mkdir(parents=True)
+    (directory / "damaged.bin").write_bytes(b"not a cache")
+    line = compile_cache.load(tmp_path, "cpu")
+    assert "loaded 0 artifacts from 0 file(s)" in line and "skipped (kept): damaged.bin" in line
+    assert (directory / "damaged.bin").read_bytes() == b"not a cache"
+
+
+def test_the_store_is_per_fingerprint(tmp_path):
+    assert compile_cache.slug_dir(tmp_path, "cpu").name == fingerprint.slug(fingerprint.collect("cpu"))
+
+
+def test_without_the_torch_api_the_run_is_cold_with_a_warning(tmp_path, monkeypatch):
+    monkeypatch.delattr(torch.compiler, "save_cache_artifacts")
+    with pytest.warns(compile_cache.CompileCacheWarning, match="compiles cold"):
+        line = compile_cache.load(tmp_path, "cpu")
+    assert "has no torch.compiler.save_cache_artifacts" in line
+    with pytest.warns(compile_cache.CompileCacheWarning):
+        compile_cache.save(tmp_path, "cpu")
+    assert not any(tmp_path.iterdir())

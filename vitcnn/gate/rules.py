@@ -1,0 +1,346 @@
+"""The regression gate: the verdict rules that compare a new run with a base run, setting by setting.
+
+Verdicts per setting:
+- speed: `slower` / `faster` only when the median moved by more than the tolerance AND a one-sided Mann–Whitney U
+  test on the raw samples is significant; a big move without significance is `inconclusive`, a small one `same`.
+  The tolerance is never tighter than the run-to-run spread the baseline recorded for that setting;
+- memory: `memory-up` / `memory-down` when the activation peak moved by more than max(relative, absolute) tolerance;
+- status: `now-oom` / `now-error` (it used to run, or failed differently), `fixed`, `missing`, `new`.
+On CPU, the stored-baseline gate does not fail on speed for a setting whose baseline has no noise history (fewer
+than two saved runs): the label becomes `inconclusive` and says why (gate_against_baseline).
+Interleaved A/B (`vitcnn ab`) is decided by compare_paired with the paired statistics of vitcnn/gate/paired.py.
+Runs of different fingerprints are refused (timings from another GPU, driver or library say nothing about a
+regression) unless explicitly allowed. Baseline files live in vitcnn/gate/baseline.py; tables of the verdicts in
+vitcnn/gate/verdicts.py; the command line in vitcnn/cli.py.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import NamedTuple
+
+from scipy import stats
+
+from vitcnn import fingerprint
+from vitcnn.gate import baseline, paired
+from vitcnn.runfile import Result, Run
+from vitcnn.table import MIB
+
+MIN_SAMPLES = 3  # fewer raw samples on a side and no significance test is attempted
+FAILED = ("oom", "error")
+
+LABELS = ("slower", "faster", "inconclusive", "same", "memory-up", "memory-down", "now-oom", "now-error", "fixed",
+          "missing", "new")
+ALWAYS_REGRESSIONS = frozenset({"slower", "memory-up", "now-oom", "now-error"})
+REGRESSIONS = ALWAYS_REGRESSIONS | {"missing"}
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """Thresholds of the gate. Speed: median ratio beyond 1+tolerance and Mann–Whitney p < alpha. Memory: growth
+    beyond max(memory_rel_tolerance * base, memory_abs_tolerance bytes)."""
+
+    tolerance: float = 0.05
+    alpha: float = 0.01
+    memory_rel_tolerance: float = 0.01
+    memory_abs_tolerance: int = MIB
+    allow_missing: bool = False
+    allow_cross_machine: bool = False
+
+    def __post_init__(self) -> None:
+        if not (self.tolerance >= 0 and math.isfinite(self.tolerance)):
+            raise ValueError(f"tolerance must be a finite number >= 0, got {self.tolerance}")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
+        if not (self.memory_rel_tolerance >= 0 and self.memory_abs_tolerance >= 0):
+            raise ValueError("memory tolerances must be >= 0")
+
+    @property
+    def regression_labels(self) -> frozenset[str]:
+        return ALWAYS_REGRESSIONS if self.allow_missing else REGRESSIONS
+
+
+@dataclass(frozen=True)
+class SettingVerdict:
+    """The gate's finding for one setting id. Medians in seconds, memory in bytes; None where not applicable
+    (a side that did not run ok has no median or memory)."""
+
+    id: str
+    labels: tuple[str, ...]
+    base_status: str | None
+    new_status: str | None
+    base_median_s: float | None = None
+    new_median_s: float | None = None
+    ratio: float | None = None  # new median / base median
+    p_value: float | None = None  # one-sided Mann–Whitney U, in the direction the median moved
+    base_memory_bytes: int | None = None
+    new_memory_bytes: int | None = None
+    cross_machine: bool = False
+    regression: bool = False
+    detail: str = ""
+    ci_low: float | None = None  # paired A/B only: confidence interval of the ratio, and the pairs behind it
+    ci_high: float | None = None
+    pairs: int | None = None
+
+
+@dataclass
+class Comparison:
+    """All verdicts of one base-vs-new comparison."""
+
+    verdicts: list[SettingVerdict]
+    options: GateOptions
+    base_path: str = ""
+    new_path: str = ""
+    differences: dict[str, tuple] = field(default_factory=dict)  # fingerprint fields; empty unless cross-machine
+    notes: list[str] = field(default_factory=list)  # what the tables print under the summary line
+
+    @property
+    def cross_machine(self) -> bool:
+        return bool(self.differences)
+
+    @property
+    def regressions(self) -> list[SettingVerdict]:
+        return [v for v in self.verdicts if v.regression]
+
+    @property
+    def has_regression(self) -> bool:
+        return any(v.regression for v in self.verdicts)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many settings carry each label (a setting may carry a speed and a memory label)."""
+        counter = Counter(label for v in self.verdicts for label in v.labels)
+        return {label: counter[label] for label in LABELS if counter[label]}
+
+    def summary(self) -> str:
+        """One line, e.g. '12 settings: 2 regressions (1 slower, 1 now-oom); 9 same, 1 faster'."""
+        regression_labels = self.options.regression_labels
+        counts = self.counts
+        bad = [f"{n} {label}" for label, n in counts.items() if label in regression_labels]
+        rest = [f"{n} {label}" for label, n in counts.items() if label not in regression_labels]
+        n_reg = len(self.regressions)
+        n = len(self.verdicts)
+        text = f"{n} setting{'s' if n != 1 else ''}: {n_reg} regression{'s' if n_reg != 1 else ''}"
+        if bad:
+            text += f" ({', '.join(bad)})"
+        if rest:
+            text += f"; {', '.join(rest)}"
+        if self.cross_machine:
+            text += " [CROSS-MACHINE: different fingerprints, numbers not comparable]"
+        return text
+
+
+class Finding(NamedTuple):
+    """What one rule (speed or memory) found: a label (None: nothing to report) and the numbers behind it."""
+
+    label: str | None
+    detail: str
+    ratio: float | None = None
+    p_value: float | None = None
+
+
+def run_to_run_spread(medians: list[float]) -> float:
+    """max/min - 1 over a setting's saved-run medians (0 with fewer than two): the noise one run cannot show."""
+    if len(medians) < 2 or min(medians) <= 0:
+        return 0.0
+    return max(medians) / min(medians) - 1
+
+
+def _p_value(base: list[float], new: list[float], alternative: str) -> float | None:
+    """One-sided Mann–Whitney U p-value that `new` is stochastically greater/less than `base`; None if too few."""
+    if len(base) < MIN_SAMPLES or len(new) < MIN_SAMPLES:
+        return None
+    p = float(stats.mannwhitneyu(new, base, alternative=alternative).pvalue)
+    return None if math.isnan(p) else p
+
+
+def _speed(base: Result, new: Result, options: GateOptions, spread: float = 0.0) -> Finding:
+    """Speed label and detail. `spread` is the baseline's run-to-run spread for this setting; the tolerance is
+    never tighter than it."""
+    b, n = base.median_s, new.median_s
+    if b is None or n is None or b <= 0 or n <= 0:
+        return Finding("inconclusive", "no timing to compare")
+    ratio = n / b
+    tolerance = max(options.tolerance, spread)
+    widened = f" (tolerance ±{tolerance:.0%} from the baseline's run-to-run spread)" if spread > options.tolerance else ""
+    factor = 1 + tolerance
+    # Compare both directions with the same expression, so A-vs-B and B-vs-A always mirror each other.
+    if n > b * factor:
+        direction, moved = "greater", "slower"
+    elif b > n * factor:
+        direction, moved = "less", "faster"
+    else:
+        direction, moved = ("greater" if n >= b else "less"), None
+    p = _p_value(base.samples, new.samples, direction)
+    change = f"{(ratio - 1) * 100:+.1f}%"
+    if moved is None:
+        return Finding("same", f"{change} within ±{tolerance:.0%}{widened}", ratio, p)
+    if p is None:
+        return Finding("inconclusive", f"{change} but fewer than {MIN_SAMPLES} samples on a side{widened}", ratio, p)
+    if p < options.alpha:
+        return Finding(moved, f"{change} (p={p:.2g}){widened}", ratio, p)
+    return Finding("inconclusive", f"{change} not significant (p={p:.2g} >= {options.alpha:g}){widened}", ratio, p)
+
+
+def _memory(base: Result, new: Result, options: GateOptions) -> Finding:
+    """Memory label (None when within tolerance or not measured on both sides) and detail."""
+    b, n = base.activation_peak_bytes, new.activation_peak_bytes
+    if b is None or n is None:
+        return Finding(None, "")
+    allowed = max(options.memory_rel_tolerance * b, options.memory_abs_tolerance)
+    delta = n - b
+    text = f"memory {delta / MIB:+.1f} MiB"
+    if delta > allowed:
+        return Finding("memory-up", text)
+    if -delta > allowed:
+        return Finding("memory-down", text)
+    return Finding(None, "")
+
+
+def _status_label(base: Result | None, new: Result | None) -> tuple[str | None, str]:
+    """The label decided by presence and status alone, or None when both ran ("ok") and numbers decide."""
+    if new is None:
+        return "missing", "not in the new run"
+    reason = f": {new.reason}" if new.reason else ""
+    if base is None:
+        return "new", "not in the baseline" + ("" if new.status == "ok" else f"; {new.status}{reason}")
+    if base.status == new.status:
+        return (None, "") if base.status == "ok" else ("same", f"{new.status} in both")
+    if new.status in FAILED:
+        return f"now-{new.status}", f"was {base.status}, now {new.status}{reason}"
+    if new.status == "skipped":
+        return "missing", f"was {base.status}, now skipped{reason}"
+    if base.status in FAILED:
+        return "fixed", f"was {base.status}, now runs"
+    return "new", "skipped in the baseline, now runs"
+
+
+def _ran(result: Result | None) -> Result | None:
+    """The result when it ran ok (its numbers are shown), else None."""
+    return result if result is not None and result.status == "ok" else None
+
+
+def compare_result(base: Result | None, new: Result | None, options: GateOptions = GateOptions(),
+                   cross_machine: bool = False, spread: float = 0.0) -> SettingVerdict:
+    """The verdict for one setting present in `base`, `new` or both (`spread`: see run_to_run_spread)."""
+    either = new if new is not None else base
+    assert either is not None
+    label, detail = _status_label(base, new)
+    ratio = p_value = None
+    if label is not None:
+        labels = (label,)
+    else:
+        speed, memory = _speed(base, new, options, spread), _memory(base, new, options)
+        labels = (speed.label,) if memory.label is None else (speed.label, memory.label)
+        detail = "; ".join(t for t in (speed.detail, memory.detail) if t)
+        ratio, p_value = speed.ratio, speed.p_value
+    ran_base, ran_new = _ran(base), _ran(new)
+    return SettingVerdict(
+        id=either.id, labels=labels,
+        base_status=base.status if base else None, new_status=new.status if new else None,
+        base_median_s=ran_base.median_s if ran_base else None, new_median_s=ran_new.median_s if ran_new else None,
+        ratio=ratio, p_value=p_value,
+        base_memory_bytes=ran_base.activation_peak_bytes if ran_base else None,
+        new_memory_bytes=ran_new.activation_peak_bytes if ran_new else None,
+        cross_machine=cross_machine, regression=any(x in options.regression_labels for x in labels), detail=detail,
+    )
+
+
+def compare(base: Run, new: Run, options: GateOptions = GateOptions(), speed_needs_history: bool = False
+            ) -> Comparison:
+    """Compare every setting of `base` and `new` (their union). Raises FingerprintMismatch when the runs belong to
+    different fingerprints, unless `options.allow_cross_machine`. With `speed_needs_history`, a setting whose
+    baseline holds fewer than MIN_HISTORY saved medians is not gated on speed (see ungated_speed)."""
+    diff = fingerprint.differences(base.fingerprint, new.fingerprint)
+    if diff and not options.allow_cross_machine:
+        raise baseline.FingerprintMismatch(diff)
+    ids = list(base.results) + [i for i in new.results if i not in base.results]
+    verdicts = []
+    for i in ids:
+        history = base.median_history.get(i, [])
+        verdict = compare_result(base.results.get(i), new.results.get(i), options, bool(diff),
+                                 run_to_run_spread(history))
+        if speed_needs_history and len(history) < MIN_HISTORY:
+            verdict = ungated_speed(verdict, len(history), options)
+        verdicts.append(verdict)
+    comparison = Comparison(verdicts, options, base.path, new.path, diff)
+    if speed_needs_history and any(NOT_GATED in v.detail for v in verdicts):
+        comparison.notes.append(CPU_NOTE)
+    return comparison
+
+
+MIN_HISTORY = 2  # saved medians of a setting before the stored-baseline gate fails a CPU run on speed
+NOT_GATED = "speed not gated"
+CPU_NOTE = ("Speed is not gated on CPU settings whose baseline has fewer than 2 saved runs: separate runs on a "
+            "shared CPU differ by far more than one run's samples show (README, Gating). Save the baseline again "
+            "to record its noise, or compare interleaved with `python -m vitcnn ab`. Memory and failures are gated.")
+
+
+def ungated_speed(verdict: SettingVerdict, saved: int, options: GateOptions) -> SettingVerdict:
+    """`verdict` with its speed label made `inconclusive` (never a regression) and the reason said: a CPU baseline
+    with no noise history cannot tell a regression from the machine's run-to-run drift. Memory, now-oom and
+    now-error labels stay as they are."""
+    if not {"slower", "faster"} & set(verdict.labels):
+        return verdict
+    labels = tuple("inconclusive" if label in ("slower", "faster") else label for label in verdict.labels)
+    detail = f"{verdict.detail}; {NOT_GATED}: CPU baseline with {saved} saved run(s), needs {MIN_HISTORY}"
+    return replace(verdict, labels=labels, detail=detail,
+                   regression=any(x in options.regression_labels for x in labels))
+
+
+def gate_against_baseline(run: Run, directory: Path | str = baseline.DEFAULT_DIR,
+                          options: GateOptions = GateOptions()) -> Comparison:
+    """Compare `run` with the stored baseline of its fingerprint (what the pytest plugin calls at session end).
+
+    On CPU, speed is only gated for settings whose baseline was saved at least MIN_HISTORY times (its noise
+    measured); on GPUs a single save is enough (a quiet dedicated GPU is what this gate is for)."""
+    return compare(baseline.require_baseline(run.slug, directory), run, options,
+                   speed_needs_history=run.fingerprint.get("device") != "cuda")
+
+
+# ---------------------------------------------------------------------------------------- interleaved A/B (paired)
+
+
+class PairedInput(NamedTuple):
+    """One setting of an A/B session: each side's Result (side A is the base) and its block medians, in pair order."""
+
+    a: Result
+    b: Result
+    a_medians: list[float]
+    b_medians: list[float]
+
+
+def compare_paired(inputs: list[PairedInput], options: GateOptions = GateOptions(tolerance=0.03, alpha=0.05),
+                   confidence: float | None = None, notes: list[str] | None = None) -> Comparison:
+    """Verdicts of an interleaved A/B session (vitcnn/gate/paired.py): `slower`/`faster`/`same` from the paired blocks,
+    corrected across all settings of the session, with `options.tolerance` as the threshold and `options.alpha`
+    as the significance level (the ratio's CI is at 1 - alpha unless `confidence`); memory and status as in the
+    stored-baseline gate (now-oom/now-error when only B fails)."""
+    confidence = 1 - options.alpha if confidence is None else confidence
+    timed = [i for i, x in enumerate(inputs) if x.a.status == x.b.status == "ok" and x.a_medians]
+    estimates = [paired.estimate(inputs[i].a_medians, inputs[i].b_medians, confidence) for i in timed]
+    decided = dict(zip(timed, paired.decide(estimates, options.alpha, options.tolerance)))
+    verdicts = []
+    for i, x in enumerate(inputs):
+        verdict = compare_result(x.a, x.b, options)
+        renamed = "" if x.a.id == x.b.id else f"B runs {x.b.id}; "
+        if i not in decided:
+            verdicts.append(replace(verdict, id=x.a.id, detail=renamed + verdict.detail))
+            continue
+        d = decided[i]
+        e = d.estimate
+        memory = _memory(x.a, x.b, options)
+        labels = (d.label,) if memory.label is None else (d.label, memory.label)
+        detail = (f"{renamed}{(e.ratio - 1) * 100:+.1f}% [{(e.ci_low - 1) * 100:+.1f}%, {(e.ci_high - 1) * 100:+.1f}%]"
+                  f" from {e.pairs} pairs")
+        if memory.detail:
+            detail += f"; {memory.detail}"
+        verdicts.append(replace(verdict, id=x.a.id, labels=labels, ratio=e.ratio, p_value=d.p_adjusted,
+                                ci_low=e.ci_low, ci_high=e.ci_high, pairs=e.pairs, detail=detail,
+                                regression=any(label in options.regression_labels for label in labels)))
+    comparison = Comparison(verdicts, options, "side A", "side B")
+    comparison.notes += list(notes or [])
+    return comparison

@@ -1,0 +1,88 @@
+"""The gate's verdicts as tables: fixed-width for a terminal, Markdown for a pull request's job summary."""
+
+from __future__ import annotations
+
+from vitcnn import table
+from vitcnn.gate.rules import Comparison, SettingVerdict
+
+HEADER = ["setting", "verdict", "base ms", "new ms", "ratio", "p", "act. MiB", "detail"]
+NUMERIC = (2, 3, 4, 5, 6)  # right-aligned in Markdown; the terminal leaves the memory column left-aligned
+TERMINAL_NUMERIC = (2, 3, 4, 5)
+
+
+def _time_cell(seconds: float | None, status: str | None) -> str:
+    """A median in ms, or the status when the setting did not run (absent: '-')."""
+    if status is None:
+        return "-"
+    return table.ms(seconds) if status == "ok" else status
+
+
+def _memory_cell(v: SettingVerdict) -> str:
+    if v.base_memory_bytes is None and v.new_memory_bytes is None:
+        return "-"
+    return f"{table.mib(v.base_memory_bytes)}→{table.mib(v.new_memory_bytes)}"
+
+
+def _ci_cell(v: SettingVerdict) -> str:
+    if v.ci_low is None or v.ci_high is None:
+        return "-"
+    return f"{table.fixed(v.ci_low, '.3f')}–{table.fixed(v.ci_high, '.3f')}"
+
+
+def _row(v: SettingVerdict, comparison: Comparison, markdown: bool, ci: bool = False) -> list[str]:
+    """One setting's cells. A terminal marks a regression with '!'; Markdown sets the id as code and bolds the
+    regression labels. The A/B tables (`ci`) add the ratio's confidence interval after the ratio."""
+    if markdown:
+        regression = comparison.options.regression_labels
+        setting = f"`{v.id}`"
+        verdict = ", ".join(f"**{label}**" if label in regression else label for label in v.labels)
+    else:
+        setting, verdict = v.id, ",".join(v.labels) + (" !" if v.regression else "")
+    return [setting, verdict, _time_cell(v.base_median_s, v.base_status), _time_cell(v.new_median_s, v.new_status),
+            table.fixed(v.ratio, ".3f"), *([_ci_cell(v)] if ci else []), table.fixed(v.p_value, ".2g"),
+            _memory_cell(v), v.detail]
+
+
+def format_table(comparison: Comparison) -> str:
+    """The summary line, then a fixed-width table for a terminal; regressions are marked with '!'."""
+    lines = [comparison.summary(), *comparison.notes]
+    if comparison.cross_machine:
+        lines += [f"  fingerprint {k}: base={a!r} new={b!r}" for k, (a, b) in comparison.differences.items()]
+    rows = [_row(v, comparison, markdown=False) for v in comparison.verdicts]
+    return "\n".join([*lines, table.text(HEADER, rows, right=TERMINAL_NUMERIC)]) + "\n"
+
+
+def to_markdown(comparison: Comparison) -> str:
+    """The summary line, then a Markdown table (e.g. for $GITHUB_STEP_SUMMARY); regression labels are bold."""
+    lines = [table.cell(comparison.summary()), ""]
+    lines += [f"> {note}" for note in comparison.notes] + ([""] if comparison.notes else [])
+    if comparison.cross_machine:
+        lines += ["> **Cross-machine comparison**: the fingerprints differ, so these numbers are not comparable.", ""]
+        lines += [f"> - `{k}`: base `{a!r}`, new `{b!r}`" for k, (a, b) in comparison.differences.items()] + [""]
+    rows = [_row(v, comparison, markdown=True) for v in comparison.verdicts]
+    return "\n".join(lines) + "\n" + table.markdown(HEADER, rows, right=NUMERIC) + "\n"
+
+
+# -------------------------------------------------------------------------------------------- interleaved A/B
+
+PAIRED_HEADER = ["setting", "verdict", "A ms", "B ms", "B/A", "CI", "p adj", "act. MiB", "detail"]
+PAIRED_NUMERIC = (2, 3, 4, 5, 6)
+
+
+def _paired_header(comparison: Comparison) -> list[str]:
+    return [f"{1 - comparison.options.alpha:.0%} CI" if h == "CI" else h for h in PAIRED_HEADER]
+
+
+def format_paired_table(comparison: Comparison) -> str:
+    """An A/B session's verdicts for a terminal: B/A ratio, its CI and the adjusted p; regressions marked '!'."""
+    rows = [_row(v, comparison, markdown=False, ci=True) for v in comparison.verdicts]
+    lines = [comparison.summary(), *comparison.notes]
+    return "\n".join([*lines, table.text(_paired_header(comparison), rows, right=PAIRED_NUMERIC[:-1])]) + "\n"
+
+
+def paired_markdown(comparison: Comparison) -> str:
+    """An A/B session's verdicts as Markdown (e.g. for $GITHUB_STEP_SUMMARY); regression labels are bold."""
+    lines = ["### vitcnn ab: B (candidate) against A (base), interleaved", "", table.cell(comparison.summary()), ""]
+    lines += [f"> {note}" for note in comparison.notes] + ([""] if comparison.notes else [])
+    rows = [_row(v, comparison, markdown=True, ci=True) for v in comparison.verdicts]
+    return "\n".join(lines) + "\n" + table.markdown(_paired_header(comparison), rows, right=PAIRED_NUMERIC) + "\n"

@@ -1,0 +1,386 @@
+"""Run one Setting: build, count FLOPs, compile, check, time synchronised calls, probe the kernel, read memory.
+
+A call is one forward (task "infer") or one training step (task "train", training.py: forward, loss, backward,
+optimizer step); every stage below is the same for both.
+
+Order matters for honest numbers (README, "How a setting is measured", says why each step is there):
+1. build, cast and move the model and input; every residual gain awake (models.wake_gains);
+2. FLOPs under FakeTensorMode (no memory; every SDPA op has a formula, flops.py); references on a 1-image slice:
+   eager in the setting's dtype and SDPA context, and fp32 with math attention (reference.py);
+3. first compiled call = compile time, with caches that a forced SDPA backend cannot share (sdpa.py); its output
+   must match both references (training: loss and the stem's gradient of the first step, before its optimizer
+   step);
+4. reset the CUDA peak-memory counters (before the first call for CUDA-graph modes, so recording counts), then
+   warm up for a time and time synchronised calls with the cyclic GC paused;
+5. after timing: device time and gpu_busy (CUDA), the CPU memory peak of one more call (memory.py: the profiler's
+   allocator events), then the SDPA backend probe (CPU profiler activities only; on eager for CUDA-graph modes);
+   a backend other than the requested one fails the setting.
+Out-of-memory anywhere is a result (status "oom"); a sticky CUDA error is marked fatal; everything is freed.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import statistics
+import time
+import traceback
+from collections.abc import Callable
+from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass, field
+
+import torch
+
+from vitcnn.measure import compiling, memory, peaks, reference, sdpa, training
+from vitcnn.measure.failures import CompiledMismatch, is_fatal_device_error, is_oom  # noqa: F401 (re-exported)
+from vitcnn.measure.flops import count_flops
+from vitcnn.measure.precision import DTYPES, precision_flags
+from vitcnn.measure.timing import device_seconds, gc_paused, gpu_busy, plain_timer, synchronize, warm_up
+from vitcnn.settings import Setting
+from vitcnn.zoo import models
+
+# pytest-benchmark (or any timer): given a synchronised call and a number of rounds, return seconds per call.
+Timer = Callable[[Callable[[], None], int], list[float]]
+CONVENTIONS = ("strict", "essay")
+
+
+@dataclass(frozen=True)
+class MeasureOptions:
+    """How long to warm up and time one setting, and which measurement conventions to follow."""
+
+    target_seconds: float = 1.0  # timed rounds aim for about this much total time
+    min_rounds: int = 10
+    max_rounds: int = 200
+    warmup_calls: int = 3  # at least this many calls after compiling (CUDA-graph recording needs >= 2)
+    warmup_seconds: float = 1.0  # CPU runs still speed up over their first ~0.5 s; GPU clocks ramp too
+    inference_mode: bool = True  # False keeps autograd state: the gate's planted memory regression
+    conventions: str = "strict"  # "essay": cuDNN TF32 on in fp32 and FLOPs without attention (README)
+    device_time_rounds: int = 10  # CUDA: calls timed with events for gpu_time_s / gpu_busy
+
+
+@dataclass
+class Outcome:
+    """The result of one setting: status ("ok", "oom", "error"), a reason when not ok, and the numbers.
+
+    `fatal`: the failure leaves the device unusable for every later setting (a sticky CUDA error).
+    """
+
+    status: str
+    reason: str | None = None
+    info: dict = field(default_factory=dict)
+    samples: list[float] = field(default_factory=list)
+    fatal: bool = False
+
+
+def free_memory() -> None:
+    """Drop compiled graphs and cached blocks so the next setting starts clean."""
+    torch._dynamo.reset()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _weights_bytes(model: torch.nn.Module) -> int:
+    return training.tensor_bytes([*model.parameters(), *model.buffers()])
+
+
+def _prepare(setting: Setting, device: torch.device, build: Callable[..., torch.nn.Module]):
+    """The model and input, moved and cast: to the setting's dtype for inference, fp32 (master weights, autocast
+    does the rest) for training."""
+    dtype = DTYPES[setting.precision] if setting.task == "infer" else torch.float32
+    layout = torch.channels_last if setting.layout == "channels_last" else torch.contiguous_format
+    model = build(setting.model, setting.resolution).to(device=device, dtype=dtype, memory_format=layout)
+    x = torch.randn(setting.batch, 3, setting.resolution, setting.resolution, device=device, dtype=dtype)
+    return model, x.contiguous(memory_format=layout)
+
+
+def _flop_fields(model: torch.nn.Module, x: torch.Tensor, has_attention: bool, essay: bool,
+                 labels: torch.Tensor | None = None) -> dict:
+    """FLOP fields of one call (with `labels`: a training step, and the forward alone beside it); a failed or
+    incomplete count is an error string, never a discarded timing."""
+    try:
+        forward = count_flops(model, x)
+        count = forward if labels is None else count_flops(model, x, labels)
+    except Exception as exc:
+        return {"flops": None, "attention_flops": None, "forward_flops": None,
+                "flops_error": f"{type(exc).__name__}: {exc}", "flops_convention": None}
+    error = count.error or forward.error
+    if error is None and has_attention and not count.attention:
+        error = "no attention FLOPs counted for a model with attention"
+
+    def convention(c):
+        return c.total - c.attention if essay else c.total
+
+    return {"flops": convention(count), "attention_flops": count.attention, "forward_flops": convention(forward),
+            "flops_error": error, "flops_convention": "essay: attention excluded" if essay else "all ops"}
+
+
+def _device_time(call: Callable[[], None], device: torch.device, samples: list[float], rounds: int) -> dict:
+    """CUDA only: device seconds per call (events, no launch gaps) and gpu_busy; None on CPU or on failure."""
+    fields = {"gpu_time_s": None, "gpu_busy": None, "gpu_time_error": None}
+    if device.type != "cuda" or not samples:
+        return fields
+    try:
+        device_samples = device_seconds(call, rounds, 1.5 * statistics.median(samples) + 1e-3)
+    except Exception as exc:
+        fields["gpu_time_error"] = f"{type(exc).__name__}: {exc}"
+        return fields
+    return {**fields, "gpu_time_s": statistics.median(device_samples), "gpu_busy": gpu_busy(device_samples, samples)}
+
+
+class Prepared:
+    """A setting built, FLOP-counted, compiled, checked and warmed up, with its contexts (precision flags, SDPA
+    backend, compile-cache isolation, inference mode) held open: the stages after preparing, one call each.
+
+    `measure` times all its rounds in one go; `vitcnn ab` times short blocks between another process's blocks.
+    Both go through the same stages: `prepare` -> `time_rounds`/`time_block` -> `finish` (then `close`).
+    """
+
+    def __init__(self, setting: Setting, device: torch.device, options: MeasureOptions,
+                 build: Callable[..., torch.nn.Module]) -> None:
+        self.setting, self.device, self.options = setting, device, options
+        self.samples: list[float] = []
+        self._contexts = ExitStack()
+        try:
+            self._prepare(build)
+        except BaseException:
+            self.close()
+            raise
+
+    def _prepare(self, build: Callable[..., torch.nn.Module]) -> None:
+        setting, device, options = self.setting, self.device, self.options
+        spec = models.spec(setting.model)
+        if options.conventions not in CONVENTIONS:
+            raise ValueError(f"unknown conventions {options.conventions!r}; choose from {', '.join(CONVENTIONS)}")
+        essay = options.conventions == "essay"
+        eager = setting.compile_mode == "eager"
+        self.graphs = graphs = compiling.uses_cuda_graphs(setting.compile_mode, device.type)
+        enter = self._contexts.enter_context
+        flags = enter(precision_flags(setting.precision, cudnn_tf32_in_fp32=essay))
+        enter(sdpa.sdpa_context(setting.sdpa))
+        isolation = enter(sdpa.isolated_compile_cache(setting.sdpa))
+        train = setting.task == "train"
+        inference_mode = options.inference_mode and not train
+        enter(torch.inference_mode() if inference_mode else nullcontext())
+        self.model, self.x = model, x = _prepare(setting, device, build)
+        labels = None
+        if train:
+            model.train()
+            labels = training.random_labels(model, x)
+        self.info = info = {
+            "setting": setting.as_dict(), "setting_id": setting.id, "status": "ok",
+            "model_family": spec.family, "device": device.type, "precision_flags": flags,
+            "inference_mode": inference_mode, "conventions": options.conventions,
+            "cuda_graphs": graphs, "compile_cache_isolation": isolation,
+            "params": sum(p.numel() for p in model.parameters()), "weights_bytes": _weights_bytes(model),
+        }
+        info.update(_flop_fields(model, x, spec.has_attention, essay, labels))
+        refs = (training.references(model, x, labels, setting.precision) if train
+                else reference.references(model, x))
+
+        self.compiled = compiled = compiling.compile_model(model, setting.compile_mode)
+        self.step = step = training.TrainStep(compiled, model, x, labels, setting.precision) if train else None
+        if device.type == "cuda":  # CUDA-graph modes record during the first calls: their peak must include it
+            synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            self.allocated_before = torch.cuda.memory_allocated(device)
+        cache_before = compiling.cache_counters()
+        synchronize(device)
+        start = time.perf_counter()
+        out = step.loss_and_gradient() if train else compiled(x)  # training: compiles forward and backward
+        synchronize(device)
+        compile_s = time.perf_counter() - start
+        delta = compiling.cache_delta(cache_before, compiling.cache_counters())
+        info["compile_time_s"] = None if eager else compile_s
+        info["compile_cache"] = "n/a" if eager else compiling.cache_verdict(delta)
+        info["compile_cache_counters"] = delta
+        info.update(reference.check(out, refs, setting.precision))
+        del out, refs
+        if train:  # the first step's optimizer step creates the optimizer state: held from here on
+            step.apply()
+            info["gradient_bytes"] = training.gradient_bytes(model)
+            info["optimizer"] = type(step.optimizer).__name__ + (
+                " (fused)" if step.optimizer.defaults.get("fused") else " (foreach)")
+            info["optimizer_state_bytes"] = training.optimizer_state_bytes(step.optimizer)
+            if device.type == "cuda" and graphs:
+                self.allocated_before += info["optimizer_state_bytes"]
+
+        if device.type == "cuda" and not graphs:  # compile-time autotuning buffers are not activations
+            synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            self.allocated_before = torch.cuda.memory_allocated(device)
+        warmup_calls = max(options.warmup_calls, 3) if graphs else options.warmup_calls
+        with gc_paused():
+            warmup = warm_up(self.call, warmup_calls, options.warmup_seconds)
+        self.per_call_s = statistics.median(warmup[-warmup_calls:])
+        info["warmup_rounds"] = len(warmup)
+
+    def enqueue(self) -> None:
+        """One call of the compiled model (or one training step), not synchronised."""
+        if self.step is not None:
+            self.step()
+        else:
+            self.compiled(self.x)
+
+    def call(self) -> None:
+        """One synchronised call: what every sample times."""
+        self.enqueue()
+        synchronize(self.device)
+
+    def held_bytes(self) -> int:
+        """What stays allocated between calls: weights, the batch (and labels), the optimizer state."""
+        held = self.info["weights_bytes"] + training.tensor_bytes([self.x])
+        if self.step is not None:
+            held += training.tensor_bytes([self.step.labels]) + self.info["optimizer_state_bytes"]
+        return held
+
+    def rounds(self) -> int:
+        """How many calls `measure` times: about `target_seconds`, within [min_rounds, max_rounds]."""
+        options = self.options
+        return min(options.max_rounds, max(options.min_rounds, math.ceil(options.target_seconds / self.per_call_s)))
+
+    def time_rounds(self, timer: Timer, rounds: int) -> list[float]:
+        """Time `rounds` calls with `timer` (pytest-benchmark's, or plain), the cyclic GC paused; kept in samples."""
+        with gc_paused():
+            samples = timer(self.call, rounds)
+        self.samples += samples
+        return samples
+
+    def time_block(self, calls: int, untimed: int = 1) -> list[float]:
+        """One block of `calls` timed calls after `untimed` calls that refill caches another process evicted."""
+        with gc_paused():
+            for _ in range(untimed):
+                self.call()
+            samples = plain_timer(self.call, calls)
+        self.samples += samples
+        return samples
+
+    def finish(self) -> dict:
+        """After timing, never before: memory peaks, device time and the SDPA backend probe; returns the info."""
+        info, device = self.info, self.device
+        info["host_load_1m"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        info.update(self._memory())
+        info.update(_device_time(self.enqueue, device, self.samples, self.options.device_time_rounds))
+
+        # The probe must not change what was timed. CUDA-graph replays hide the ops.
+        probe, probe_x = (self.model, self.x[:reference.SLICE]) if self.graphs else (self.compiled, self.x)
+        has_attention = models.spec(self.setting.model).has_attention
+
+        def probed_call():
+            if self.step is not None:  # the forward under the step's autocast: the kernels the step ran
+                self.step.loss(probe, probe_x, self.step.labels[:len(probe_x)])
+            else:
+                probe(probe_x)
+            synchronize(device)
+
+        info["sdpa_backend_used"] = sdpa.backends_seen(probed_call) if has_attention else "none"
+        info["sdpa_backend_source"] = "eager" if self.graphs else "timed model"
+        sdpa.check_backend(self.setting.sdpa, info["sdpa_backend_used"])
+        return info
+
+    def _memory(self) -> dict:
+        """Memory of a call: its activation peak (the most it allocates beyond what is held between calls) and
+        the total peak, in bytes.
+
+        A training step's activation peak includes its gradients: they are created while the saved activations are
+        freed, so one peak cannot be split between them (subtracting the gradients understated a ViT-B/16 step's
+        activations 20-fold: its peak falls at the end of backward, where the gradients are most of it).
+        CUDA: the allocator's peak counters over warm-up and timing. CPU: one more call, watched through the
+        profiler's allocator events (memory.py).
+        """
+        device = self.device
+        if device.type == "cuda":
+            above_held = torch.cuda.max_memory_allocated(device) - self.allocated_before
+            total, reserved = torch.cuda.max_memory_allocated(device), torch.cuda.max_memory_reserved(device)
+        else:
+            above_held = memory.cpu_peak_bytes(self.call)
+            total, reserved = self.held_bytes() + above_held, None
+        return {"activation_peak_bytes": above_held, "total_peak_bytes": total,
+                "reserved_peak_bytes": reserved, "memory_source": "cuda allocator" if device.type == "cuda"
+                else "profiler allocator events (one call after timing)"}
+
+    def close(self) -> None:
+        """Leave the setting's contexts and drop the model, input and compiled graph (free_memory does the rest)."""
+        self.model = self.x = self.compiled = self.step = None
+        self._contexts.close()
+
+
+def prepare(setting: Setting, device: torch.device | str, options: MeasureOptions = MeasureOptions(),
+            build: Callable[..., torch.nn.Module] = models.build) -> Prepared:
+    """Build, count, compile, check and warm up `setting`; raises on OOM or failure (see `outcome_of`)."""
+    return Prepared(setting, torch.device(device), options, build)
+
+
+def _measure(setting: Setting, device: torch.device, timer: Timer, options: MeasureOptions,
+             build: Callable[..., torch.nn.Module]) -> tuple[dict, list[float]]:
+    prepared = prepare(setting, device, options, build)
+    try:
+        samples = prepared.time_rounds(timer, prepared.rounds())
+        return prepared.finish(), samples
+    finally:
+        prepared.close()
+
+
+def _derived(setting: Setting, device: torch.device, info: dict, samples: list[float]) -> dict:
+    """Throughput, achieved TFLOP/s and MFU against the spec and the measured matmul peak.
+
+    Runs after the model is freed; a matmul peak that cannot be measured leaves MFU empty, never the timing.
+    """
+    median = statistics.median(samples) if samples else None
+    # An incomplete FLOP count (flops_error) would make TFLOP/s and MFU an undercount: leave them empty.
+    tflops = info["flops"] / median / 1e12 if median and info["flops"] and not info["flops_error"] else None
+    spec_peak = None
+    if device.type == "cuda":
+        sm_count = torch.cuda.get_device_properties(device).multi_processor_count
+        spec_peak = peaks.spec_tflops(torch.cuda.get_device_name(device), setting.precision, sm_count)
+    try:
+        matmul_peak, matmul_error = peaks.measured_matmul_tflops(device, setting.precision), None
+    except Exception as exc:
+        matmul_peak, matmul_error = None, f"{type(exc).__name__}: {exc}"
+        traceback.clear_frames(exc.__traceback__)
+        free_memory()
+    return {
+        "peak_tflops_matmul_error": matmul_error,
+        "median_s": median,
+        "images_per_s": setting.batch / median if median else None,
+        "tflops_per_s": tflops,
+        "peak_tflops_spec": spec_peak,
+        "mfu_spec": tflops / spec_peak if tflops and spec_peak else None,
+        "peak_tflops_matmul": matmul_peak,
+        "mfu_matmul": tflops / matmul_peak if tflops and matmul_peak else None,
+    }
+
+
+def failure(exc: BaseException) -> Outcome:
+    status = "oom" if is_oom(exc) else "error"
+    reason = f"{type(exc).__name__}: {exc}".strip()
+    traceback.clear_frames(exc.__traceback__)  # frames hold the model and activations alive
+    return Outcome(status, reason[:2000], fatal=status == "error" and is_fatal_device_error(exc))
+
+
+def measure(setting: Setting, device: torch.device | str, timer: Timer = plain_timer,
+            options: MeasureOptions = MeasureOptions(),
+            build: Callable[..., torch.nn.Module] = models.build) -> Outcome:
+    """Measure one setting; never raises for OOM or a failing model: the Outcome says what happened."""
+    device = torch.device(device)
+    free_memory()
+    failed: Outcome | None = None
+    try:
+        info, samples = _measure(setting, device, timer, options, build)
+    except Exception as exc:
+        failed = failure(exc)
+    try:
+        free_memory()
+    except Exception as exc:  # after a sticky CUDA error even freeing fails: report that, never raise
+        if failed is None or not failed.fatal:
+            failed = failure(exc)
+    if failed is not None:
+        return failed
+    return completed(setting, device, info, samples)
+
+
+def completed(setting: Setting, device: torch.device, info: dict, samples: list[float]) -> Outcome:
+    """The Outcome of a setting that ran: its info with the derived numbers (run after the model is freed)."""
+    info.update(_derived(setting, device, info, samples))
+    return Outcome("ok", None, info, samples)
