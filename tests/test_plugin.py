@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests.pytest_runs import CPU_TOLERANCE, GATE_SUBSET, run_benchmarks
+from tests.test_docs import documented_extra_info
 from vitcnn import settings
 from vitcnn.cli import main
 from vitcnn.gate import rules
@@ -275,6 +276,8 @@ def test_a_training_run_end_to_end(tmp_path):
     expected = settings.profile_settings("smoke-train", "cpu", models=("vit_t16", "convnext_atto"))
     assert {b["name"] for b in data["benchmarks"]} == {f"test_training[{s.id}]" for s in expected}
     assert data["vitcnn"]["selection"] == "smoke-train with --vitcnn-models vit_t16,convnext_atto"
+    documented, training_only = documented_extra_info()  # docs/reference/run-json.md
+    assert training_only <= {key for bench in data["benchmarks"] for key in bench["extra_info"]} <= documented
     for bench in data["benchmarks"]:
         info = bench["extra_info"]
         assert info["status"] == "ok" and 2.5 <= info["flops"] / info["forward_flops"] <= 3.5

@@ -1,6 +1,6 @@
 """Read a vitcnn run: the pytest-benchmark JSON that `pytest benchmarks --benchmark-only --benchmark-json F` writes.
 
-vitcnn adds to pytest-benchmark's JSON (see README, "Output"):
+vitcnn adds to pytest-benchmark's JSON (docs/reference/run-json.md):
 - `machine_info["vitcnn_fingerprint"]` and `machine_info["vitcnn_slug"]`: what machine/software the run belongs to;
 - per benchmark `extra_info`: the setting, status "ok" and the measured numbers (FLOPs, memory, MFU, ...);
 - per benchmark `stats["data"]`: the raw per-call seconds;

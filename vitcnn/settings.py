@@ -148,7 +148,7 @@ PROFILES: dict[str, Axes] = {
         models=BLOG_MODELS, resolutions=BLOG_RESOLUTIONS, batches=(1, 8, 32), precisions=PRECISIONS,
         sdpa=("flash", "cudnn", "efficient", "math"), compile_modes=("default", "reduce-overhead"), layouts=LAYOUTS,
     ),
-    # The essay's own conventions, to compare with its figures (README, "Essay-compatible mode"): CUDA-graph timing
+    # The essay's own conventions, to compare with its figures (docs/measuring.md, "Essay-compatible mode"): CUDA-graph timing
     # for every setting, and (applied by measure for this profile) cuDNN TF32 on in fp32 and FLOPs without
     # attention. Same candidates as `blog` otherwise.
     "essay": Axes(
@@ -174,6 +174,16 @@ PROFILES: dict[str, Axes] = {
         precisions=("fp32", "bf16"), sdpa=("auto",), compile_modes=("default",), layouts=("channels_last",),
         tasks=("infer", "train"),
     ),
+}
+# What each profile is for, in one line: the docs' profile table is generated from PROFILES and this.
+PROFILE_PURPOSE = {
+    "smoke": "tiny twins on a CPU: every stage of the harness in a few minutes on two cores (CPU default)",
+    "blog-lite": "the essay's headline comparison on a GPU, one candidate per model (GPU default)",
+    "blog": "the essay's grid: two kernel candidates per model and precision, CUDA graphs as a batch-1 candidate",
+    "essay": "the blog grid under the essay's own conventions, to compare with its figures",
+    "smoke-train": "training steps of the tiny twins: the smoke profile's training counterpart",
+    "blog-train": "training steps of the three main models in bf16, as practitioners train, on a GPU",
+    "cpu": "the real models on a CPU, inference and training, trimmed to about an hour on two cores",
 }
 # `cpu` profile: the largest resolution each (task, batch) runs at. A ViT-B/16 inference call at 1024 px takes
 # about 10 s on a 2-core VM; a training step costs about 3x its forward.

@@ -6,8 +6,8 @@ its `vitcnn` is the one measured. The OpenMP wait policy is left as a plain run 
 libgomp then spins a few milliseconds after a parallel region before it sleeps, and every block starts with an
 untimed lead-in longer than that spin (worker.LEAD_IN_SECONDS), so an idle worker never spins into the other
 side's timed calls. OMP_WAIT_POLICY=PASSIVE would also keep it quiet, but it puts every parallel region's threads
-to sleep and made a ViT-T/16 call 3x slower on the 2-core VM: a regime nobody runs in (README, "A/B on shared
-machines", has the measurement).
+to sleep and made a ViT-T/16 call 3x slower on the 2-core VM: a regime nobody runs in (docs/results.md has the
+measurement).
 """
 
 from __future__ import annotations

@@ -275,7 +275,7 @@ def compare(base: Run, new: Run, options: GateOptions = GateOptions(), speed_nee
 MIN_HISTORY = 2  # saved medians of a setting before the stored-baseline gate fails a CPU run on speed
 NOT_GATED = "speed not gated"
 CPU_NOTE = ("Speed is not gated on CPU settings whose baseline has fewer than 2 saved runs: separate runs on a "
-            "shared CPU differ by far more than one run's samples show (README, Gating). Save the baseline again "
+            "shared CPU differ by far more than one run's samples show (docs/gating.md). Save the baseline again "
             "to record its noise, or compare interleaved with `python -m vitcnn ab`. Memory and failures are gated.")
 
 

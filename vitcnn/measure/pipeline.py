@@ -3,7 +3,7 @@
 A call is one forward (task "infer") or one training step (task "train", training.py: forward, loss, backward,
 optimizer step); every stage below is the same for both.
 
-Order matters for honest numbers (README, "How a setting is measured", says why each step is there):
+Order matters for honest numbers (docs/measuring.md says why each step is there):
 1. build, cast and move the model and input; every residual gain awake (models.wake_gains);
 2. FLOPs under FakeTensorMode (no memory; every SDPA op has a formula, flops.py); references on a 1-image slice:
    eager in the setting's dtype and SDPA context, and fp32 with math attention (reference.py);
@@ -55,7 +55,7 @@ class MeasureOptions:
     warmup_calls: int = 3  # at least this many calls after compiling (CUDA-graph recording needs >= 2)
     warmup_seconds: float = 1.0  # CPU runs still speed up over their first ~0.5 s; GPU clocks ramp too
     inference_mode: bool = True  # False keeps autograd state: the gate's planted memory regression
-    conventions: str = "strict"  # "essay": cuDNN TF32 on in fp32 and FLOPs without attention (README)
+    conventions: str = "strict"  # "essay": cuDNN TF32 on in fp32 and FLOPs without attention (docs/measuring.md)
     device_time_rounds: int = 10  # CUDA: calls timed with events for gpu_time_s / gpu_busy
 
 
