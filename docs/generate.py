@@ -24,8 +24,11 @@ HELP_WIDTH = "100"  # argparse wraps usage lines to $COLUMNS; fixed so the pages
 
 
 def cell(text: object) -> str:
-    """Text for a Markdown table cell: pipes, emphasis, HTML and link characters escaped."""
-    return re.sub(r"([\\`*_<>|\[\]])", r"\\\1", str(text)).replace("\n", " ")
+    """Text for a Markdown table cell: `code` spans kept, elsewhere pipes, emphasis, HTML and link characters
+    escaped."""
+    parts = re.split(r"(`[^`|]+`)", str(text).replace("\n", " "))
+    return "".join(part if part.startswith("`") else re.sub(r"([\\`*_<>|\[\]])", r"\\\1", part)
+                   for part in parts)
 
 
 def code(text: object) -> str:
@@ -50,10 +53,14 @@ def option_names(action: argparse.Action) -> str:
 
 
 def option_value(action: argparse.Action) -> str:
+    """What the option takes, named as `--help` names it (its metavar, its choices, or its name in capitals)."""
     if action.nargs == 0:
         return "flag"
-    metavar = action.metavar or (action.type.__name__.upper() if isinstance(action.type, type) else "VALUE")
-    return code(metavar)
+    if action.metavar:
+        return code(action.metavar)
+    if action.choices:
+        return code("{" + ",".join(str(c) for c in action.choices) + "}")
+    return code(action.dest.upper())
 
 
 # ------------------------------------------------------------------------------------------- profiles and options

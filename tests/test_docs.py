@@ -147,6 +147,9 @@ def test_every_cli_argument_has_help():
             if isinstance(action, argparse._SubParsersAction):
                 continue  # each of its choices is a subcommand, checked in its own right
             assert action.help, f"{name}: {action.option_strings or action.dest} has no help"
+            if action.option_strings and action.help != argparse.SUPPRESS:
+                usage = parser.format_usage()
+                assert any(o in usage for o in action.option_strings), f"{name}: usage lacks {action.option_strings}"
 
 
 def _commands(text: str) -> list[tuple[str, list[str]]]:

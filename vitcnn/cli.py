@@ -207,7 +207,8 @@ def add_sweep(subparsers) -> None:
     p = subparsers.add_parser(
         "sweep", help="run one pytest shard per GPU (or CPU worker) at once and merge their runs",
         description=(sweep.__doc__ or "").split("\n\n")[1] + "\n\n" + (cmd_sweep.__doc__ or ""),
-        usage="python -m vitcnn sweep (--gpus N | --workers N) -o OUT.json [--force] -- [PYTEST ARGS]")
+        usage="python -m vitcnn sweep [-h] (--gpus N | --workers N) -o OUT.json [--shard-dir DIR] [--force] "
+              "-- [PYTEST ARGS]")
     devices = p.add_mutually_exclusive_group(required=True)
     devices.add_argument("--gpus", type=int, metavar="N", help="one shard per GPU (CUDA_VISIBLE_DEVICES)")
     devices.add_argument("--workers", type=int, metavar="N",
