@@ -5,6 +5,7 @@ the package, and every link in the README leads somewhere."""
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import os
 import re
@@ -31,7 +32,9 @@ def _generator():
 generate = _generator()
 
 
+@functools.cache
 def _help(*args: str) -> str:
+    """`python ARGS --help`, run once per ARGS in a session (several tests read the same help)."""
     done = subprocess.run([sys.executable, *args, "--help"], cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, "COLUMNS": "100"})
     assert done.returncode == 0, done.stderr
@@ -44,13 +47,14 @@ def _pages(generated: bool = True) -> list[Path]:
     return pages if generated else [p for p in pages if p not in GENERATED]
 
 
+def _first_column_names(row: str) -> set[str]:
+    """Backticked names in the first column of one Markdown table row."""
+    return set(re.findall(r"`([^`]+)`", row.split(" | ")[0]))
+
+
 def _table_names(text: str) -> set[str]:
     """Backticked names in the first column of every Markdown table row of `text`."""
-    names = set()
-    for line in text.splitlines():
-        if line.startswith("| ") and not line.startswith("|---"):
-            names |= set(re.findall(r"`([^`]+)`", line.split(" | ")[0]))
-    return names
+    return {name for line in text.splitlines() if line.startswith("| ") for name in _first_column_names(line)}
 
 
 def _section(text: str, heading: str) -> str:
@@ -183,10 +187,8 @@ def test_every_command_written_in_the_docs_uses_real_options():
 def documented_extra_info() -> tuple[set[str], set[str]]:
     """(all documented extra_info fields, those marked as training-only) from docs/reference/run-json.md."""
     section = _section((DOCS / "reference" / "run-json.md").read_text(), "`benchmarks[].extra_info`")
-    rows = [line for line in section.splitlines() if line.startswith("| `")]
-    fields = {n for line in rows for n in re.findall(r"`([^`]+)`", line.split(" | ")[0])}
-    training = {n for line in rows if "| *training*" in line for n in re.findall(r"`([^`]+)`", line.split(" | ")[0])}
-    return fields, training
+    training_rows = [line for line in section.splitlines() if line.startswith("| `") and "| *training*" in line]
+    return _table_names(section), {name for line in training_rows for name in _first_column_names(line)}
 
 
 def test_run_file_fields_are_the_ones_a_real_run_writes(smoke_run):
