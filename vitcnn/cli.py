@@ -253,10 +253,13 @@ def cmd_ab(args: argparse.Namespace) -> int:
     side that cannot start, or fingerprints that differ between the sides without different interpreters."""
     from vitcnn.ab import driver, sides
 
-    if args.blocks < 6:
-        return error("--blocks must be >= 6: fewer pairs cannot reach 95% confidence", "vitcnn ab")
-    if not 0 < args.alpha < 1 or not args.threshold >= 0:
-        return error("--alpha must be in (0, 1) and --threshold >= 0", "vitcnn ab")
+    if not 2 <= args.first_processes <= args.processes:
+        return error("need 2 <= --first-processes <= --processes: a side's spread between processes needs two",
+                     "vitcnn ab")
+    if args.rounds < 2:
+        return error("--rounds must be >= 2", "vitcnn ab")
+    if not 0 < args.alpha < 1 or not args.threshold >= 0 or not args.detect > 0:
+        return error("--alpha must be in (0, 1), --threshold >= 0 and --detect > 0", "vitcnn ab")
     try:
         import torch
 
@@ -276,17 +279,27 @@ def cmd_ab(args: argparse.Namespace) -> int:
         return error("no setting selected (the axis options leave nothing valid on this device)", "vitcnn ab")
     options = driver.ABOptions(
         a=ab_sides[0], b=ab_sides[1], settings=chosen, profile=args.profile, device=args.device,
-        threads=args.threads, blocks=args.blocks, threshold=args.threshold, alpha=args.alpha,
+        threads=args.threads, processes=args.processes, first=args.first_processes, rounds=args.rounds,
+        threshold=args.threshold, alpha=args.alpha, detect=args.detect,
         markdown=Path(args.markdown) if args.markdown else None, json_path=Path(args.json) if args.json else None,
         out_dir=Path(args.out_dir) if args.out_dir else None)
     return driver.run(options)
 
 
+def driver_defaults():
+    """ABOptions' defaults (imported late: the driver pulls in the measuring stack)."""
+    from vitcnn.ab.driver import ABOptions
+    from vitcnn.ab.sides import Side
+
+    return ABOptions(Side("A"), Side("B"), [], "smoke")
+
+
 def add_ab(subparsers) -> None:
     p = subparsers.add_parser(
         "ab", help="measure A (base) and B (candidate) interleaved in one job; exit 1 on a regression",
-        description="Two long-lived workers, one per side, time short blocks of each setting in turns (ABBA BAAB "
-                    "...), one side active at a time; a paired test over the blocks decides. "
+        description="Several worker processes per side time short blocks of each setting in rounds (ABBA BAAB "
+                    "...), one process active at a time; a t-test over the processes decides, and settings that "
+                    "are not settled after the first stage get one more fresh process per side. "
                     + (cmd_ab.__doc__ or ""))
     for name in ("a", "b"):
         side = "A (base)" if name == "a" else "B (candidate)"
@@ -304,12 +317,21 @@ def add_ab(subparsers) -> None:
         p.add_argument(option, metavar="A,B,...", help=f"comma-separated override of the profile's {option[2:]} axis")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p.add_argument("--threads", type=int, help="torch CPU threads in each worker (default: torch's choice)")
-    p.add_argument("--blocks", type=int, default=20, help="timing blocks per side and setting (default %(default)s)")
-    p.add_argument("--threshold", type=float, default=0.03,
-                   help="slower only if the ratio's CI lies above 1 + this (default %(default)s)")
-    p.add_argument("--alpha", type=float, default=0.05,
-                   help="significance after Benjamini-Hochberg across settings; the CI is at 1 - alpha "
+    defaults = driver_defaults()
+    p.add_argument("--processes", type=int, default=defaults.processes,
+                   help="worker processes per side, at most (default %(default)s)")
+    p.add_argument("--first-processes", type=int, default=defaults.first,
+                   help="processes per side in the first stage (default %(default)s)")
+    p.add_argument("--rounds", type=int, default=defaults.rounds,
+                   help="rounds per stage; each process times one block per round (default %(default)s)")
+    p.add_argument("--threshold", type=float, default=defaults.threshold,
+                   help="slower only if significant and the estimated slowdown exceeds this (default %(default)s)")
+    p.add_argument("--alpha", type=float, default=defaults.alpha,
+                   help="significance after Benjamini-Hochberg across settings, spent over the looks "
                         "(default %(default)s)")
+    p.add_argument("--detect", type=float, default=defaults.detect,
+                   help="a setting that could not have seen this slowdown (80%% power) is inconclusive, not "
+                        "same (default %(default)s)")
     p.add_argument("--markdown", metavar="FILE", help="write the verdict table as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
     p.add_argument("--json", metavar="FILE", help="write every block of both sides and the verdicts as JSON")
     p.add_argument("--out-dir", metavar="DIR", help="write each side's run file (a.json, b.json) here")

@@ -13,7 +13,7 @@ from vitcnn.ab.sides import Side
 from vitcnn.runfile import load_run
 
 TINY = ("--models", "vit_t16,convnext_atto", "--res", "64", "--batch", "1", "--compile", "eager",
-        "--device", "cpu", "--blocks", "6")
+        "--device", "cpu", "--processes", "2", "--rounds", "3")
 QUICK = "--vitcnn-warmup-seconds=0.2"
 
 
@@ -46,7 +46,9 @@ def test_fingerprints_may_differ_only_when_the_interpreters_do():
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--blocks", "4"), "--blocks"),
+    (("--processes", "1"), "--first-processes"),
+    (("--rounds", "1"), "--rounds"),
+    (("--detect", "0"), "--detect"),
     (("--alpha", "2"), "--alpha"),
     (("--a-env", "NOEQUALS"), "NAME=VALUE"),
     (("--b-opts=--vitcnn-gate",), "not a measurement option"),
@@ -68,28 +70,40 @@ def test_a_side_that_cannot_start_exits_2(capsys, tmp_path):
 
 
 def test_a_a_session_end_to_end_with_every_output(tmp_path, capsys):
-    """Two tiny settings, identical code on both sides (B from a git worktree of HEAD): outputs and wiring. The
-    threshold is wide because this checks the plumbing; the statistics are tested in tests/gate/test_paired.py."""
+    """Two tiny settings, identical code on both sides (B from a git worktree of HEAD): outputs and wiring, and a
+    second stage (a third process per side) because a 0.1% detectable slowdown is never reached. The threshold is
+    wide because this checks the plumbing; the statistics are tested in tests/gate/test_paired.py."""
     out, md, js = tmp_path / "runs", tmp_path / "ab.md", tmp_path / "ab.json"
-    code = cli.main(["ab", *TINY, "--threshold", "0.5", f"--a-opts={QUICK}", f"--b-opts={QUICK}", "--b-ref", "HEAD",
+    code = cli.main(["ab", *TINY, "--processes", "3", "--threshold", "0.5", "--detect", "0.001",
+                     f"--a-opts={QUICK}", f"--b-opts={QUICK}", "--b-ref", "HEAD",
                      "--markdown", str(md), "--json", str(js), "--out-dir", str(out)])
     captured = capsys.readouterr()
     assert code == 0, captured.out + captured.err
-    assert "vitcnn ab: passed: 2 settings: 0 regressions; 2 same" in captured.out
-    assert "[2/2] convnext_atto-64px-bs1-fp32-nchw-eager: block 6 of 6 per side, running B/A" in captured.err
+    assert "vitcnn ab: passed: 2 settings: 0 regressions; 2 inconclusive; worst detectable slowdown" in captured.out
+    assert "[2/2] convnext_atto-64px-bs1-fp32-nchw-eager: 3 processes per side, 6 rounds, B/A" in captured.err
     data = json.loads(js.read_text())
+    assert data["options"]["looks"] == 2 and data["options"]["processes"] == 3
     assert data["sides"]["B"]["ref"] == "HEAD" and data["sides"]["B"]["worker"]["cwd"] != data["sides"]["A"][
         "worker"]["cwd"]
     for entry in data["settings"]:
-        assert entry["order"] == "ABBABAABBAAB" and entry["verdict"]["labels"] == ["same"]
-        sides = [b["side"] for b in sorted(entry["blocks"], key=lambda b: b["start_s"])]
-        assert "".join(sides) == entry["order"]  # the blocks really ran in the balanced order, one at a time
+        assert entry["verdict"]["labels"] == ["inconclusive"] and entry["processes"] == 3
+        assert [look["processes"] for look in entry["looks"]] == [2, 3]
+        timeline = sorted(entry["blocks"], key=lambda b: b["start_s"])
+        assert len({b["start_s"] for b in timeline}) == len(timeline)  # one block at a time
+        for pair in {b["pair"] for b in timeline}:  # each pair: one process of each side, in the balanced order
+            two = [b for b in timeline if b["pair"] == pair]
+            assert "".join(b["side"] for b in two) == driver.pair_order(pair) and two[0]["process"] == two[1][
+                "process"]
+        per_process = {(b["side"], b["process"]): 0 for b in timeline}
+        for b in timeline:
+            per_process[(b["side"], b["process"])] += 1
+        assert per_process == {("A", 0): 6, ("A", 1): 6, ("A", 2): 3, ("B", 0): 6, ("B", 1): 6, ("B", 2): 3}
         assert all(len(b["samples"]) == entry["calls_per_block"] for b in entry["blocks"])
-    assert "| `vit_t16-64px-bs1-fp32-auto-eager` | same |" in md.read_text()
+    assert "| `vit_t16-64px-bs1-fp32-auto-eager` | inconclusive |" in md.read_text()
     a, b = load_run(out / "a.json"), load_run(out / "b.json")
     assert set(a.results) == set(b.results) == {e["id"] for e in data["settings"]}
-    assert all(len(r.samples) == 6 * data["settings"][0]["calls_per_block"] for r in a.results.values()
-               if r.id == data["settings"][0]["id"])
+    first = data["settings"][0]
+    assert len(a.results[first["id"]].samples) == 15 * first["calls_per_block"]  # every process's blocks
     assert cli.main(["compare", str(out / "a.json"), str(out / "b.json"), "--tolerance", "0.5"]) in (0, 1)
     assert cli.main(["report", str(out / "a.json"), str(out / "b.json"), "--out", str(tmp_path / "report")]) == 0
 

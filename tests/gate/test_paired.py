@@ -1,13 +1,15 @@
-"""Paired statistics of interleaved A/B (vitcnn/gate/paired.py), on synthetic block medians with known truth.
+"""Statistics of interleaved A/B (vitcnn/gate/paired.py), on synthetic sessions with known truth.
 
 The noise model imitates this project's 2-core VM: the whole machine drifts between regimes (a random walk plus
-jumps of up to ~40%, shared by adjacent A and B blocks) and every block adds its own noise.
+jumps of up to ~40% between rounds), every block adds its own noise, and every process of every side carries its
+own lasting offset for the setting (measured: up to 25% for an eager NF-Net, docs/results.md). A session runs the
+driver's sequential design: `first` processes per side, then one more fresh process per side while unsettled.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -15,167 +17,249 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from vitcnn.ab.driver import ABOptions
+from vitcnn.ab.sides import Side
 from vitcnn.gate import paired
 
 SETTINGS = 32  # the smoke profile
-PAIRS = 20  # blocks per side by default (vitcnn ab --blocks)
-MIRROR = {"slower": "faster", "faster": "slower", "same": "same"}
+DESIGN = ABOptions(Side("A"), Side("B"), [], "smoke")  # the driver's defaults: processes, first, rounds
+MIRROR = {"slower": "faster", "faster": "slower", "same": "same", "inconclusive": "inconclusive"}
 
 
-def session(rng: np.random.Generator, ratio: float = 1.0, settings_count: int = SETTINGS, pairs: int = PAIRS,
-            block_noise: float = 0.03) -> list[paired.PairedEstimate]:
-    """One synthetic A/B session: every setting's B is `ratio` times A, under a drifting machine."""
-    estimates = []
-    for _ in range(settings_count):
-        base = rng.uniform(0.002, 0.2)
-        drift = np.cumsum(rng.normal(0, 0.05, pairs)) + rng.choice([0.0, 0.4], pairs, p=[0.8, 0.2])
-        a = base * np.exp(drift + rng.normal(0, block_noise, pairs))
-        b = base * ratio * np.exp(drift + rng.normal(0, block_noise, pairs))
-        estimates.append(paired.estimate(a, b))
-    return estimates
+def setting_blocks(rng: np.random.Generator, ratio: float, processes: int, rounds: int, process_sd: float,
+                   block_sd: float = 0.015, process_drift_sd: float = 0.0, first_round: int = 0,
+                   offsets: dict | None = None) -> list[paired.Block]:
+    """Blocks of `rounds` rounds over `processes` processes per side. `process_drift_sd`: every process also
+    drifts on its own (a random walk per process: drift that differs between the sides, which interleaving
+    cannot cancel)."""
+    offsets = offsets if offsets is not None else {}
+    blocks, machine = [], 0.0
+    for r in range(first_round, first_round + rounds):
+        machine += rng.normal(0, 0.05) + (0.4 if rng.random() < 0.1 else 0.0)
+        for k in range(processes):
+            for side in "AB":
+                offset = offsets.setdefault((side, k), rng.normal(0, process_sd))
+                if process_drift_sd:
+                    offset = offsets[(side, k)] = offset + rng.normal(0, process_drift_sd)
+                y = machine + offset + rng.normal(0, block_sd) + (math.log(ratio) if side == "B" else 0.0)
+                blocks.append(paired.Block(side, k, r, 0.01 * math.exp(y)))
+    return blocks
 
 
-def false_alarm_bound(alarms: int, trials: int, rate: float) -> bool:
-    """True unless the observed alarm count is implausibly high for the design rate (binomial, p < 0.001)."""
-    return stats.binomtest(alarms, trials, rate, alternative="greater").pvalue > 0.001
+def sequential(rng: np.random.Generator, ratio: float = 1.0, process_sd: float = 0.005, design: ABOptions = DESIGN,
+               **noise) -> paired.PairedEstimate:
+    """One setting through the driver's stages: looks after each, stop when settled or at the cap."""
+    offsets: dict = {}
+    blocks: list[paired.Block] = []
+    processes = design.first
+    while True:
+        blocks += setting_blocks(rng, ratio, processes, design.rounds, process_sd, first_round=len(blocks),
+                                 offsets=offsets, **noise)
+        e = paired.estimate(blocks, design.looks, design.alpha, design.threshold)
+        if processes == design.processes or paired.settled(e, design.alpha, design.threshold, design.detect):
+            return e
+        processes += 1
 
 
-# --------------------------------------------------------------------------------------- the exact null and the CI
+def session(rng: np.random.Generator, ratio: float = 1.0, count: int = SETTINGS, **noise) -> list[paired.PairedVerdict]:
+    return paired.decide([sequential(rng, ratio, **noise) for _ in range(count)], DESIGN.alpha, DESIGN.threshold,
+                         DESIGN.detect)
 
 
-@pytest.mark.parametrize("n", [1, 5, 10, 20])
-def test_signed_rank_null_matches_scipy_exact_p_values(n):
-    cdf = paired.signed_rank_cdf(n)
-    assert cdf[-1] == pytest.approx(1.0) and np.all(np.diff(cdf) >= 0)
-    d = np.arange(1, n + 1, dtype=float) * np.where(np.arange(n) % 3 == 0, -1, 1)  # T+ is known: sum of + ranks
-    t_plus = int(np.sum(np.arange(1, n + 1)[d > 0]))
-    expected = stats.wilcoxon(d, alternative="less", method="exact").pvalue  # P(T+ <= t_plus)
-    assert cdf[t_plus] == pytest.approx(expected)
+def within_design_rate(alarms: int, trials: int, rate: float) -> bool:
+    """True unless the alarm count is implausibly high for the design rate (one-sided binomial, p < 0.05)."""
+    return stats.binomtest(alarms, trials, rate, alternative="greater").pvalue >= 0.05
 
 
-def test_hodges_lehmann_is_the_median_of_walsh_averages_and_the_ci_brackets_it():
-    d = np.array([0.05, -0.01, 0.03, 0.02, 0.08, 0.00, 0.04, 0.06, 0.01, 0.03])
-    walsh = [(x + y) / 2 for i, x in enumerate(d) for y in d[i:]]
-    centre, low, high = paired.hodges_lehmann(d, 0.95)
-    assert centre == pytest.approx(np.median(walsh))
-    assert low < centre < high
-    # n = 10: P(T+ <= 8) = 0.0244 <= 0.025 < P(T+ <= 9), so the bounds are the 9th smallest and largest of 55
-    assert low == pytest.approx(sorted(walsh)[8]) and high == pytest.approx(sorted(walsh)[-9])
+def one_process_pair_analysis(blocks: list[paired.Block]) -> tuple[float, float]:
+    """The analysis before processes were the unit: process 0 of each side only, one log(B/A) per adjacent pair of
+    blocks, a one-sided Wilcoxon signed-rank test (scipy); (p that B is slower, median log-ratio)."""
+    a = {b.round: b.median for b in blocks if b.side == "A" and b.process == 0}
+    b = {b.round: b.median for b in blocks if b.side == "B" and b.process == 0}
+    d = np.log([b[r] / a[r] for r in sorted(a)])
+    return float(stats.wilcoxon(d, alternative="greater").pvalue), float(np.median(d))
 
 
-def test_too_few_pairs_give_an_unbounded_interval_and_never_a_verdict():
-    est = paired.estimate([1.0] * 5, [2.0] * 5)  # 5 pairs: P(T+ = 0) = 1/32 > 2.5%
-    assert est.ci_low == 0 and est.ci_high == math.inf
-    assert paired.decide([est])[0].label == "same"
+# ------------------------------------------------------------------------------------------------- the estimator
 
 
-def test_ci_covers_the_true_ratio_at_about_the_stated_confidence():
-    rng = np.random.default_rng(7)
-    truth = math.log(1.07)
-    covered = 0
-    trials = 400
-    for _ in range(trials):
-        d = truth + rng.laplace(0, 0.03, PAIRS)  # symmetric noise, as the signed-rank interval assumes
-        _, low, high = paired.hodges_lehmann(d, 0.95)
-        covered += low <= truth <= high
-    assert covered / trials >= 0.93  # exact coverage 1 - 2 * 0.0244 = 95.1%
+def test_process_effects_remove_the_rounds_drift_exactly():
+    truth = {("A", 0): 0.0, ("A", 1): 0.02, ("B", 0): 0.10, ("B", 1): 0.05, ("B", 2): 0.07}
+    drift = [0.0, 0.3, -0.2, 0.5]
+    blocks = [paired.Block(side, k, r, math.exp(drift[r] + offset)) for r in range(4)
+              for (side, k), offset in truth.items() if not (k == 2 and r < 2)]  # B's 3rd process joins late
+    effects = paired.process_effects(blocks)
+    shift = effects[("A", 0)]
+    assert {u: v - shift for u, v in effects.items()} == pytest.approx(truth, abs=1e-12)
+
+
+def test_estimate_is_the_difference_of_the_sides_mean_process_effects():
+    blocks = setting_blocks(np.random.default_rng(1), 1.2, processes=3, rounds=8, process_sd=0.01)
+    effects = paired.process_effects(blocks)
+    a = [v for (s, _), v in effects.items() if s == "A"]
+    b = [v for (s, _), v in effects.items() if s == "B"]
+    e = paired.estimate(blocks)
+    assert e.log_ratio == pytest.approx(np.mean(b) - np.mean(a))
+    assert e.p_slower == pytest.approx(stats.ttest_ind(b, a, alternative="greater").pvalue)
+    assert (e.processes, e.blocks) == (3, 24)
+    assert e.ci_low < 1.2 < e.ci_high and e.detectable > 0
+
+
+def test_looks_multiply_the_p_values_and_widen_the_interval():
+    blocks = setting_blocks(np.random.default_rng(2), 1.03, processes=3, rounds=8, process_sd=0.01)
+    one, three = paired.estimate(blocks, looks=1), paired.estimate(blocks, looks=3)
+    assert three.p_slower == pytest.approx(min(1.0, 3 * one.p_slower))
+    assert three.ci_low < one.ci_low < one.ci_high < three.ci_high
+    assert three.detectable > one.detectable
+
+
+def test_one_process_per_side_cannot_bound_anything():
+    blocks = setting_blocks(np.random.default_rng(3), 2.0, processes=1, rounds=20, process_sd=0.0)
+    e = paired.estimate(blocks)
+    assert e.ci_low == 0 and e.ci_high == math.inf and math.isinf(e.detectable)
+    assert paired.decide([e])[0].label == "inconclusive"
+
+
+def test_identical_sides_are_same_with_p_one():
+    blocks = [paired.Block(s, k, r, 0.01 * (1 + 0.01 * k)) for r in range(4) for k in range(2) for s in "AB"]
+    e = paired.estimate(blocks)
+    assert e.ratio == pytest.approx(1.0) and e.p_slower == pytest.approx(1.0, abs=0.5)
+    assert paired.decide([e])[0].label == "same"
 
 
 def test_bad_inputs_are_refused():
-    with pytest.raises(ValueError, match="as many"):
-        paired.log_ratios([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="positive"):
-        paired.log_ratios([1.0, 0.0], [1.0, 1.0])
+        paired.process_effects([paired.Block("A", 0, 0, 0.0)])
+    with pytest.raises(ValueError, match="looks"):
+        paired.estimate([], looks=0)
     with pytest.raises(ValueError, match="alpha"):
         paired.decide([], alpha=1.5)
     with pytest.raises(ValueError, match="threshold"):
         paired.decide([], threshold=-0.1)
+    with pytest.raises(ValueError, match="detect"):
+        paired.decide([], detect=0)
 
 
 def test_benjamini_hochberg_is_scipys():
-    p = [0.001, 0.02, 0.03, 0.5]
-    assert paired.adjust(p) == pytest.approx([0.004, 0.04, 0.04, 0.5])
+    assert paired.adjust([0.001, 0.02, 0.03, 0.5]) == pytest.approx([0.004, 0.04, 0.04, 0.5])
     assert paired.adjust([]) == []
 
 
-# ---------------------------------------------------------------------------- false alarms and power, by design
+# ---------------------------------------------------------------------- processes as the unit: lasting offsets
 
 
-def test_a_a_sessions_flag_nothing_beyond_the_designed_false_alarm_rate():
-    """Design: in an A/A session, P(any of the 32 settings flagged slower) <= alpha = 5%. Checked both with the
-    default 3% threshold and with none (the correction alone must hold the rate)."""
+def test_a_per_process_offset_fools_one_process_pair_but_not_the_process_analysis():
+    """A/A with a 5% (sd) lasting offset per process: the analysis of one process pair's blocks (the design before
+    this one) calls most sessions `slower` somewhere; the process-level analysis keeps within its design rate."""
     rng = np.random.default_rng(2026)
-    trials = 300
-    alarms = {0.03: 0, 0.0: 0}
+    trials, old_alarms, new_alarms = 40, 0, 0
     for _ in range(trials):
-        estimates = session(rng)
-        for threshold in alarms:
-            alarms[threshold] += any(v.label == "slower" for v in paired.decide(estimates, 0.05, threshold))
-    assert false_alarm_bound(alarms[0.0], trials, 0.05), alarms
-    assert false_alarm_bound(alarms[0.03], trials, 0.05), alarms
-    assert alarms[0.03] <= alarms[0.0]
+        blocks = [setting_blocks(rng, 1.0, processes=2, rounds=16, process_sd=0.05) for _ in range(SETTINGS)]
+        old = [one_process_pair_analysis(b) for b in blocks]
+        adjusted = paired.adjust([p for p, _ in old])
+        old_alarms += any(p < 0.05 and d > math.log(1.03) for p, (_, d) in zip(adjusted, old))
+        verdicts = paired.decide([paired.estimate(b) for b in blocks])
+        new_alarms += any(v.label == "slower" for v in verdicts)
+    assert old_alarms / trials > 0.5, old_alarms
+    assert within_design_rate(new_alarms, trials, 0.05), new_alarms
+    assert new_alarms <= 2
 
 
-def test_a_planted_ten_percent_slowdown_is_detected_in_nearly_every_setting():
+@pytest.mark.parametrize("noise", [dict(process_sd=0.03), dict(process_sd=0.005, process_drift_sd=0.01),
+                                   dict(process_sd=0.0, block_sd=0.05)],
+                         ids=["process offsets", "each process drifts", "noisy blocks"])
+def test_sequential_a_a_sessions_stay_within_the_designed_false_alarm_rate(noise):
+    """Design: in an A/A session, P(any of the 32 settings flagged slower, or faster) <= alpha = 5% each, however
+    early the looks stop a setting. 60 synthetic smoke sessions per noise model."""
+    rng = np.random.default_rng(7)
+    trials = 60
+    alarms = Counter()
+    for _ in range(trials):
+        labels = {v.label for v in session(rng, **noise)}
+        alarms.update(label for label in ("slower", "faster") if label in labels)
+    for label in ("slower", "faster"):
+        assert within_design_rate(alarms[label], trials, DESIGN.alpha), alarms
+
+
+def test_the_threshold_alone_does_not_hold_the_rate_the_test_does():
+    """Without the threshold, only the t-test over processes and the correction stand between noise and a verdict:
+    still within the design rate under lasting per-process offsets."""
+    rng = np.random.default_rng(8)
+    trials, alarms = 40, 0
+    for _ in range(trials):
+        estimates = [sequential(rng, process_sd=0.03) for _ in range(SETTINGS)]
+        alarms += any(v.label == "slower" for v in paired.decide(estimates, 0.05, threshold=0.0, detect=0.05))
+    assert within_design_rate(alarms, trials, 0.05), alarms
+
+
+def test_stopping_early_spends_fewer_processes_where_the_answer_is_clear():
+    rng = np.random.default_rng(9)
+    clear = [sequential(rng, ratio, process_sd=0.002).processes for ratio in (1.0, 1.2) for _ in range(20)]
+    borderline = [sequential(rng, 1.035, process_sd=0.01).processes for _ in range(20)]
+    assert np.mean(clear) < 2.3 and np.mean(borderline) > np.mean(clear)
+    assert max(clear + borderline) <= DESIGN.processes
+
+
+# ------------------------------------------------------------------------------------------------ power and MDE
+
+
+@pytest.mark.parametrize("ratio, share", [(1.05, 0.9), (1.10, 1.0)])
+def test_planted_slowdowns_are_caught(ratio, share):
     rng = np.random.default_rng(11)
-    flagged = [v.label == "slower" for _ in range(20) for v in paired.decide(session(rng, ratio=1.10))]
-    assert sum(flagged) / len(flagged) >= 0.9
+    flagged = [v.label == "slower" for _ in range(5) for v in session(rng, ratio, process_sd=0.005)]
+    assert sum(flagged) / len(flagged) >= share
+
+
+def test_the_detectable_slowdown_is_caught_about_80_percent_of_the_time():
+    """Calibration: plant exactly the slowdown the estimator says it would catch with 80% power, at a fixed number
+    of processes (no stopping), and count."""
+    rng = np.random.default_rng(12)
+    fixed = ABOptions(Side("A"), Side("B"), [], "smoke", processes=3, first=3, rounds=8)
+    detectable = np.median([sequential(rng, 1.0, process_sd=0.006, design=fixed).detectable for _ in range(40)])
+    assert 0.03 < detectable < 0.06
+    caught = [paired.decide([sequential(rng, 1 + detectable, process_sd=0.006, design=fixed)])[0].label == "slower"
+              for _ in range(200)]
+    assert 0.65 <= np.mean(caught) <= 0.95, (detectable, np.mean(caught))
+
+
+def test_a_measurement_too_coarse_for_the_goal_is_inconclusive_not_same():
+    rng = np.random.default_rng(13)
+    coarse = session(rng, 1.0, count=8, process_sd=0.08)
+    fine = session(rng, 1.0, count=8, process_sd=0.002)
+    assert Counter(v.label for v in coarse)["inconclusive"] >= 6
+    assert all(v.label == "same" and v.estimate.detectable <= DESIGN.detect for v in fine)
 
 
 def test_a_slowdown_below_the_threshold_is_not_a_regression_however_significant():
     rng = np.random.default_rng(5)
-    verdicts = paired.decide(session(rng, ratio=1.01, block_noise=0.002), 0.05, 0.03)
-    assert all(v.label != "slower" for v in verdicts)
+    verdicts = session(rng, 1.01, count=8, process_sd=0.0005, block_sd=0.002)
+    assert all(v.label == "same" for v in verdicts)
     assert all(v.p_adjusted < 0.05 for v in verdicts)  # it is real, just smaller than what counts
-
-
-def test_the_estimated_ratio_tracks_the_planted_one():
-    rng = np.random.default_rng(3)
-    for ratio in (0.8, 1.0, 1.1, 1.5):
-        estimates = session(rng, ratio=ratio, settings_count=8)
-        assert np.median([e.ratio for e in estimates]) == pytest.approx(ratio, rel=0.03)
 
 
 # ------------------------------------------------------------------------------------------------------ properties
 
-medians = st.lists(st.floats(1e-4, 1.0, allow_nan=False), min_size=6, max_size=16)
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), ratio=st.sampled_from([0.8, 0.97, 1.0, 1.04, 1.3]),
+       process_sd=st.sampled_from([0.0, 0.01, 0.05]), threshold=st.sampled_from([0.0, 0.03]))
+def test_swapping_a_and_b_mirrors_every_verdict(seed, ratio, process_sd, threshold):
+    blocks = setting_blocks(np.random.default_rng(seed), ratio, processes=3, rounds=6, process_sd=process_sd)
+    swapped = [b._replace(side="B" if b.side == "A" else "A") for b in blocks]
+    forward, backward = paired.estimate(blocks), paired.estimate(swapped)
+    assert backward.log_ratio == pytest.approx(-forward.log_ratio, abs=1e-12)
+    assert backward.p_slower == pytest.approx(forward.p_faster)
+    assert backward.log_detectable == pytest.approx(forward.log_detectable)
+    [f], [b] = paired.decide([forward], threshold=threshold), paired.decide([backward], threshold=threshold)
+    assert b.label == MIRROR[f.label]
 
 
 @settings(max_examples=40, deadline=None)
-@given(data=st.data(), count=st.integers(1, 4), threshold=st.sampled_from([0.0, 0.03, 0.1]))
-def test_swapping_a_and_b_mirrors_every_verdict(data, count, threshold):
-    sides = [data.draw(st.tuples(medians, medians).filter(lambda ab: len(ab[0]) == len(ab[1]))
-                       | medians.map(lambda a: (a, [x * 1.2 for x in a]))) for _ in range(count)]
-    forward = paired.decide([paired.estimate(a, b) for a, b in sides], 0.05, threshold)
-    backward = paired.decide([paired.estimate(b, a) for a, b in sides], 0.05, threshold)
-    for f, b in zip(forward, backward):
-        assert b.label == MIRROR[f.label]
-        assert b.estimate.log_ratio == pytest.approx(-f.estimate.log_ratio, abs=1e-12)
-        assert b.estimate.p_slower == pytest.approx(f.estimate.p_faster)
-
-
-@settings(max_examples=60, deadline=None)
-@given(a=medians, scale=st.floats(0.01, 100), factor=st.floats(0.5, 2.0))
-def test_verdicts_do_not_depend_on_units_and_the_ratio_lies_in_its_interval(a, scale, factor):
-    rng = np.random.default_rng(len(a))
-    b = [x * factor * math.exp(rng.normal(0, 0.02)) for x in a]
-    one = paired.estimate(a, b)
-    other = paired.estimate([x * scale for x in a], [x * scale for x in b])
+@given(seed=st.integers(0, 10_000), scale=st.floats(0.01, 100))
+def test_verdicts_do_not_depend_on_units_and_the_ratio_lies_in_its_interval(seed, scale):
+    blocks = setting_blocks(np.random.default_rng(seed), 1.1, processes=2, rounds=6, process_sd=0.02)
+    scaled = [b._replace(median=b.median * scale) for b in blocks]
+    one, other = paired.estimate(blocks), paired.estimate(scaled)
     assert other.log_ratio == pytest.approx(one.log_ratio, abs=1e-9)
     assert other.p_slower == pytest.approx(one.p_slower)
     assert one.ci_low <= one.ratio <= one.ci_high
-
-
-def test_identical_sides_are_same_with_p_one():
-    est = paired.estimate([0.01] * 10, [0.01] * 10)
-    assert (est.ratio, est.p_slower, est.p_faster) == (1.0, 1.0, 1.0)
-    assert paired.decide([est])[0].label == "same"
-
-
-def test_pairs_are_used_in_order():
-    a = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
-    shuffled = list(itertools.chain(a[3:], a[:3]))
-    in_order = paired.estimate(a, [x * 1.1 for x in a])
-    assert in_order.ratio == pytest.approx(1.1) and in_order.ci_low == pytest.approx(1.1)
-    out_of_order = paired.estimate(a, [x * 1.1 for x in shuffled])
-    assert out_of_order.ci_low < 0.5 and out_of_order.ci_high > 2  # pairs that are not adjacent blocks: no signal

@@ -1,17 +1,23 @@
-"""The `vitcnn ab` session: start both sides, then setting by setting set up both, alternate timing blocks in a
-balanced order with only one side active at a time, finish and free both; then decide and write the outputs.
+"""The `vitcnn ab` session: start P worker processes per side, then setting by setting set each up, time blocks
+in rounds with only one process active at a time, look after every stage, finish and free; then decide and write.
 
-Order: pair p of blocks runs A then B when the Thue-Morse bit of p is 0, else B then A (AB BA BA AB BA AB AB BA
-= ABBA BAAB BAAB ABBA): a drift that is linear over four blocks, or quadratic over eight, favours neither side.
-Both sides time the same number of calls per block (about target-seconds / blocks of the slower side, at least
-MIN_CALLS); each block starts with an untimed lead-in (worker.lead_in_calls) that refills caches the other
-side evicted.
+A setting runs in stages. Stage 1 sets it up in the first `first` processes of each side (default 2) and times
+`rounds` rounds; every later stage sets it up in one more fresh process per side and times `rounds` more rounds over
+all of them, up to `processes` per side. After each stage the setting is looked at (paired.estimate) and stops as
+soon as it is settled (paired.settled): a clear slowdown or speed-up, or a `same` that resolves `detect`.
+Borderline settings get more processes, clear ones stop early: the extra processes cost setups only where they
+decide something.
+
+Order inside a round: process pairs (A_k, B_k) in an order rotated by the round, each pair's two blocks AB or BA
+after the Thue-Morse bit of a running pair counter (AB BA BA AB BA AB AB BA ...): drift that is linear over four
+blocks, or quadratic over eight, favours neither side. Every block times the same number of calls (about
+target-seconds / (rounds x first processes) of the slowest process, at least MIN_CALLS) after an untimed lead-in
+(worker.lead_in_calls) that refills caches the other processes evicted.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 import sys
 import tempfile
 import time
@@ -32,7 +38,7 @@ MIN_CALLS = 3  # a block's median needs a few calls
 @dataclass(frozen=True)
 class ABOptions:
     """One A/B session: the two sides, the settings (A's view; a side's axis options replace fields for it),
-    and the statistics."""
+    the design (processes per side, rounds per stage) and the statistics."""
 
     a: Side
     b: Side
@@ -40,13 +46,28 @@ class ABOptions:
     profile: str
     device: str | None = None
     threads: int | None = None
-    blocks: int = 20
+    processes: int = 3  # at most, per side
+    first: int = 2  # processes per side in stage 1
+    rounds: int = 8  # rounds per stage (each process times one block per round)
     threshold: float = 0.03
     alpha: float = 0.05
-    target_seconds: float = MeasureOptions().target_seconds  # timed seconds per side and setting
+    detect: float = 0.05  # a `same` must have resolved this slowdown (80% power), else `inconclusive`
+    target_seconds: float = MeasureOptions().target_seconds  # timed seconds per side and setting in stage 1
     markdown: Path | None = None
     json_path: Path | None = None
     out_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.first <= self.processes:
+            raise ValueError(f"need 2 <= first ({self.first}) <= processes ({self.processes}): a side's spread "
+                             f"between processes needs two of them")
+        if self.rounds < 2:
+            raise ValueError(f"rounds must be >= 2, got {self.rounds}")
+
+    @property
+    def looks(self) -> int:
+        """Looks the sequential design allows per setting: one per stage."""
+        return self.processes - self.first + 1
 
 
 def pair_order(p: int) -> str:
@@ -55,7 +76,7 @@ def pair_order(p: int) -> str:
 
 
 def calls_per_block(per_call_s: list[float], target_seconds: float, blocks: int) -> int:
-    """Calls per block so that the slower side spends about target_seconds / blocks per block."""
+    """Calls per block so that the slowest process spends about target_seconds / blocks per block."""
     slowest = max(max(per_call_s), 1e-6)
     return max(MIN_CALLS, math.ceil(target_seconds / blocks / slowest))
 
@@ -68,62 +89,135 @@ class SettingRecord:
     b_setting: Setting
     results: dict[str, SideResult] = field(default_factory=dict)
     calls: int | None = None
-    blocks: list[dict] = field(default_factory=list)  # {"pair", "side", "start_s", "samples", "median"}
+    processes: int = 0  # per side, set up so far
+    rounds: int = 0
+    pairs: int = 0  # block pairs timed so far (the Thue-Morse counter)
+    blocks: list[dict] = field(default_factory=list)  # {"side", "process", "round", "pair", "start_s", ...}
+    looks: list[dict] = field(default_factory=list)
+    infos: dict[str, list[dict]] = field(default_factory=lambda: {"A": [], "B": []})
+    samples: dict[str, list[float]] = field(default_factory=lambda: {"A": [], "B": []})
 
-    def medians(self, side: str) -> list[float]:
-        return [b["median"] for b in sorted(self.blocks, key=lambda b: b["pair"]) if b["side"] == side]
+    def paired_blocks(self) -> list[paired.Block]:
+        return [paired.Block(b["side"], b["process"], b["round"], b["median"]) for b in self.blocks]
 
 
-def _progress(index: int, total: int, record: SettingRecord, done: int, blocks: int, final: bool) -> None:
-    a, b = record.medians("A"), record.medians("B")
-    n = min(len(a), len(b))
-    ratio = statistics.median([y / x for x, y in zip(a[:n], b[:n])]) if n else math.nan
-    line = (f"vitcnn ab: [{index}/{total}] {record.a_setting.id}: block {done} of {blocks} per side, "
-            f"running B/A {ratio:.3f}")
+class _Setting:
+    """Runs one setting's stages on the session's worker pools."""
+
+    def __init__(self, pools: dict[str, list[WorkerProcess]], record: SettingRecord, options: ABOptions,
+                 started: float) -> None:
+        self.pools, self.record, self.options, self.started = pools, record, options, started
+        self.settings = {"A": record.a_setting, "B": record.b_setting}
+        self.per_call: list[float] = []
+        self.held = {"A": 0, "B": 0}  # processes per side that hold the setting
+
+    def failed(self) -> bool:
+        return bool(self.record.results)
+
+    def _fail(self, name: str, reply: dict) -> None:
+        self.record.results.setdefault(name, SideResult(self.settings[name], reply["status"], reply.get("reason")))
+
+    def add_processes(self, count: int) -> None:
+        """Set the setting up in `count` more processes per side (both sides, even when one fails: the other's
+        finish still reports its numbers)."""
+        for _ in range(count):
+            k = self.record.processes
+            for name in "AB":
+                if name in self.record.results:  # skipped: not valid for this side
+                    continue
+                reply = self.pools[name][k].request("setup", setting=self.settings[name].as_dict())
+                if reply["status"] == "ok":
+                    self.held[name] += 1
+                    self.per_call.append(reply["per_call_s"])
+                else:
+                    self._fail(name, reply)
+            if self.failed():
+                return
+            self.record.processes += 1
+
+    def time_rounds(self, rounds: int) -> None:
+        record = self.record
+        for _ in range(rounds):
+            r, p = record.rounds, record.processes
+            for j in range(p):
+                k = (j + r) % p
+                for name in pair_order(record.pairs):
+                    start = time.perf_counter() - self.started
+                    reply = self.pools[name][k].request("block", calls=record.calls)
+                    if reply["status"] != "ok":
+                        self._fail(name, reply)
+                        return
+                    record.blocks.append({"side": name, "process": k, "round": r, "pair": record.pairs,
+                                          "start_s": round(start, 4), "samples": reply["samples"],
+                                          "median": paired.block_median(reply["samples"])})
+                record.pairs += 1
+            record.rounds += 1
+
+    def look(self) -> paired.PairedEstimate:
+        o = self.options
+        e = paired.estimate(self.record.paired_blocks(), o.looks, o.alpha, o.threshold)
+        self.record.looks.append({"processes": e.processes, "rounds": self.record.rounds, "ratio": e.ratio,
+                                  "ci": [e.ci_low, e.ci_high], "p_slower": e.p_slower, "p_faster": e.p_faster,
+                                  "detectable": e.detectable})
+        return e
+
+    def finish(self) -> None:
+        """Finish every process that holds the setting on a side that did not fail (memory, probe; the first
+        process's numbers stand for the side, the samples of all of them are kept), then free every process."""
+        record = self.record
+        for name in "AB":
+            if name not in record.results:
+                for k in range(self.held[name]):
+                    reply = self.pools[name][k].request("finish")
+                    if reply["status"] != "ok":
+                        self._fail(name, reply)
+                        break
+                    record.infos[name].append(reply.get("info") or {})
+                    record.samples[name] += reply.get("samples") or []
+            if name not in record.results:
+                info = {**record.infos[name][0], "ab_processes": self.held[name], "ab_rounds": record.rounds}
+                record.results[name] = SideResult(self.settings[name], "ok", None, info, record.samples[name])
+        for name in "AB":
+            for worker in self.pools[name][:self.held[name] + 1]:  # + 1: a setup that failed may hold something
+                worker.request("free")
+
+
+def _progress(index: int, total: int, record: SettingRecord, e: paired.PairedEstimate | None, final: bool) -> None:
+    where = f"{record.processes} processes per side, {record.rounds} rounds"
+    numbers = (f", B/A {e.ratio:.3f} ({e.ci_low:.3f}-{e.ci_high:.3f}), detectable {e.detectable:+.1%}"
+               if e is not None and e.processes else "")
+    line = f"vitcnn ab: [{index}/{total}] {record.a_setting.id}: {where}{numbers}"
     if sys.stderr.isatty() and not final:
         print("\r" + line, end="", file=sys.stderr, flush=True)
     elif final:
         print(("\r" if sys.stderr.isatty() else "") + line, file=sys.stderr, flush=True)
 
 
-def _measure_setting(workers: dict[str, WorkerProcess], record: SettingRecord, options: ABOptions,
+def _measure_setting(pools: dict[str, list[WorkerProcess]], record: SettingRecord, options: ABOptions,
                      device_type: str, index: int, total: int, started: float) -> None:
-    settings = {"A": record.a_setting, "B": record.b_setting}
-    per_call = {}
+    run = _Setting(pools, record, options, started)
     for name in "AB":
-        why_not = invalid_reason(settings[name], device_type)
+        why_not = invalid_reason(run.settings[name], device_type)
         if why_not:
-            record.results[name] = SideResult(settings[name], "skipped", why_not)
-            continue
-        reply = workers[name].request("setup", setting=settings[name].as_dict())
-        if reply["status"] == "ok":
-            per_call[name] = reply["per_call_s"]
-        else:
-            record.results[name] = SideResult(settings[name], reply["status"], reply.get("reason"))
-    if len(per_call) == 2:
-        record.calls = calls_per_block(list(per_call.values()), options.target_seconds, options.blocks)
-        for p in range(options.blocks):
-            for name in pair_order(p):
-                if name in record.results:  # this side failed in an earlier block
-                    continue
-                start = time.perf_counter() - started
-                reply = workers[name].request("block", calls=record.calls)
-                if reply["status"] != "ok":
-                    record.results[name] = SideResult(settings[name], reply["status"], reply.get("reason"))
-                    continue
-                record.blocks.append({"pair": p, "side": name, "start_s": round(start, 4),
-                                      "samples": reply["samples"], "median": paired.block_median(reply["samples"])})
-            if record.results:
+            record.results[name] = SideResult(run.settings[name], "skipped", why_not)
+    e = None
+    if len(record.results) < 2:
+        run.add_processes(options.first)
+        if not run.failed():
+            record.calls = calls_per_block(run.per_call, options.target_seconds, options.rounds * options.first)
+        while not run.failed():
+            run.time_rounds(options.rounds)
+            if run.failed():
                 break
-            _progress(index, total, record, p + 1, options.blocks, final=False)
-    for name in "AB":
-        if name in per_call and name not in record.results:
-            reply = workers[name].request("finish")
-            record.results[name] = SideResult(settings[name], reply["status"], reply.get("reason"),
-                                              reply.get("info") or {}, reply.get("samples") or [])
-        workers[name].request("free")
-    if record.blocks:
-        _progress(index, total, record, len(record.medians("B")), options.blocks, final=True)
+            e = run.look()
+            _progress(index, total, record, e, final=False)
+            if record.processes >= options.processes or paired.settled(e, options.alpha, options.threshold,
+                                                                         options.detect):
+                break
+            run.add_processes(1)
+        run.finish()
+    if record.blocks and all(record.results[n].status == "ok" for n in "AB"):
+        _progress(index, total, record, e, final=True)
     else:
         print(f"vitcnn ab: [{index}/{total}] {record.a_setting.id}: A {record.results['A'].status}, "
               f"B {record.results['B'].status}", file=sys.stderr, flush=True)
@@ -161,15 +255,16 @@ def _write_outputs(options: ABOptions, hello: dict, records: list[SettingRecord]
         by_id = {v.id: v for v in comparison.verdicts}
         data = {
             "schema": 1, "profile": options.profile, "wall_s": wall_s,
-            "options": {"blocks": options.blocks, "threshold": options.threshold, "alpha": options.alpha,
-                        "target_seconds": options.target_seconds, "device": options.device,
-                        "threads": options.threads},
+            "options": {"processes": options.processes, "first": options.first, "rounds": options.rounds,
+                        "looks": options.looks, "threshold": options.threshold, "alpha": options.alpha,
+                        "detect": options.detect, "target_seconds": options.target_seconds,
+                        "device": options.device, "threads": options.threads},
             "sides": {name: {"python": side.python, "env": side.env, "ref": side.ref, "opts": list(side.opts),
                              "worker": {k: v for k, v in hello[name].items() if k != "ok"}}
                       for name, side in (("A", options.a), ("B", options.b))},
             "settings": [{"id": r.a_setting.id, "a_id": r.a_setting.id, "b_id": r.b_setting.id,
                           "status": {n: r.results[n].status for n in "AB"}, "calls_per_block": r.calls,
-                          "order": "".join(pair_order(p) for p in range(options.blocks)),
+                          "processes": r.processes, "rounds": r.rounds, "looks": r.looks,
                           "verdict": _verdict_json(by_id[r.a_setting.id]), "blocks": r.blocks} for r in records],
         }
         options.json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,28 +274,33 @@ def _write_outputs(options: ABOptions, hello: dict, records: list[SettingRecord]
 
 def _verdict_json(v: rules.SettingVerdict) -> dict:
     return {"labels": list(v.labels), "regression": v.regression, "ratio": v.ratio, "ci": [v.ci_low, v.ci_high],
-            "p_adjusted": v.p_value, "pairs": v.pairs, "detail": v.detail}
+            "p_adjusted": v.p_value, "detectable": v.detectable, "processes": v.processes, "detail": v.detail}
 
 
 def run(options: ABOptions) -> int:
     """The whole session; exit 0 (no regression), 1 (a regression), 2 (a side cannot start, refused)."""
     started = time.perf_counter()
     checkouts: list[Checkout] = []
-    workers: dict[str, WorkerProcess] = {}
+    workers: dict[str, list[WorkerProcess]] = {"A": [], "B": []}
     logs = Path(tempfile.mkdtemp(prefix="vitcnn-ab-logs-"))
     worker_args = [*(["--vitcnn-device", options.device] if options.device else []),
                    *(["--vitcnn-threads", str(options.threads)] if options.threads else []),
                    "--vitcnn-profile", options.profile]
     try:
-        hello = {}
         for side in (options.a, options.b):
             checkout = Checkout(side.ref)
             checkouts.append(checkout)
-            workers[side.name] = WorkerProcess(side, checkout, worker_args, logs / f"{side.name.lower()}.log")
-            hello[side.name] = workers[side.name].request("hello")
+            for k in range(options.processes):  # all started before any hello: their imports overlap
+                log = logs / f"{side.name.lower()}{k}.log"
+                workers[side.name].append(WorkerProcess(side, checkout, worker_args, log))
+        hellos = {name: [w.request("hello") for w in workers[name]] for name in "AB"}
+        hello = {name: hellos[name][0] for name in "AB"}
+        for side, checkout in zip((options.a, options.b), checkouts):
             where = f"ref {side.ref}" if side.ref else str(checkout.root)
-            print(f"vitcnn ab: side {side.name}: {hello[side.name]['python']} (pid {hello[side.name]['pid']}), "
-                  f"vitcnn from {where}, torch {hello[side.name]['machine_info']['vitcnn_fingerprint']['torch']}",
+            pids = ", ".join(str(h["pid"]) for h in hellos[side.name])
+            print(f"vitcnn ab: side {side.name}: {hello[side.name]['python']} ({options.processes} processes: "
+                  f"pids {pids}), vitcnn from {where}, "
+                  f"torch {hello[side.name]['machine_info']['vitcnn_fingerprint']['torch']}",
                   file=sys.stderr, flush=True)
         notes, refusal = _fingerprint_check(hello, options)
         if refusal:
@@ -217,13 +317,16 @@ def run(options: ABOptions) -> int:
         print(f"vitcnn ab: error: {exc}", file=sys.stderr)
         return 2
     finally:
-        for worker in workers.values():
+        for worker in workers["A"] + workers["B"]:
             worker.close()
         for checkout in checkouts:
             checkout.close()
     wall_s = time.perf_counter() - started
     comparison = _compare(options, hello, records, notes)
-    comparison.notes.append(f"{len(records)} settings, {options.blocks} blocks per side, {wall_s:.0f} s")
+    used = [r.processes for r in records if r.processes]
+    spread = f"{min(used)}-{max(used)}" if used and min(used) != max(used) else str(used[0] if used else 0)
+    comparison.notes.append(f"{len(records)} settings, {spread} processes per side ({options.rounds} rounds per "
+                            f"stage, at most {options.processes}), {wall_s:.0f} s")
     print(verdicts.format_paired_table(comparison), end="")
     for line in _write_outputs(options, hello, records, comparison, wall_s):
         print(line)
@@ -235,6 +338,6 @@ def _compare(options: ABOptions, hello: dict, records: list[SettingRecord], note
     runs = {name: parse_run(run_json([r.results[name] for r in records], hello[name]["machine_info"],
                                      options.profile), f"side {name}") for name in "AB"}
     pairs = [rules.PairedInput(runs["A"].results[r.a_setting.id], runs["B"].results[r.b_setting.id],
-                              r.medians("A"), r.medians("B")) for r in records]
+                               r.paired_blocks()) for r in records]
     return rules.compare_paired(pairs, rules.GateOptions(tolerance=options.threshold, alpha=options.alpha),
-                               notes=notes)
+                                notes=notes, looks=options.looks, detect=options.detect)

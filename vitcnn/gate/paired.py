@@ -1,21 +1,29 @@
-"""Paired statistics for interleaved A/B timing: is B slower than A, by how much, and how sure are we?
+"""Statistics of an interleaved A/B session: is B slower than A, by how much, how sure, and what could it have seen?
 
-Why paired: on a shared machine the speed of the whole box drifts (other jobs, clocks, caches) for seconds at a
-time, so samples of one run are correlated and two separate runs differ by far more than their own spread says.
-`vitcnn ab` times short blocks of A and B back to back; adjacent blocks share the machine's state, so the
-log-ratio of their medians cancels the drift. Per setting:
+The unit is a worker process's instance of a setting, not a block. Two identical processes can run one setting at
+lastingly different speeds: an eager NF-Net ran 16-25% faster in one fresh process than in its twin for all of their
+blocks, while the next setup of the same setting in the same two processes agreed within 1% (docs/results.md).
+Interleaving cancels drift over time, never such a difference, so blocks of one process are not independent draws;
+processes are. `vitcnn ab` therefore runs several processes per side and analyses them as the unit:
 
-- one number per block: the median call time of the block (robust to a single preempted call);
-- one number per pair of adjacent blocks: d = log(B / A);
-- p: a one-sided Wilcoxon signed-rank test on the d's (scipy), each direction;
-- the ratio: the Hodges–Lehmann estimate exp(median of the Walsh averages (d_i + d_j) / 2) and its distribution-free
-  confidence interval from the exact signed-rank null distribution (the test inverted, so p and CI agree);
-- across settings: Benjamini–Hochberg adjusted p-values (scipy.stats.false_discovery_control), per direction.
+- every block gives y = log(its median call time); blocks run in rounds (each process one block per round, sides
+  interleaved), and a least-squares fit y = round + process removes the machine's drift shared by a round and leaves
+  one effect per process;
+- estimate of log(B/A): mean of B's process effects minus mean of A's;
+- p: one-sided two-sample t-test of B's process effects against A's (scipy.stats.ttest_ind, pooled variance,
+  2P - 2 degrees of freedom for P processes per side): a difference that lives in one process inflates the spread
+  between a side's processes and so widens the interval; it cannot make a verdict on its own;
+- sequential: a session looks at a setting after each stage (stage 1: `first` processes per side; every later stage
+  adds one fresh process per side and more rounds) and stops as soon as the setting is settled. Every look spends
+  alpha / looks (Bonferroni), so the p-values, already multiplied by the number of looks, stay valid however early
+  a setting stops;
+- across settings: Benjamini-Hochberg adjusted p-values (scipy.stats.false_discovery_control), per direction.
 
-Decision: `slower` needs adjusted p < alpha AND the CI's lower end above 1 + threshold; `faster` mirrors it (upper
-end below 1 / (1 + threshold)); `same` otherwise. Designed false-alarm rate: when nothing changed (every setting
-A/A), Benjamini–Hochberg controls the chance that ANY setting is flagged `slower` at alpha (default 5% per
-session), before the threshold makes it rarer still; tests/gate/test_paired.py checks this on synthetic A/A data.
+Verdict: `slower` needs adjusted p < alpha AND an estimated slowdown beyond the threshold; `faster` mirrors it;
+otherwise `same` when the setting's detectable slowdown (the smallest one it would have flagged with 80% power) is
+within `detect`, else `inconclusive`. Designed false-alarm rate: in an A/A session, the chance that any setting is
+flagged `slower` is at most alpha (5%), before the threshold makes it rarer still; tests/gate/test_paired.py checks
+it on synthetic sessions with per-process offsets and drift that differs between the sides.
 """
 
 from __future__ import annotations
@@ -24,27 +32,44 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
-LABELS = ("slower", "faster", "same")
+LABELS = ("slower", "faster", "same", "inconclusive")
+POWER = 0.8  # the detectable effect is the slowdown flagged with this probability
+
+
+class Block(NamedTuple):
+    """One timed block: which side and process ran it, in which round, and its median call time in seconds."""
+
+    side: str  # "A" or "B"
+    process: int  # index of the side's worker process
+    round: int
+    median: float
 
 
 @dataclass(frozen=True)
 class PairedEstimate:
-    """One setting's paired comparison: B/A ratio, its confidence interval, and raw one-sided p-values."""
+    """One setting's comparison: B/A ratio, its confidence interval, one-sided p-values (already multiplied by the
+    number of looks the design allows) and the smallest slowdown the measurement would have caught."""
 
-    pairs: int
-    log_ratio: float  # Hodges-Lehmann estimate of log(B/A)
-    log_ci_low: float  # confidence interval of log(B/A) (-inf / inf when too few pairs to bound it)
+    processes: int  # per side
+    blocks: int  # per side
+    log_ratio: float  # log(B/A)
+    log_ci_low: float  # two-sided 1 - alpha/looks interval of log(B/A); -inf/inf when it cannot be bounded
     log_ci_high: float
-    p_slower: float  # one-sided Wilcoxon signed-rank p that B is slower (unadjusted)
+    p_slower: float
     p_faster: float
+    log_detectable: float  # log(1 + detectable slowdown); inf when the spread cannot be estimated
+    looks: int = 1
 
     ratio = property(lambda self: math.exp(self.log_ratio), doc="Estimated B/A time ratio (> 1: B slower).")
     ci_low = property(lambda self: math.exp(self.log_ci_low), doc="Lower end of the ratio's confidence interval.")
     ci_high = property(lambda self: math.exp(self.log_ci_high), doc="Upper end of the ratio's confidence interval.")
+    detectable = property(lambda self: math.expm1(self.log_detectable),
+                          doc="Smallest relative slowdown flagged with 80% power (0.05: 5%; inf: unknown).")
 
 
 @dataclass(frozen=True)
@@ -60,64 +85,87 @@ class PairedVerdict:
 
 
 def block_median(samples: Sequence[float]) -> float:
-    """The number one block contributes: its median call time."""
+    """The number one block contributes: its median call time (robust to one preempted call)."""
     return statistics.median(samples)
 
 
-def log_ratios(a_medians: Sequence[float], b_medians: Sequence[float]) -> np.ndarray:
-    """log(B / A) of each pair of adjacent blocks; both sequences in pair order, equally long, positive."""
-    a, b = np.asarray(a_medians, dtype=float), np.asarray(b_medians, dtype=float)
-    if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"need as many A blocks as B blocks, got {a.shape} and {b.shape}")
-    if (a <= 0).any() or (b <= 0).any() or not (np.isfinite(a).all() and np.isfinite(b).all()):
+def process_effects(blocks: Sequence[Block]) -> dict[tuple[str, int], float]:
+    """Each (side, process)'s effect on log time, the rounds' shared drift removed (least squares, y = round +
+    process). Effects are defined up to one common constant: only their differences mean anything."""
+    if not blocks:
+        return {}
+    medians = np.array([b.median for b in blocks], dtype=float)
+    if not (np.isfinite(medians).all() and (medians > 0).all()):
         raise ValueError("block medians must be finite and positive")
-    return np.log(b) - np.log(a)
+    units = sorted({(b.side, b.process) for b in blocks})
+    rounds = sorted({b.round for b in blocks})
+    unit_index = {u: i for i, u in enumerate(units)}
+    round_index = {r: len(units) + i for i, r in enumerate(rounds)}
+    design = np.zeros((len(blocks), len(units) + len(rounds)))
+    for row, b in enumerate(blocks):
+        design[row, unit_index[(b.side, b.process)]] = 1.0
+        design[row, round_index[b.round]] = 1.0
+    coefficients = np.linalg.lstsq(design, np.log(medians), rcond=None)[0]
+    return {u: float(coefficients[i]) for u, i in unit_index.items()}
 
 
-def walsh_averages(d: np.ndarray) -> np.ndarray:
-    """(d_i + d_j) / 2 for all i <= j, sorted: the Hodges-Lehmann estimator is their median."""
-    i, j = np.triu_indices(len(d))
-    return np.sort((d[i] + d[j]) / 2)
+def _detectable(se: float, df: int, alpha: float, threshold: float) -> float:
+    """log(1 + the slowdown) that `decide` flags with probability POWER: its one-sided t-test (df, alpha) must be
+    significant (noncentral t) and its estimate beyond the threshold (t quantile); the larger of the two."""
+    if not (se > 0 and math.isfinite(se) and df >= 1):
+        return 0.0 if se == 0 else math.inf
+    critical = stats.t.ppf(1 - alpha, df)
+
+    def shortfall(delta: float) -> float:
+        return stats.nct.sf(critical, df, delta / se) - POWER
+
+    significant = optimize.brentq(shortfall, 0.0, se * (critical + 50))
+    beyond_threshold = math.log1p(threshold) + stats.t.ppf(POWER, df) * se
+    return float(max(significant, beyond_threshold))
 
 
-def signed_rank_cdf(n: int) -> np.ndarray:
-    """P(T+ <= t) for t = 0 .. n(n+1)/2 under the null, exactly: T+ is a sum of a random subset of ranks 1..n."""
-    counts = np.zeros(n * (n + 1) // 2 + 1)
-    counts[0] = 1.0
-    for rank in range(1, n + 1):
-        counts[rank:] = counts[rank:] + counts[:-rank].copy()
-    return np.cumsum(counts) / 2.0**n
+def estimate(blocks: Sequence[Block], looks: int = 1, alpha: float = 0.05, threshold: float = 0.03
+             ) -> PairedEstimate:
+    """Ratio, interval, p-values and detectable slowdown of B against A from the blocks of one setting.
+
+    `looks`: how many looks the sequential design allows; every look spends alpha / looks, so the p-values are
+    multiplied by it and the interval is at 1 - alpha / looks."""
+    if looks < 1:
+        raise ValueError(f"looks must be >= 1, got {looks}")
+    effects = process_effects(blocks)
+    a = np.array([v for (side, _), v in effects.items() if side == "A"])
+    b = np.array([v for (side, _), v in effects.items() if side == "B"])
+    per_side = {side: sum(1 for blk in blocks if blk.side == side) for side in "AB"}
+    processes = min(len(a), len(b))
+    if processes == 0:
+        return PairedEstimate(0, 0, math.nan, -math.inf, math.inf, 1.0, 1.0, math.inf, looks)
+    centre = float(b.mean() - a.mean())
+    df = len(a) + len(b) - 2
+    if df < 1:
+        return PairedEstimate(processes, min(per_side.values()), centre, -math.inf, math.inf, 1.0, 1.0, math.inf,
+                              looks)
+    pooled = (((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum()) / df
+    se = math.sqrt(pooled * (1 / len(a) + 1 / len(b)))
+    spent = alpha / looks
+    if se > 0:
+        p_slower = float(stats.ttest_ind(b, a, alternative="greater").pvalue)
+        p_faster = float(stats.ttest_ind(b, a, alternative="less").pvalue)
+        half = float(stats.t.ppf(1 - spent / 2, df)) * se
+    else:  # identical process effects on each side: the difference is exact
+        p_slower, p_faster = (0.0 if centre > 0 else 1.0), (0.0 if centre < 0 else 1.0)
+        half = 0.0
+    return PairedEstimate(processes, min(per_side.values()), centre, centre - half, centre + half,
+                          min(1.0, p_slower * looks), min(1.0, p_faster * looks),
+                          _detectable(se, df, spent, threshold), looks)
 
 
-def hodges_lehmann(d: np.ndarray, confidence: float) -> tuple[float, float, float]:
-    """Estimate and two-sided `confidence` interval of the centre of the d's (the signed-rank test inverted).
-
-    The bounds are the k-th smallest and k-th largest Walsh averages, with k the largest count such that
-    P(T+ <= k - 1) <= (1 - confidence) / 2; with too few pairs for any such k the interval is unbounded.
-    """
-    walsh = walsh_averages(d)
-    estimate = float(np.median(walsh))
-    cdf = signed_rank_cdf(len(d))
-    tail = (1 - confidence) / 2
-    k = int(np.searchsorted(cdf, tail, side="right"))  # number of t with P(T+ <= t) <= tail
-    if k < 1:
-        return estimate, -math.inf, math.inf
-    return estimate, float(walsh[k - 1]), float(walsh[len(walsh) - k])
-
-
-def _wilcoxon_p(d: np.ndarray, alternative: str) -> float:
-    if len(d) == 0 or not np.any(d):
-        return 1.0
-    return float(stats.wilcoxon(d, alternative=alternative).pvalue)
-
-
-def estimate(a_medians: Sequence[float], b_medians: Sequence[float], confidence: float = 0.95) -> PairedEstimate:
-    """Ratio, CI and one-sided p-values of B against A from the paired block medians."""
-    d = log_ratios(a_medians, b_medians)
-    if len(d) == 0:
-        return PairedEstimate(0, math.nan, -math.inf, math.inf, 1.0, 1.0)
-    centre, low, high = hodges_lehmann(d, confidence)
-    return PairedEstimate(len(d), centre, low, high, _wilcoxon_p(d, "greater"), _wilcoxon_p(d, "less"))
+def settled(e: PairedEstimate, alpha: float = 0.05, threshold: float = 0.03, detect: float = 0.05) -> bool:
+    """Whether a look can stop measuring this setting: it is significantly beyond the threshold in one direction,
+    or it already resolves `detect` (a `same` it would keep). Checked per setting, before the correction across
+    settings, which only ever turns a verdict into `same`."""
+    bound = math.log1p(threshold)
+    return ((e.p_slower < alpha and e.log_ratio > bound) or (e.p_faster < alpha and e.log_ratio < -bound)
+            or e.log_detectable <= math.log1p(detect))
 
 
 def adjust(p_values: Sequence[float]) -> list[float]:
@@ -127,21 +175,25 @@ def adjust(p_values: Sequence[float]) -> list[float]:
     return [float(p) for p in stats.false_discovery_control(np.asarray(p_values, dtype=float), method="bh")]
 
 
-def decide(estimates: Sequence[PairedEstimate], alpha: float = 0.05, threshold: float = 0.03) -> list[PairedVerdict]:
+def decide(estimates: Sequence[PairedEstimate], alpha: float = 0.05, threshold: float = 0.03,
+           detect: float = 0.05) -> list[PairedVerdict]:
     """Verdicts for every setting of one session (the correction runs over all of them, per direction)."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if not (threshold >= 0 and math.isfinite(threshold)):
         raise ValueError(f"threshold must be a finite number >= 0, got {threshold}")
+    if not detect > 0:
+        raise ValueError(f"detect must be > 0, got {detect}")
     slower_p = adjust([e.p_slower for e in estimates])
     faster_p = adjust([e.p_faster for e in estimates])
     bound = math.log1p(threshold)  # in log space, so swapping A and B mirrors every decision exactly
     verdicts = []
     for e, ps, pf in zip(estimates, slower_p, faster_p):
-        if ps < alpha and e.log_ci_low > bound:
+        if ps < alpha and e.log_ratio > bound:
             verdicts.append(PairedVerdict("slower", e, ps))
-        elif pf < alpha and e.log_ci_high < -bound:
+        elif pf < alpha and e.log_ratio < -bound:
             verdicts.append(PairedVerdict("faster", e, pf))
         else:
-            verdicts.append(PairedVerdict("same", e, ps if e.p_slower <= e.p_faster else pf))
+            label = "same" if e.log_detectable <= math.log1p(detect) else "inconclusive"
+            verdicts.append(PairedVerdict(label, e, ps if e.p_slower <= e.p_faster else pf))
     return verdicts

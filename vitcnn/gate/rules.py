@@ -6,8 +6,8 @@ Verdicts per setting:
   The tolerance is never tighter than the run-to-run spread the baseline recorded for that setting;
 - memory: `memory-up` / `memory-down` when the activation peak moved by more than max(relative, absolute) tolerance;
 - status: `now-oom` / `now-error` (it used to run, or failed differently), `fixed`, `missing`, `new`.
-On CPU, the stored-baseline gate does not fail on speed for a setting whose baseline has no noise history (fewer
-than two saved runs): the label becomes `inconclusive` and says why (gate_against_baseline).
+On CPU, the stored-baseline gate decides speed from the spread between the baseline's saved runs, each run a unit
+(history_speed), and not at all with fewer than three of them: the label becomes `inconclusive` and says why.
 Interleaved A/B (`vitcnn ab`) is decided by compare_paired with the paired statistics of vitcnn/gate/paired.py.
 Runs of different fingerprints are refused (timings from another GPU, driver or library say nothing about a
 regression) unless explicitly allowed. Baseline files live in vitcnn/gate/baseline.py; tables of the verdicts in
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 from scipy import stats
 
 from vitcnn import fingerprint
@@ -81,9 +82,10 @@ class SettingVerdict:
     cross_machine: bool = False
     regression: bool = False
     detail: str = ""
-    ci_low: float | None = None  # paired A/B only: confidence interval of the ratio, and the pairs behind it
-    ci_high: float | None = None
-    pairs: int | None = None
+    ci_low: float | None = None  # A/B only: confidence interval of the ratio, the smallest slowdown the
+    ci_high: float | None = None  # measurement would have caught (80% power) and the processes per side
+    detectable: float | None = None
+    processes: int | None = None
 
 
 @dataclass
@@ -96,6 +98,7 @@ class Comparison:
     new_path: str = ""
     differences: dict[str, tuple] = field(default_factory=dict)  # fingerprint fields; empty unless cross-machine
     notes: list[str] = field(default_factory=list)  # what the tables print under the summary line
+    worst_detectable: float | None = None  # A/B only: the largest of the settings' detectable slowdowns
 
     @property
     def cross_machine(self) -> bool:
@@ -128,6 +131,8 @@ class Comparison:
             text += f" ({', '.join(bad)})"
         if rest:
             text += f"; {', '.join(rest)}"
+        if self.worst_detectable is not None:
+            text += f"; worst detectable slowdown {_percent(self.worst_detectable)}"
         if self.cross_machine:
             text += " [CROSS-MACHINE: different fingerprints, numbers not comparable]"
         return text
@@ -252,8 +257,9 @@ def compare_result(base: Result | None, new: Result | None, options: GateOptions
 def compare(base: Run, new: Run, options: GateOptions = GateOptions(), speed_needs_history: bool = False
             ) -> Comparison:
     """Compare every setting of `base` and `new` (their union). Raises FingerprintMismatch when the runs belong to
-    different fingerprints, unless `options.allow_cross_machine`. With `speed_needs_history`, a setting whose
-    baseline holds fewer than MIN_HISTORY saved medians is not gated on speed (see ungated_speed)."""
+    different fingerprints, unless `options.allow_cross_machine`. With `speed_needs_history` (a CPU), speed is
+    decided from the baseline's saved runs, each run a unit (history_speed), and not at all for a setting with
+    fewer than MIN_HISTORY of them (ungated_speed)."""
     diff = fingerprint.differences(base.fingerprint, new.fingerprint)
     if diff and not options.allow_cross_machine:
         raise baseline.FingerprintMismatch(diff)
@@ -263,25 +269,61 @@ def compare(base: Run, new: Run, options: GateOptions = GateOptions(), speed_nee
         history = base.median_history.get(i, [])
         verdict = compare_result(base.results.get(i), new.results.get(i), options, bool(diff),
                                  run_to_run_spread(history))
-        if speed_needs_history and len(history) < MIN_HISTORY:
-            verdict = ungated_speed(verdict, len(history), options)
+        if speed_needs_history and verdict.labels[0] in SPEED_LABELS and verdict.new_median_s:
+            if len(history) < MIN_HISTORY:
+                verdict = ungated_speed(verdict, len(history), options)
+            else:
+                finding = history_speed(history, verdict.new_median_s, options, len(ids))
+                labels = (finding.label, *verdict.labels[1:])
+                verdict = replace(verdict, labels=labels, ratio=finding.ratio, p_value=finding.p_value,
+                                  detail="; ".join([finding.detail, *verdict.detail.split("; ")[1:]]),
+                                  regression=any(x in options.regression_labels for x in labels))
         verdicts.append(verdict)
     comparison = Comparison(verdicts, options, base.path, new.path, diff)
-    if speed_needs_history and any(NOT_GATED in v.detail for v in verdicts):
+    if speed_needs_history:
         comparison.notes.append(CPU_NOTE)
     return comparison
 
 
-MIN_HISTORY = 2  # saved medians of a setting before the stored-baseline gate fails a CPU run on speed
+SPEED_LABELS = ("slower", "faster", "same", "inconclusive")
+MIN_HISTORY = 3  # saved runs of a setting before the stored-baseline gate decides a CPU run's speed
 NOT_GATED = "speed not gated"
-CPU_NOTE = ("Speed is not gated on CPU settings whose baseline has fewer than 2 saved runs: separate runs on a "
-            "shared CPU differ by far more than one run's samples show (docs/gating.md). Save the baseline again "
-            "to record its noise, or compare interleaved with `python -m vitcnn ab`. Memory and failures are gated.")
+CPU_NOTE = (f"CPU speed is judged against the spread between the baseline's saved runs (each run one draw; a "
+            f"setting with fewer than {MIN_HISTORY} saved runs is not gated on speed): only changes far beyond "
+            f"that spread fail. For small slowdowns on a shared CPU use `python -m vitcnn ab` (docs/gating.md). "
+            f"Memory and failures are gated as on GPUs.")
+
+
+def history_speed(history: list[float], new_median_s: float, options: GateOptions, tests: int) -> Finding:
+    """The speed label of a CPU run from the medians of the baseline's saved runs, each saved run one unit.
+
+    Two runs of one setting on a shared CPU differ by more than either run's samples say (another process, a
+    different core, a process's own memory placement), so the samples of one run cannot judge the next. The saved
+    medians can: on log scale, a new run's median is predicted by their mean with a t interval of n - 1 degrees of
+    freedom (prediction, so sqrt(1 + 1/n) times their spread). `slower`/`faster` need the new median beyond that
+    bound, at alpha split over the settings and both directions (Bonferroni), AND beyond the tolerance."""
+    logs = np.log(np.asarray(history, dtype=float))
+    n = len(logs)
+    delta = math.log(new_median_s) - float(logs.mean())
+    ratio = math.exp(delta)
+    scale = float(logs.std(ddof=1)) * math.sqrt(1 + 1 / n)
+    level = options.alpha / (2 * max(tests, 1))
+    if scale > 0:
+        bound = float(stats.t.ppf(1 - level, n - 1)) * scale
+        p = float(stats.t.sf(abs(delta) / scale, n - 1))
+    else:
+        bound, p = 0.0, (0.0 if delta else 1.0)
+    margin = max(math.log1p(options.tolerance), bound)
+    change = f"{(ratio - 1) * 100:+.1f}% against the mean of {n} saved runs"
+    allowed = f"allowed ±{math.expm1(margin):.0%} (their spread {math.expm1(scale):.1%}, t with {n - 1} df)"
+    if abs(delta) <= margin:
+        return Finding("same", f"{change}, {allowed}", ratio, p)
+    return Finding("slower" if delta > 0 else "faster", f"{change} beyond {allowed}", ratio, p)
 
 
 def ungated_speed(verdict: SettingVerdict, saved: int, options: GateOptions) -> SettingVerdict:
     """`verdict` with its speed label made `inconclusive` (never a regression) and the reason said: a CPU baseline
-    with no noise history cannot tell a regression from the machine's run-to-run drift. Memory, now-oom and
+    with too few saved runs cannot tell a regression from the machine's run-to-run drift. Memory, now-oom and
     now-error labels stay as they are."""
     if not {"slower", "faster"} & set(verdict.labels):
         return verdict
@@ -295,8 +337,8 @@ def gate_against_baseline(run: Run, directory: Path | str = baseline.DEFAULT_DIR
                           options: GateOptions = GateOptions()) -> Comparison:
     """Compare `run` with the stored baseline of its fingerprint (what the pytest plugin calls at session end).
 
-    On CPU, speed is only gated for settings whose baseline was saved at least MIN_HISTORY times (its noise
-    measured); on GPUs a single save is enough (a quiet dedicated GPU is what this gate is for)."""
+    On CPU, speed is judged by history_speed, and only for settings whose baseline was saved at least MIN_HISTORY
+    times; on GPUs a single save is enough (a quiet dedicated GPU is what this gate is for)."""
     return compare(baseline.require_baseline(run.slug, directory), run, options,
                    speed_needs_history=run.fingerprint.get("device") != "cuda")
 
@@ -305,24 +347,23 @@ def gate_against_baseline(run: Run, directory: Path | str = baseline.DEFAULT_DIR
 
 
 class PairedInput(NamedTuple):
-    """One setting of an A/B session: each side's Result (side A is the base) and its block medians, in pair order."""
+    """One setting of an A/B session: each side's Result (side A is the base) and its timed blocks."""
 
     a: Result
     b: Result
-    a_medians: list[float]
-    b_medians: list[float]
+    blocks: list[paired.Block]
 
 
 def compare_paired(inputs: list[PairedInput], options: GateOptions = GateOptions(tolerance=0.03, alpha=0.05),
-                   confidence: float | None = None, notes: list[str] | None = None) -> Comparison:
-    """Verdicts of an interleaved A/B session (vitcnn/gate/paired.py): `slower`/`faster`/`same` from the paired blocks,
-    corrected across all settings of the session, with `options.tolerance` as the threshold and `options.alpha`
-    as the significance level (the ratio's CI is at 1 - alpha unless `confidence`); memory and status as in the
-    stored-baseline gate (now-oom/now-error when only B fails)."""
-    confidence = 1 - options.alpha if confidence is None else confidence
-    timed = [i for i, x in enumerate(inputs) if x.a.status == x.b.status == "ok" and x.a_medians]
-    estimates = [paired.estimate(inputs[i].a_medians, inputs[i].b_medians, confidence) for i in timed]
-    decided = dict(zip(timed, paired.decide(estimates, options.alpha, options.tolerance)))
+                   notes: list[str] | None = None, looks: int = 1, detect: float = 0.05) -> Comparison:
+    """Verdicts of an interleaved A/B session (vitcnn/gate/paired.py): `slower`/`faster`/`same`/`inconclusive`
+    from the blocks, processes as the unit, corrected across all settings of the session, with `options.tolerance`
+    as the threshold, `options.alpha` as the significance level (spent over `looks` looks) and `detect` as the
+    slowdown a `same` must have resolved; memory and status as in the stored-baseline gate (now-oom/now-error
+    when only B fails)."""
+    timed = [i for i, x in enumerate(inputs) if x.a.status == x.b.status == "ok" and x.blocks]
+    estimates = [paired.estimate(inputs[i].blocks, looks, options.alpha, options.tolerance) for i in timed]
+    decided = dict(zip(timed, paired.decide(estimates, options.alpha, options.tolerance, detect)))
     verdicts = []
     for i, x in enumerate(inputs):
         verdict = compare_result(x.a, x.b, options)
@@ -335,12 +376,25 @@ def compare_paired(inputs: list[PairedInput], options: GateOptions = GateOptions
         memory = _memory(x.a, x.b, options)
         labels = (d.label,) if memory.label is None else (d.label, memory.label)
         detail = (f"{renamed}{(e.ratio - 1) * 100:+.1f}% [{(e.ci_low - 1) * 100:+.1f}%, {(e.ci_high - 1) * 100:+.1f}%]"
-                  f" from {e.pairs} pairs")
+                  f" from {e.blocks} blocks of {e.processes} processes per side")
+        if d.label == "inconclusive":
+            detail += f"; could only have seen a slowdown of {_percent(e.detectable)} (needs {detect:.0%})"
         if memory.detail:
             detail += f"; {memory.detail}"
         verdicts.append(replace(verdict, id=x.a.id, labels=labels, ratio=e.ratio, p_value=d.p_adjusted,
-                                ci_low=e.ci_low, ci_high=e.ci_high, pairs=e.pairs, detail=detail,
+                                ci_low=e.ci_low, ci_high=e.ci_high, detectable=e.detectable,
+                                processes=e.processes, detail=detail,
                                 regression=any(label in options.regression_labels for label in labels)))
     comparison = Comparison(verdicts, options, "side A", "side B")
     comparison.notes += list(notes or [])
+    comparison.worst_detectable = max((v.detectable for v in verdicts if v.detectable is not None), default=None)
+    if comparison.worst_detectable is not None:
+        comparison.notes.append(f"CI: {1 - options.alpha / looks:.1%} interval of B/A (alpha {options.alpha:g} "
+                                f"spent over {looks} look{'s' if looks > 1 else ''}); detectable: the smallest "
+                                f"slowdown the setting's measurement would have flagged (80% power); `same` "
+                                f"resolved {detect:.0%} or better, `inconclusive` did not")
     return comparison
+
+
+def _percent(fraction: float) -> str:
+    return "unbounded" if math.isinf(fraction) else f"{fraction:.1%}"

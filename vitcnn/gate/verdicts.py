@@ -29,9 +29,16 @@ def _ci_cell(v: SettingVerdict) -> str:
     return f"{table.fixed(v.ci_low, '.3f')}–{table.fixed(v.ci_high, '.3f')}"
 
 
+def _detectable_cell(v: SettingVerdict) -> str:
+    if v.detectable is None:
+        return "-"
+    return "unbounded" if v.detectable == float("inf") else f"{v.detectable:.1%}"
+
+
 def _row(v: SettingVerdict, comparison: Comparison, markdown: bool, ci: bool = False) -> list[str]:
     """One setting's cells. A terminal marks a regression with '!'; Markdown sets the id as code and bolds the
-    regression labels. The A/B tables (`ci`) add the ratio's confidence interval after the ratio."""
+    regression labels. The A/B tables (`ci`) add the ratio's confidence interval after the ratio and the
+    detectable slowdown after the p-value."""
     if markdown:
         regression = comparison.options.regression_labels
         setting = f"`{v.id}`"
@@ -40,7 +47,7 @@ def _row(v: SettingVerdict, comparison: Comparison, markdown: bool, ci: bool = F
         setting, verdict = v.id, ",".join(v.labels) + (" !" if v.regression else "")
     return [setting, verdict, _time_cell(v.base_median_s, v.base_status), _time_cell(v.new_median_s, v.new_status),
             table.fixed(v.ratio, ".3f"), *([_ci_cell(v)] if ci else []), table.fixed(v.p_value, ".2g"),
-            _memory_cell(v), v.detail]
+            *([_detectable_cell(v)] if ci else []), _memory_cell(v), v.detail]
 
 
 def format_table(comparison: Comparison) -> str:
@@ -65,19 +72,15 @@ def to_markdown(comparison: Comparison) -> str:
 
 # -------------------------------------------------------------------------------------------- interleaved A/B
 
-PAIRED_HEADER = ["setting", "verdict", "A ms", "B ms", "B/A", "CI", "p adj", "act. MiB", "detail"]
-PAIRED_NUMERIC = (2, 3, 4, 5, 6)
-
-
-def _paired_header(comparison: Comparison) -> list[str]:
-    return [f"{1 - comparison.options.alpha:.0%} CI" if h == "CI" else h for h in PAIRED_HEADER]
+PAIRED_HEADER = ["setting", "verdict", "A ms", "B ms", "B/A", "CI", "p adj", "detectable", "act. MiB", "detail"]
+PAIRED_NUMERIC = (2, 3, 4, 5, 6, 7)
 
 
 def format_paired_table(comparison: Comparison) -> str:
     """An A/B session's verdicts for a terminal: B/A ratio, its CI and the adjusted p; regressions marked '!'."""
     rows = [_row(v, comparison, markdown=False, ci=True) for v in comparison.verdicts]
     lines = [comparison.summary(), *comparison.notes]
-    return "\n".join([*lines, table.text(_paired_header(comparison), rows, right=PAIRED_NUMERIC[:-1])]) + "\n"
+    return "\n".join([*lines, table.text(PAIRED_HEADER, rows, right=PAIRED_NUMERIC[:-1])]) + "\n"
 
 
 def paired_markdown(comparison: Comparison) -> str:
@@ -85,4 +88,4 @@ def paired_markdown(comparison: Comparison) -> str:
     lines = ["### vitcnn ab: B (candidate) against A (base), interleaved", "", table.cell(comparison.summary()), ""]
     lines += [f"> {note}" for note in comparison.notes] + ([""] if comparison.notes else [])
     rows = [_row(v, comparison, markdown=True, ci=True) for v in comparison.verdicts]
-    return "\n".join(lines) + "\n" + table.markdown(_paired_header(comparison), rows, right=PAIRED_NUMERIC) + "\n"
+    return "\n".join(lines) + "\n" + table.markdown(PAIRED_HEADER, rows, right=PAIRED_NUMERIC) + "\n"
