@@ -1,9 +1,10 @@
-"""Same-job interleaved A/B (`python -m vitcnn ab`): two long-lived worker processes, one per side, driven in turns.
+"""Same-job interleaved A/B (`python -m vitcnn ab`): a pool of long-lived worker processes per side, driven in turns.
 
-- worker.py   the process of one side: JSON lines on stdin/stdout; setup -> block ... -> finish -> free, per setting,
+- worker.py   one worker process: JSON lines on stdin/stdout; setup -> block ... -> finish -> free, per setting,
               through the same measure stages (vitcnn.measure.Prepared) as `pytest --benchmark-only`;
 - sides.py    what a side is (interpreter, environment, git ref, vitcnn options) and starting its worker;
-- driver.py   the balanced schedule (ABBA BAAB ...), one side active at a time, progress, outputs, exit code;
+- driver.py   stages (more processes per side where unsettled), rounds in a balanced order (ABBA BAAB ...), one
+              process active at a time, looks, progress, outputs, exit code;
 - sidefile.py each side's results as a pytest-benchmark run JSON that `vitcnn report` / `vitcnn compare` read.
 The statistics live in vitcnn/gate/paired.py and the verdict rules in vitcnn/gate/rules.py (compare_paired).
 """

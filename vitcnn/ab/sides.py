@@ -150,11 +150,21 @@ class WorkerProcess:
 
     def request(self, cmd: str, **fields) -> dict:
         """Send one request and wait for the reply; a dead or confused worker is a SideError with its log's tail."""
+        self.send(cmd, **fields)
+        return self.receive(cmd)
+
+    def send(self, cmd: str, **fields) -> None:
+        """Send one request without waiting (receive reads the reply): several workers can then work at once."""
         try:
             self.process.stdin.write(json.dumps({"cmd": cmd, **fields}) + "\n")
             self.process.stdin.flush()
-            line = self.process.stdout.readline()
         except (BrokenPipeError, OSError):
+            pass  # receive reports the dead worker
+
+    def receive(self, cmd: str) -> dict:
+        try:
+            line = self.process.stdout.readline()
+        except OSError:
             line = ""
         if not line:
             raise SideError(f"side {self.side.name}: the worker exited (code {self.process.poll()}) during "

@@ -22,6 +22,7 @@ import math
 import os
 import platform
 import sys
+from contextlib import ExitStack
 from dataclasses import replace
 from typing import TextIO
 
@@ -30,6 +31,7 @@ from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
 
 import vitcnn
 from vitcnn.measure import pipeline
+from vitcnn.measure.timing import gc_paused
 from vitcnn.options import argparse_options, option_value
 from vitcnn.plugin import machine_fields, measure_options
 from vitcnn.settings import PROFILE_CONVENTIONS, Setting
@@ -65,6 +67,7 @@ class Worker:
         self.options = replace(options, conventions=conventions)
         self.setting: Setting | None = None
         self.prepared: pipeline.Prepared | None = None
+        self.gc_pause = ExitStack()  # the cyclic GC stays paused from a setup to its free, not collected per block
 
     def hello(self, request: dict) -> dict:
         machine_info = {**pytest_benchmark_generate_machine_info(), **machine_fields(self.device)}
@@ -80,6 +83,7 @@ class Worker:
             self.prepared = pipeline.prepare(self.setting, self.device, self.options)
         except Exception as exc:
             return self._failed(exc)
+        self.gc_pause.enter_context(gc_paused())
         return {"ok": True, "status": "ok", "per_call_s": self.prepared.per_call_s}
 
     def block(self, request: dict) -> dict:
@@ -108,6 +112,7 @@ class Worker:
                 "samples": outcome.samples}
 
     def free(self, request: dict) -> dict:
+        self.gc_pause.close()
         if self.prepared is not None:
             self.prepared.close()
             self.prepared = None
