@@ -344,7 +344,7 @@ def run(options: ABOptions) -> int:
 def _prime(workers: dict[str, list[WorkerProcess]], settings: list[tuple[Setting, Setting]], device_type: str
            ) -> None:
     """Set the first setting valid on both sides up once in every worker, untimed, and free it. A process's first
-    setup ran at a lasting offset of its own (an eager NF-Net 16-28% away from its twin in 2 of 4 fresh process
+    setup ran at a lasting offset of its own (an eager NF-Net 16% and 25% away from its twin in 2 of 4 fresh process
     pairs), the second one within 1% (docs/results.md): no setting is then measured in a process's first setup."""
     first = next(((a, b) for a, b in settings if not invalid_reason(a, device_type)
                   and not invalid_reason(b, device_type)), None)

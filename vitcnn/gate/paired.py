@@ -1,10 +1,11 @@
 """Statistics of an interleaved A/B session: is B slower than A, by how much, how sure, and what could it have seen?
 
 The unit is a worker process's instance of a setting, not a block. Two identical processes can run one setting at
-lastingly different speeds: an eager NF-Net ran 16-25% faster in one fresh process than in its twin for all of their
-blocks, while the next setup of the same setting in the same two processes agreed within 1% (docs/results.md).
-Interleaving cancels drift over time, never such a difference, so blocks of one process are not independent draws;
-processes are. `vitcnn ab` therefore runs several processes per side and analyses them as the unit:
+lastingly different speeds: on the 2-core VM an eager NF-Net ran 16% and 25% faster in one fresh process than in its
+twin for all of their blocks, and in a smoke A/A one process of six ran two NF-Net settings 26% and 32% slower than
+the others (docs/results.md). Interleaving cancels drift over time, never such a difference, so blocks of one
+process are not independent draws; processes are. `vitcnn ab` therefore runs several processes per side and
+analyses them as the unit:
 
 - every block gives y = log(its median call time); blocks run in rounds (each process one block per round, sides
   interleaved), and a least-squares fit y = round + process removes the machine's drift shared by a round and leaves
