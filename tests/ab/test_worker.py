@@ -56,8 +56,23 @@ def test_a_failing_setting_is_a_status_and_the_worker_goes_on(process):
 def test_a_worker_that_exits_is_a_side_error_with_its_log(tmp_path):
     proc = WorkerProcess(Side("B", opts=("--vitcnn-frobnicate",)), Checkout(None), [], tmp_path / "b.log")
     try:
-        with pytest.raises(SideError, match="cannot start|exited"):
+        with pytest.raises(SideError, match="exited") as info:
             proc.request("hello")
+        assert "unrecognized arguments: --vitcnn-frobnicate" in str(info.value)  # the log's tail is in the error
+        assert str(tmp_path / "b.log") in str(info.value)
+    finally:
+        proc.close()
+
+
+def test_a_worker_that_dies_between_blocks_is_a_side_error(tmp_path):
+    proc = WorkerProcess(Side("A"), Checkout(None), ["--vitcnn-warmup-seconds", "0.1"], tmp_path / "a.log")
+    try:
+        assert proc.request("setup", setting=setting("vit_t16", 64, compile_mode="eager").as_dict())["status"] == "ok"
+        assert proc.request("block", calls=3)["status"] == "ok"
+        proc.process.kill()
+        proc.process.wait()
+        with pytest.raises(SideError, match=r"the worker exited \(code -9\) during 'block'"):
+            proc.request("block", calls=3)
     finally:
         proc.close()
 

@@ -2,7 +2,7 @@
 
 The unit is a worker process's instance of a setting, not a block. Two identical processes can run one setting at
 lastingly different speeds: on the 2-core VM an eager NF-Net ran 16% and 25% faster in one fresh process than in its
-twin for all of their blocks, and in a smoke A/A one process of six ran two NF-Net settings 26% and 32% slower than
+twin for all of their blocks, and in a smoke A/A one process of six ran two NF-Net settings 30% and 38% slower than
 the others (docs/results.md). Interleaving cancels drift over time, never such a difference, so blocks of one
 process are not independent draws; processes are. `vitcnn ab` therefore runs several processes per side and
 analyses them as the unit:
