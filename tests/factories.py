@@ -10,16 +10,47 @@ import numpy as np
 
 from vitcnn.settings import Setting
 
-CPU_FINGERPRINT = {
+LEGACY_CPU_FINGERPRINT = {
     "device": "cpu", "cpu_model": "Test CPU", "cpu_count": 2, "torch_threads": 2, "python": "3.11.7",
     "torch": "2.15.0", "triton": None, "timm": "1.0.31", "cuda": None, "cudnn": None,
 }
-GPU_FINGERPRINT = {
+LEGACY_GPU_FINGERPRINT = {
     "device": "cuda", "cpu_model": "Test CPU", "cpu_count": 16, "torch_threads": 16, "python": "3.12.3",
     "torch": "2.11.0", "triton": "3.6.0", "timm": "1.0.31", "cuda": "13.0", "cudnn": 91300,
     "gpu_name": "NVIDIA H100 80GB HBM3", "gpu_sm_count": 132, "gpu_memory_bytes": 85_000_000_000,
     "gpu_capability": "9.0", "driver": "580.159.03",
 }
+_TEST_CPU = {"cpu_vendor": "GenuineIntel", "cpu_family": 6, "cpu_model_number": 143, "cpu_stepping": 8,
+             "cpu_capability": "AVX512", "cpu_features": ["avx", "avx2", "fma", "avx512f", "avx512_bf16"]}
+CPU_FINGERPRINT = {"identity_version": 2, **LEGACY_CPU_FINGERPRINT, **_TEST_CPU}
+GPU_FINGERPRINT = {
+    "identity_version": 2, **LEGACY_GPU_FINGERPRINT, **_TEST_CPU, "gpu_board": "692-2G520-0200-000",
+    "gpu_mig": "off", "gpu_ecc": "on", "gpu_max_clocks_mhz": {"sm": 1980, "mem": 2619},
+    "gpu_default_power_limit_w": 700, "gpu_power_limit_w": 700,
+    "gpu_application_clocks_mhz": {"sm": 1755, "mem": 2619}, "gpu_persistence": "on", "gpu_nvml_error": None,
+}
+
+RESULTS_CPU_RUN = Path(__file__).resolve().parents[1] / "results" / "cpu" / "shard-1.json"
+
+
+def amx_machine() -> dict:
+    """The complete fingerprint of the machine results/cpu was measured on (2-core Xeon, model 167, AMX): the
+    committed run's vitcnn fingerprint completed from the CPU record pytest-benchmark wrote beside it (vendor,
+    family, model, stepping, flags). torch's dispatch level was not recorded; AVX512 is what torch reports on
+    this machine (checked with torch.backends.cpu.get_cpu_capability() on the VM)."""
+    from vitcnn import cpu_isa
+
+    machine = json.loads(RESULTS_CPU_RUN.read_text())["machine_info"]
+    return {**machine["vitcnn_fingerprint"], "identity_version": 2,
+            **cpu_isa.from_pytest_benchmark(machine["cpu"]), "cpu_capability": "AVX512"}
+
+
+def non_amx_machine() -> dict:
+    """The machine of issue 18's rerun, built from amx_machine() by changing what the issue reports about it:
+    the same model string and core count, CPU model 207, avx512_bf16 but no AMX (no amx_* flags)."""
+    amx = amx_machine()
+    features = [f for f in amx["cpu_features"] if not f.startswith("amx_")]
+    return {**amx, "cpu_model_number": 207, "cpu_features": features}
 
 
 def setting(model="vit_t16", resolution=64, batch=1, precision="fp32", sdpa=None, compile_mode="eager",

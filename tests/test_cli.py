@@ -12,6 +12,7 @@ import pytest
 
 from tests.factories import (
     GPU_FINGERPRINT,
+    LEGACY_CPU_FINGERPRINT,
     S1,
     S2,
     low_noise,
@@ -132,6 +133,20 @@ def test_cli_baseline_save_and_show(runs, tmp_path, capsys):
     assert path.parent == directory and load_run(path).results.keys() == {S1.id, S2.id}
     assert cli(["baseline", "show", "--dir", str(directory)]) == 0
     assert "2 settings (2 ok)" in capsys.readouterr().out
+    assert "RE-SAVE" not in capsys.readouterr().out
+
+
+def test_cli_baseline_show_lists_baselines_that_need_a_resave(tmp_path, capsys):
+    legacy = write_run(tmp_path / "old.json", result(S1), fp=LEGACY_CPU_FINGERPRINT)
+    current = write_run(tmp_path / "new.json", result(S1))
+    for run in (legacy, current):
+        assert cli(["baseline", "save", str(run), "--dir", str(tmp_path / "store")]) == 0
+    capsys.readouterr()
+    assert cli(["baseline", "show", "--dir", str(tmp_path / "store")]) == 0
+    out = capsys.readouterr().out
+    old_slug = load_run(legacy).slug
+    assert out.count("NEEDS RE-SAVE") == 1 and "cpu_features" in out
+    assert out.splitlines()[-1] == f"1 baseline(s) need a re-save: {old_slug}"
 
 
 def test_cli_baseline_save_errors(runs, tmp_path, capsys):

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from tests.factories import CPU_FINGERPRINT, GPU_FINGERPRINT
-from vitcnn import fingerprint
+from tests.factories import (
+    CPU_FINGERPRINT,
+    GPU_FINGERPRINT,
+    LEGACY_CPU_FINGERPRINT,
+    LEGACY_GPU_FINGERPRINT,
+    RESULTS_CPU_RUN,
+    amx_machine,
+    non_amx_machine,
+)
+from vitcnn import fingerprint, nvml
 
 
 def test_identity_fields_cpu():
@@ -27,9 +37,13 @@ def test_identity_fields_gpu():
 
 
 @pytest.mark.parametrize("fp", [CPU_FINGERPRINT, GPU_FINGERPRINT], ids=["cpu", "gpu"])
-def test_identity_ignores_threads_and_python(fp):
-    assert "torch_threads" not in fingerprint.identity(fp)
+def test_identity_ignores_python(fp):
     assert "python" not in fingerprint.identity(fp)
+
+
+def test_cpu_identity_includes_threads_gpu_identity_does_not():
+    assert fingerprint.identity(CPU_FINGERPRINT)["torch_threads"] == 2  # kernels split work over the threads
+    assert "torch_threads" not in fingerprint.identity(GPU_FINGERPRINT)
 
 
 def test_differences_empty_for_equal_fingerprints():
@@ -67,7 +81,9 @@ def test_slug_is_stable_and_readable(fp):
 
 def test_slug_examples():
     assert fingerprint.slug(GPU_FINGERPRINT).startswith("nvidia-h100-80gb-hbm3-torch2.11.0-")
-    assert fingerprint.slug(CPU_FINGERPRINT).startswith("cpu-test-cpu-2c-torch2.15.0-")
+    assert fingerprint.slug(CPU_FINGERPRINT).startswith("cpu-test-cpu-avx512-2c-torch2.15.0-")
+    mig = {**GPU_FINGERPRINT, "gpu_mig": "NVIDIA H100 80GB HBM3 MIG 1g.10gb"}
+    assert fingerprint.slug(mig).startswith("nvidia-h100-80gb-hbm3-mig-1g.10gb-torch2.11.0-")
 
 
 @pytest.mark.parametrize("field", fingerprint.GPU_IDENTITY)
@@ -83,20 +99,139 @@ def test_slug_changes_with_any_cpu_identity_field(field):
 
 
 @pytest.mark.parametrize("fp", [CPU_FINGERPRINT, GPU_FINGERPRINT], ids=["cpu", "gpu"])
-@pytest.mark.parametrize("field,value", [("torch_threads", 64), ("python", "3.13.1")])
+@pytest.mark.parametrize("field,value", [("python", "3.13.1"), ("host_name", "other")])
 def test_slug_ignores_non_identity_fields(fp, field, value):
     assert fingerprint.slug({**fp, field: value}) == fingerprint.slug(fp)
 
 
+@pytest.mark.parametrize("field,value", [("gpu_power_limit_w", 400), ("gpu_persistence", "off"),
+                                         ("gpu_application_clocks_mhz", {"sm": 1200, "mem": 2619})])
+def test_gpu_conditions_are_not_identity(field, value):
+    changed = {**GPU_FINGERPRINT, field: value}
+    assert fingerprint.slug(changed) == fingerprint.slug(GPU_FINGERPRINT)
+    assert fingerprint.differences(GPU_FINGERPRINT, changed) == {}
+    assert fingerprint.condition_changes(GPU_FINGERPRINT, changed) == {field: (GPU_FINGERPRINT[field], value)}
+
+
+def test_conditions_only_where_recorded():
+    assert fingerprint.conditions(CPU_FINGERPRINT) == {}
+    assert fingerprint.condition_changes(LEGACY_GPU_FINGERPRINT, GPU_FINGERPRINT) == {}
+    assert set(fingerprint.conditions(GPU_FINGERPRINT)) == set(fingerprint.GPU_CONDITIONS)
+
+
 def test_gpu_slug_ignores_host_cpu():
-    assert fingerprint.slug({**GPU_FINGERPRINT, "cpu_model": "Other", "cpu_count": 64}) == fingerprint.slug(
-        GPU_FINGERPRINT
-    )
+    host = {"cpu_model": "Other", "cpu_count": 64, "cpu_features": [], "cpu_model_number": 1, "torch_threads": 64}
+    assert fingerprint.slug({**GPU_FINGERPRINT, **host}) == fingerprint.slug(GPU_FINGERPRINT)
+
+
+# ------------------------------------------------------------- the two machines of issue 18 (committed results/cpu)
+
+
+def test_amx_and_non_amx_machines_get_different_slugs():
+    amx, other = amx_machine(), non_amx_machine()
+    committed = json.loads(RESULTS_CPU_RUN.read_text())["machine_info"]["vitcnn_slug"]
+    # the first format gave both machines this one slug; a complete identity tells them apart
+    assert fingerprint.legacy_slug(amx) == fingerprint.legacy_slug(other) == committed
+    assert fingerprint.slug(amx) != fingerprint.slug(other)
+    assert fingerprint.slug(amx).startswith("cpu-intel-r-xeon-r-processor-amx-2c-")
+    assert fingerprint.slug(other).startswith("cpu-intel-r-xeon-r-processor-avx512-2c-")
+    diff = fingerprint.differences(amx, other)
+    assert set(diff) == {"cpu_features", "cpu_model_number"}
+    assert diff["cpu_model_number"] == (167, 207)
+    assert "amx_bf16" in diff["cpu_features"][0] and "amx_bf16" not in diff["cpu_features"][1]
+
+
+@pytest.mark.parametrize("field,value", [("cpu_capability", "AVX2"), ("cpu_stepping", 2), ("torch_threads", 1),
+                                         ("cpu_family", 25), ("cpu_vendor", "AuthenticAMD")])
+def test_amx_machine_slug_follows_each_kernel_field(field, value):
+    amx = amx_machine()
+    assert fingerprint.slug({**amx, field: value}) != fingerprint.slug(amx)
+
+
+# ---------------------------------------------------------------------------------- fingerprints of the first format
+
+
+@pytest.mark.parametrize("legacy", [LEGACY_CPU_FINGERPRINT, LEGACY_GPU_FINGERPRINT], ids=["cpu", "gpu"])
+def test_legacy_fingerprint_keeps_its_slug_and_is_incomplete(legacy):
+    assert not fingerprint.is_complete(legacy)
+    assert fingerprint.slug(legacy) == fingerprint.legacy_slug(legacy)
+    full = fingerprint.GPU_IDENTITY if legacy["device"] == "cuda" else fingerprint.CPU_IDENTITY
+    assert set(fingerprint.missing_identity(legacy)) == set(full) - set(fingerprint.identity(legacy))
+    assert fingerprint.missing_identity(legacy)
+
+
+def test_committed_run_keeps_its_slug():
+    machine = json.loads(RESULTS_CPU_RUN.read_text())["machine_info"]
+    assert fingerprint.slug(machine["vitcnn_fingerprint"]) == machine["vitcnn_slug"]
+    assert "cpu_features" in fingerprint.missing_identity(machine["vitcnn_fingerprint"])
+
+
+@pytest.mark.parametrize("complete,legacy", [(CPU_FINGERPRINT, LEGACY_CPU_FINGERPRINT),
+                                             (GPU_FINGERPRINT, LEGACY_GPU_FINGERPRINT)], ids=["cpu", "gpu"])
+def test_legacy_vs_complete_compares_the_shared_fields(complete, legacy):
+    assert fingerprint.missing_identity(complete) == ()
+    assert fingerprint.differences(legacy, complete) == {}  # only what both record
+    assert fingerprint.legacy_slug(complete) == fingerprint.slug(legacy)
+    assert fingerprint.differences(legacy, {**complete, "torch": "2.16.0"}) == {"torch": (legacy["torch"], "2.16.0")}
+
+
+# ----------------------------------------------------------------------------------------- GPU fields from NVML
+
+
+def _props(**overrides):
+    return SimpleNamespace(**{"name": "NVIDIA H100 80GB HBM3", "multi_processor_count": 132,
+                              "total_memory": 85_000_000_000, "major": 9, "minor": 0, **overrides})
+
+
+NVML_ANSWERS = {"driver": "580.159.03", "board": "692-2G520-0200-000", "mig": "off", "ecc": "on",
+                "persistence": "on", "power_limit_w": 700, "default_power_limit_w": 700,
+                "max_clocks_mhz": {"sm": 1980, "mem": 2619}, "application_clocks_mhz": {"sm": 1755, "mem": 2619}}
+
+
+def test_gpu_fields_from_nvml_answers():
+    fields = fingerprint.gpu_fields(_props(), NVML_ANSWERS)
+    assert fields["gpu_board"] == "692-2G520-0200-000" and fields["gpu_ecc"] == "on"
+    assert fields["gpu_max_clocks_mhz"] == {"sm": 1980, "mem": 2619}
+    assert fields["gpu_default_power_limit_w"] == fields["gpu_power_limit_w"] == 700
+    assert fields["gpu_nvml_error"] is None and fields["driver"] == "580.159.03"
+
+
+@pytest.mark.parametrize("answer,value,field", [
+    ("board", "692-2G520-0210-000", "gpu_board"),  # another SKU of the same name (PCIe, other power class)
+    ("mig", "NVIDIA H100 80GB HBM3 MIG 3g.40gb", "gpu_mig"),
+    ("ecc", "off", "gpu_ecc"),
+    ("max_clocks_mhz", {"sm": 1755, "mem": 2619}, "gpu_max_clocks_mhz"),
+    ("default_power_limit_w", 350, "gpu_default_power_limit_w"),
+])
+def test_gpu_identity_answers_change_the_slug(answer, value, field):
+    base = {**GPU_FINGERPRINT, **fingerprint.gpu_fields(_props(), NVML_ANSWERS)}
+    changed = {**GPU_FINGERPRINT, **fingerprint.gpu_fields(_props(), {**NVML_ANSWERS, answer: value})}
+    assert fingerprint.slug(changed) != fingerprint.slug(base)
+    assert set(fingerprint.differences(base, changed)) == {field}
+
+
+def test_gpu_fields_without_nvml_say_why(monkeypatch):
+    monkeypatch.setattr(fingerprint, "_smi_driver_version", lambda: "550.1")
+    fields = fingerprint.gpu_fields(_props(), {"error": "NVML unavailable: ImportError: no pynvml"})
+    assert fields["gpu_nvml_error"].startswith("NVML unavailable") and fields["driver"] == "550.1"
+    assert fields["gpu_board"] is None and fields["gpu_power_limit_w"] is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_collect_on_a_real_gpu_reads_nvml():
+    fp = fingerprint.collect("cuda")
+    assert fingerprint.is_complete(fp) and fp["gpu_name"] == torch.cuda.get_device_name()
+    assert fp["gpu_nvml_error"] is None, fp["gpu_nvml_error"]
+    assert fp["driver"] and fp["gpu_max_clocks_mhz"]["sm"] > 0 and fp["gpu_default_power_limit_w"] > 0
+    assert fp["gpu_mig"] is not None and fp["gpu_ecc"] in ("on", "off", None)
+    assert nvml.device_info(None, None)["error"]  # no device named: says so, never guesses
 
 
 def test_collect_on_cpu():
     fp = fingerprint.collect("cpu")
-    assert fp["device"] == "cpu"
+    assert fp["device"] == "cpu" and fingerprint.is_complete(fp)
+    assert fp["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     for key in ("cpu_model", "cpu_count", "torch_threads", "python", "torch", "triton", "timm", "cuda", "cudnn"):
         assert key in fp
     assert fp["cpu_count"] == os.cpu_count()

@@ -84,12 +84,13 @@ def cmd_baseline_save(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline_show(args: argparse.Namespace) -> int:
-    """List stored baselines: slug, device and status counts. Exit 2 if any is unreadable."""
+    """List stored baselines: slug, device, status counts, and those that need a re-save (an identity of the first
+    format). Exit 2 if any is unreadable."""
     paths = sorted(Path(args.dir).glob("*.json"))
     if not paths:
         print(f"no baselines in {args.dir}")
         return 0
-    status = 0
+    status, resave = 0, []
     for path in paths:
         try:
             run = load_run(path)
@@ -100,6 +101,12 @@ def cmd_baseline_show(args: argparse.Namespace) -> int:
         counts = Counter(r.status for r in run.results.values())
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         print(f"{path.stem}: {run.device_label}; {len(run.results)} settings ({summary})")
+        reason = baseline.resave_reason(run)
+        if reason:
+            resave.append(path.stem)
+            print(f"  NEEDS RE-SAVE: {reason}")
+    if resave:
+        print(f"{len(resave)} baseline(s) need a re-save: {', '.join(resave)}")
     return status
 
 

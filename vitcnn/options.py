@@ -62,6 +62,9 @@ def _add_vitcnn_options(parser: pytest.Parser) -> None:
                          f"(default: {GATE_DEFAULTS['memory_rel_tolerance']}, at least 1 MiB)")
     group.addoption("--vitcnn-allow-missing", action="store_true",
                     help="gate: baseline settings absent from this run are not regressions")
+    group.addoption("--vitcnn-allow-cross-machine", action="store_true",
+                    help="gate: judge speed against a baseline whose identity is incomplete (saved by an older "
+                         "vitcnn); its verdicts are marked cross-machine")
     group.addoption("--vitcnn-gate-markdown", default=None, metavar="FILE", help="gate: write the verdicts as Markdown")
     group.addoption("--vitcnn-report", default=None, metavar="DIR", help="write the report (figures, report.md) to DIR")
     group.addoption("--vitcnn-shard", default=None, metavar="K/N",

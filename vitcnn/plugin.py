@@ -304,7 +304,8 @@ def _gate_options(config: pytest.Config):
 
     given = {"tolerance": config.getoption("--vitcnn-tolerance"), "alpha": config.getoption("--vitcnn-alpha"),
              "memory_rel_tolerance": config.getoption("--vitcnn-memory-tolerance"),
-             "allow_missing": config.getoption("--vitcnn-allow-missing")}
+             "allow_missing": config.getoption("--vitcnn-allow-missing"),
+             "allow_cross_machine": config.getoption("--vitcnn-allow-cross-machine")}
     return GateOptions(**{k: v for k, v in given.items() if v is not None})
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests.factories import (
     CPU_FINGERPRINT,
+    LEGACY_CPU_FINGERPRINT,
     S1,
     S2,
     S3,
@@ -54,7 +55,7 @@ def test_save_creates_a_full_run_file(tmp_path):
 def test_save_merges_and_keeps_uncovered_settings(tmp_path):
     old = make_run(result(S1, [0.01] * 5), result(S2, [0.02] * 5), result(S3, status="oom"), result(S4))
     bl.save_baseline(old, tmp_path)
-    new_fp = {**CPU_FINGERPRINT, "torch_threads": 1}  # same identity, different machine_info
+    new_fp = {**CPU_FINGERPRINT, "python": "3.12.0"}  # same identity, different machine_info
     new = make_run(result(S1, [0.03] * 5), result(S4, status="error", reason="boom"),
                    result(setting(batch=4), [0.04] * 5), fp=new_fp)
     path = bl.save_baseline(new, tmp_path)
@@ -64,7 +65,7 @@ def test_save_merges_and_keeps_uncovered_settings(tmp_path):
     assert merged.results[S2.id].samples == [0.02] * 5  # kept
     assert merged.results[S3.id].status == "oom"  # kept status-only entry
     assert merged.results[S4.id].status == "error" and merged.results[S4.id].samples == []  # no stale samples
-    assert merged.fingerprint["torch_threads"] == 1  # machine_info from the new run
+    assert merged.fingerprint["python"] == "3.12.0"  # machine_info from the new run
     raw = json.loads(path.read_text())
     assert len(raw["vitcnn"]["settings"]) == 5 and len(raw["benchmarks"]) == 3
 
@@ -134,3 +135,26 @@ def test_repeated_saves_record_each_settings_median_history(tmp_path):
     for _ in range(bl.HISTORY_LENGTH + 2):
         bl.save_baseline(make_run(result(S2, low_noise(0.01))), tmp_path)
     assert len(json.loads(path.read_text())["vitcnn"]["median_history"][S2.id]) == bl.HISTORY_LENGTH
+
+
+# ------------------------------------------------------------------------------------- baselines of older vitcnn
+
+
+def test_resave_reason_only_for_an_incomplete_identity():
+    assert bl.resave_reason(make_run(result(S1))) is None
+    reason = bl.resave_reason(make_run(result(S1), fp=LEGACY_CPU_FINGERPRINT))
+    assert "identity incomplete" in reason and "cpu_features" in reason and "re-save" in reason
+
+
+def test_require_baseline_falls_back_to_the_first_format_slug(tmp_path):
+    legacy = make_run(result(S1), fp=LEGACY_CPU_FINGERPRINT)
+    path = bl.save_baseline(legacy, tmp_path)
+    assert path.name == f"{fingerprint.slug(LEGACY_CPU_FINGERPRINT)}.json"  # an old baseline keeps its name
+    run = make_run(result(S1))
+    found = bl.require_baseline(run.slug, tmp_path, fingerprint.legacy_slug(run.fingerprint))
+    assert found.path == str(path) and not fingerprint.is_complete(found.fingerprint)
+    with pytest.raises(bl.NoBaselineError):
+        bl.require_baseline(run.slug, tmp_path)  # without the fallback asked for, none
+    new_path = bl.save_baseline(run, tmp_path)  # a complete run saves under its own slug, beside the old one
+    assert new_path != path and path.exists()
+    assert bl.require_baseline(run.slug, tmp_path, fingerprint.legacy_slug(run.fingerprint)).path == str(new_path)

@@ -14,12 +14,15 @@ from scipy import stats
 from tests.factories import (
     CPU_FINGERPRINT,
     GPU_FINGERPRINT,
+    LEGACY_CPU_FINGERPRINT,
     S1,
     S2,
     S3,
     S4,
+    amx_machine,
     low_noise,
     make_run,
+    non_amx_machine,
     result,
     setting,
 )
@@ -209,7 +212,7 @@ def test_cpu_vs_gpu_refused():
 
 
 def test_non_identity_differences_are_compared():
-    new = make_run(result(S1), fp={**CPU_FINGERPRINT, "torch_threads": 1, "python": "3.12.0"})
+    new = make_run(result(S1), fp={**CPU_FINGERPRINT, "python": "3.12.0"})
     assert not rules.compare(make_run(result(S1)), new).cross_machine
 
 
@@ -224,6 +227,72 @@ def test_cross_machine_when_allowed_is_marked_everywhere():
     assert comparison.has_regression  # the labels are still computed
     assert "CROSS-MACHINE" in format_table(comparison) and "Other CPU" in format_table(comparison)
     assert "Cross-machine" in to_markdown(comparison)
+
+
+# ------------------------------------------------------------------------------------------- machine identity
+
+
+def test_amx_and_non_amx_runs_are_refused():
+    # issue 18: vit_b16-1024px-bs1-bf16 took 1.58 s on the AMX machine and 9.12 s on the non-AMX one
+    base = make_run(result(S1, low_noise(1.58)), fp=amx_machine())
+    new = make_run(result(S1, low_noise(9.12)), fp=non_amx_machine())
+    with pytest.raises(bl.FingerprintMismatch, match="cpu_features") as info:
+        rules.compare(base, new)
+    assert set(info.value.differences) == {"cpu_features", "cpu_model_number"}
+
+
+def _gpu_base_and_new(**new_fields):
+    base = make_run(result(S1, low_noise(0.010, seed=1)), fp=GPU_FINGERPRINT)
+    new = make_run(result(S1, low_noise(0.013, seed=2)), fp={**GPU_FINGERPRINT, **new_fields})
+    return base, new
+
+
+def test_gpu_condition_change_is_a_warning_not_a_refusal():
+    comparison = rules.compare(*_gpu_base_and_new(gpu_power_limit_w=400))
+    assert comparison.condition_changes == {"gpu_power_limit_w": (700, 400)}
+    assert [v.labels for v in comparison.verdicts] == [("slower",)]  # still gated
+    assert not comparison.cross_machine
+    text = format_table(comparison)
+    assert "WARNING: GPU conditions differ" in text and "gpu_power_limit_w base=700 new=400" in text
+    assert "GPU conditions differ" in to_markdown(comparison)
+
+
+def test_gpu_identity_change_is_refused():
+    with pytest.raises(bl.FingerprintMismatch, match="gpu_mig"):
+        rules.compare(*_gpu_base_and_new(gpu_mig="NVIDIA H100 80GB HBM3 MIG 3g.40gb"))
+
+
+@pytest.mark.parametrize("incomplete_side", ["base", "new"])
+def test_incomplete_identity_gates_no_speed(incomplete_side):
+    fps = {"base": CPU_FINGERPRINT, "new": CPU_FINGERPRINT, incomplete_side: LEGACY_CPU_FINGERPRINT}
+    base = make_run(result(S1, low_noise(0.01, seed=1)), result(S2, low_noise(0.01), activation_peak_bytes=MIB),
+                    fp=fps["base"])
+    new = make_run(result(S1, low_noise(0.05, seed=2)), result(S2, low_noise(0.01), activation_peak_bytes=50 * MIB),
+                   fp=fps["new"])
+    comparison = rules.compare(base, new)
+    assert set(comparison.incomplete) == {incomplete_side} and "cpu_features" in comparison.incomplete[incomplete_side]
+    s1, s2 = comparison.verdicts
+    assert s1.labels == ("inconclusive",) and not s1.regression and rules.INCOMPLETE in s1.detail  # 5x, not judged
+    assert s2.labels == ("inconclusive", "memory-up") and s2.regression  # memory is still gated
+    assert "IDENTITY INCOMPLETE" in format_table(comparison)
+
+
+def test_incomplete_identity_with_cross_machine_allowed_judges_speed():
+    base = make_run(result(S1, low_noise(0.01, seed=1)), fp=LEGACY_CPU_FINGERPRINT)
+    new = make_run(result(S1, low_noise(0.05, seed=2)))
+    comparison = rules.compare(base, new, rules.GateOptions(allow_cross_machine=True))
+    [v] = comparison.verdicts
+    assert v.labels == ("slower",) and v.regression and v.cross_machine
+    assert "allowed" in format_table(comparison)
+
+
+def test_gate_uses_an_older_baseline_of_this_machine_and_says_so(tmp_path):
+    old = make_run(result(S1, low_noise(0.01, seed=1)), fp=LEGACY_CPU_FINGERPRINT)
+    for _ in range(rules.MIN_HISTORY):
+        bl.save_baseline(old, tmp_path)
+    comparison = rules.gate_against_baseline(make_run(result(S1, low_noise(0.05, seed=3))), tmp_path)
+    assert comparison.incomplete == {"base": rules.fingerprint.missing_identity(LEGACY_CPU_FINGERPRINT)}
+    assert not comparison.has_regression and comparison.verdicts[0].labels == ("inconclusive",)
 
 
 # ----------------------------------------------------------------------------------------------------------- output

@@ -100,10 +100,34 @@ def test_refuses_shards_of_different_machines_or_software_listing_the_fields():
     assert "'cpu_model' differs" in message
 
 
-def test_accepts_different_host_names_and_thread_counts():
+def test_accepts_different_host_names_and_pythons():
+    data = shard_runs(2)
+    data[1]["machine_info"]["vitcnn_fingerprint"]["python"] = "3.12.0"
+    data[1]["machine_info"]["node"] = "elsewhere"
+    assert len(parse_run(merge.merge(runs_of(data))).results) == len(SELECTION)
+
+
+def test_refuses_cpu_shards_of_different_thread_counts():
     data = shard_runs(2)
     data[1]["machine_info"]["vitcnn_fingerprint"]["torch_threads"] = 1
-    data[1]["machine_info"]["node"] = "elsewhere"
+    assert "'torch_threads' differs" in refused(data)
+
+
+def test_refuses_shards_of_an_amx_and_a_non_amx_machine():
+    data = shard_runs(2, fingerprint=factories.amx_machine())
+    data[1]["machine_info"]["vitcnn_fingerprint"] = factories.non_amx_machine()
+    message = refused(data)
+    assert "'cpu_features' differs" in message and "'cpu_model_number' differs" in message
+
+
+def test_refuses_an_older_fingerprint_among_complete_ones():
+    data = shard_runs(2)
+    data[1]["machine_info"]["vitcnn_fingerprint"] = dict(factories.LEGACY_CPU_FINGERPRINT)
+    assert "identity incomplete" in refused(data)
+
+
+def test_merges_shards_that_all_have_an_older_fingerprint():
+    data = shard_runs(2, fingerprint=factories.LEGACY_CPU_FINGERPRINT)
     assert len(parse_run(merge.merge(runs_of(data))).results) == len(SELECTION)
 
 

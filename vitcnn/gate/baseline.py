@@ -140,9 +140,26 @@ def save_baseline(run: Run, directory: Path | str = DEFAULT_DIR, allow_cross_mac
     return path
 
 
-def require_baseline(slug: str, directory: Path | str = DEFAULT_DIR) -> Run:
-    """The stored baseline of fingerprint `slug`; NoBaselineError (with how to make one) when there is none."""
+def resave_reason(run: Run) -> str | None:
+    """Why a stored baseline should be saved again on its machine (None when it need not): a fingerprint of the
+    first format cannot tell machines of one model string apart (AMX or not, another power limit, a MIG slice)."""
+    missing = fingerprint.missing_identity(run.fingerprint)
+    if not missing:
+        return None
+    return (f"identity incomplete (recorded before vitcnn read {', '.join(missing)}): re-save it on its machine; "
+            f"speed is not gated against it")
+
+
+def require_baseline(slug: str, directory: Path | str = DEFAULT_DIR, legacy_slug: str | None = None) -> Run:
+    """The stored baseline of fingerprint `slug`; NoBaselineError (with how to make one) when there is none.
+
+    With `legacy_slug` (fingerprint.legacy_slug of the run), a baseline saved by an older vitcnn for what may be
+    this machine is used when none exists under `slug`; its identity is incomplete, which the gate says."""
     path = baseline_path(slug, directory)
+    if not path.exists() and legacy_slug and legacy_slug != slug:
+        legacy = baseline_path(legacy_slug, directory)
+        if legacy.exists():
+            return load_baseline(legacy)
     if not path.exists():
         raise NoBaselineError(
             f"no baseline for this machine ({path} does not exist); create one with "

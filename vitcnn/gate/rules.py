@@ -10,8 +10,10 @@ On CPU, the stored-baseline gate decides speed from the spread between the basel
 (history_speed), and not at all with fewer than three of them: the label becomes `inconclusive` and says why.
 Interleaved A/B (`vitcnn ab`) is decided by compare_paired with the paired statistics of vitcnn/gate/paired.py.
 Runs of different fingerprints are refused (timings from another GPU, driver or library say nothing about a
-regression) unless explicitly allowed. Baseline files live in vitcnn/gate/baseline.py; tables of the verdicts in
-vitcnn/gate/verdicts.py; the command line in vitcnn/cli.py.
+regression) unless explicitly allowed; against a fingerprint of the first format (identity incomplete) speed is
+not gated, and GPU conditions that differ (power limit, clocks) are a warning (vitcnn/fingerprint.py).
+Baseline files live in vitcnn/gate/baseline.py; tables of the verdicts in vitcnn/gate/verdicts.py; the command
+line in vitcnn/cli.py.
 """
 
 from __future__ import annotations
@@ -97,6 +99,8 @@ class Comparison:
     base_path: str = ""
     new_path: str = ""
     differences: dict[str, tuple] = field(default_factory=dict)  # fingerprint fields; empty unless cross-machine
+    incomplete: dict[str, tuple[str, ...]] = field(default_factory=dict)  # side -> identity fields it lacks
+    condition_changes: dict[str, tuple] = field(default_factory=dict)  # GPU conditions that differ (warned)
     notes: list[str] = field(default_factory=list)  # what the tables print under the summary line
     worst_detectable: float | None = None  # A/B only: the largest of the settings' detectable slowdowns
 
@@ -279,10 +283,55 @@ def compare(base: Run, new: Run, options: GateOptions = GateOptions(), speed_nee
                                   detail="; ".join([finding.detail, *verdict.detail.split("; ")[1:]]),
                                   regression=any(x in options.regression_labels for x in labels))
         verdicts.append(verdict)
-    comparison = Comparison(verdicts, options, base.path, new.path, diff)
+    incomplete = {side: missing for side, run in (("base", base), ("new", new))
+                  if (missing := fingerprint.missing_identity(run.fingerprint))}
+    if incomplete:
+        verdicts = [identity_speed(v, options) for v in verdicts]
+    comparison = Comparison(verdicts, options, base.path, new.path, diff, incomplete,
+                            fingerprint.condition_changes(base.fingerprint, new.fingerprint))
     if speed_needs_history:
         comparison.notes.append(CPU_NOTE)
+    comparison.notes += identity_notes(comparison)
     return comparison
+
+
+INCOMPLETE = "speed not gated: identity incomplete"
+
+
+def identity_speed(verdict: SettingVerdict, options: GateOptions) -> SettingVerdict:
+    """`verdict` across an incomplete identity: one side's fingerprint cannot say whether both ran on one kind of
+    machine (a model string covers CPUs with and without AMX, 5.8x apart in bf16), so its speed label becomes
+    `inconclusive`, never a regression nor a reassuring `same`, unless cross-machine comparison is allowed; then
+    the numbers are shown for what they are and the verdict is marked cross-machine. Memory and status labels
+    stay."""
+    if verdict.labels[0] not in SPEED_LABELS:
+        return verdict
+    if options.allow_cross_machine:
+        return replace(verdict, cross_machine=True)
+    labels = ("inconclusive", *verdict.labels[1:])
+    return replace(verdict, labels=labels, detail=f"{verdict.detail}; {INCOMPLETE}",
+                   regression=any(x in options.regression_labels for x in labels))
+
+
+def identity_notes(comparison: Comparison) -> list[str]:
+    """What the tables print about the machines: an incomplete identity, GPU conditions that differ."""
+    notes = []
+    if comparison.incomplete:
+        names = " and the ".join({"base": "baseline", "new": "new run"}[side] for side in comparison.incomplete)
+        whose = "their fingerprints come from an older vitcnn and lack" if len(comparison.incomplete) > 1 else \
+            "its fingerprint comes from an older vitcnn and lacks"
+        missing = sorted({k for fields in comparison.incomplete.values() for k in fields},
+                         key=lambda k: [*fingerprint.CPU_IDENTITY, *fingerprint.GPU_IDENTITY].index(k))
+        effect = ("speed verdicts are shown cross-machine (allowed)" if comparison.options.allow_cross_machine else
+                  "speed is not gated (--allow-cross-machine to compare anyway); memory and failures are")
+        notes.append(f"IDENTITY INCOMPLETE in the {names}: {whose} {', '.join(missing)}, so nothing shows that "
+                     f"both runs come from one kind of machine; {effect}. Measure (or save) the {names} again "
+                     f"with this vitcnn.")
+    if comparison.condition_changes:
+        changes = "; ".join(f"{k} base={a!r} new={b!r}" for k, (a, b) in comparison.condition_changes.items())
+        notes.append(f"WARNING: GPU conditions differ ({changes}): speed differences may come from them, not "
+                     f"from the code.")
+    return notes
 
 
 SPEED_LABELS = ("slower", "faster", "same", "inconclusive")
@@ -335,12 +384,14 @@ def ungated_speed(verdict: SettingVerdict, saved: int, options: GateOptions) -> 
 
 def gate_against_baseline(run: Run, directory: Path | str = baseline.DEFAULT_DIR,
                           options: GateOptions = GateOptions()) -> Comparison:
-    """Compare `run` with the stored baseline of its fingerprint (what the pytest plugin calls at session end).
+    """Compare `run` with the stored baseline of its fingerprint (what the pytest plugin calls at session end),
+    or, when there is none, with a baseline an older vitcnn saved under this machine's first-format slug (its
+    identity is incomplete: compare says so and gates no speed).
 
     On CPU, speed is judged by history_speed, and only for settings whose baseline was saved at least MIN_HISTORY
     times; on GPUs a single save is enough (a quiet dedicated GPU is what this gate is for)."""
-    return compare(baseline.require_baseline(run.slug, directory), run, options,
-                   speed_needs_history=run.fingerprint.get("device") != "cuda")
+    base = baseline.require_baseline(run.slug, directory, fingerprint.legacy_slug(run.fingerprint))
+    return compare(base, run, options, speed_needs_history=run.fingerprint.get("device") != "cuda")
 
 
 # ---------------------------------------------------------------------------------------- interleaved A/B (paired)

@@ -2,8 +2,9 @@
 
 The merged file is an ordinary vitcnn run (pytest-benchmark JSON with raw samples and every setting's status), so
 `compare`, `baseline save`, the gate and `report` read it like any other. Merging refuses, listing what differs:
-- shards of different machines or software (fingerprint identity fields: GPU, driver, CUDA, torch, timm, ...;
-  host names and thread counts are not identity and may differ) or of different commits;
+- shards of different machines or software (fingerprint identity fields: GPU and its board, MIG slice, ECC,
+  clocks; CPU features and thread count; driver, CUDA, torch, timm, ...; host names are not identity) or of
+  different commits; shards that mix an older fingerprint with a complete one;
 - shards of different selections (profile, shard count, selection digest), a shard given twice, a missing shard
   (unless partial), shards whose settings do not add up to the selection;
 - a setting present in two shards, or in a shard it does not belong to.
@@ -44,6 +45,10 @@ def _check_fingerprints(runs: list[Run]) -> list[str]:
     first = runs[0]
     problems = []
     for run in runs[1:]:
+        if fingerprint.is_complete(first.fingerprint) != fingerprint.is_complete(run.fingerprint):
+            old = run if fingerprint.is_complete(first.fingerprint) else first
+            problems.append(f"{old.path}: fingerprint of an older vitcnn (identity incomplete), the other shards' "
+                            f"complete: they may come from different kinds of machine; rerun that shard")
         for key, (a, b) in fingerprint.differences(first.fingerprint, run.fingerprint).items():
             problems.append(f"fingerprint field {key!r} differs: {first.path}={a!r} {run.path}={b!r}")
         commit_a, commit_b = (r.raw.get("commit_info", {}).get("id") for r in (first, run))
