@@ -111,6 +111,18 @@ def test_gc_is_paused_inside_and_restored_after_even_on_error():
     assert gc.isenabled() and gc.get_freeze_count() == 0
 
 
+def test_a_pause_inside_a_pause_neither_collects_nor_ends_the_outer_one(monkeypatch):
+    """`vitcnn ab` workers pause the GC for a whole setting; the pause of each block inside must cost nothing."""
+    collections = []
+    real_collect = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda *args: collections.append(args) or real_collect(*args))
+    with gc_paused():
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled() and gc.get_freeze_count() > 0  # the inner exit left the outer pause alone
+    assert len(collections) == 1 and gc.isenabled() and gc.get_freeze_count() == 0
+
+
 def test_warm_up_runs_for_its_time_however_fast_the_call():
     start = time.perf_counter()
     samples = warm_up(lambda: None, min_calls=3, min_seconds=0.05)

@@ -39,8 +39,8 @@ def plain_timer(call: Callable[[], None], rounds: int) -> list[float]:
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Collect, freeze and disable the cyclic GC for the block; undo all of it on exit, even on an exception.
-    Inside another pause (the GC already off) it does nothing: a full collection with torch loaded takes about
-    0.1 s, which `vitcnn ab` would otherwise pay for every short block (its workers pause once per setting)."""
+    Inside another pause (the GC already off) it does nothing: with torch loaded a collection costs more than
+    0.1 s, which `vitcnn ab` would otherwise pay before every short block (its workers pause once per setting)."""
     if not gc.isenabled():
         yield
         return
