@@ -10,9 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import CPU_FINGERPRINT, result, run_json, setting
+from tests.factories import (
+    CPU_FINGERPRINT,
+    LEGACY_CPU_FINGERPRINT,
+    RESULTS_CPU_RUN,
+    amx_machine,
+    non_amx_machine,
+    result,
+    run_json,
+    setting,
+)
 from vitcnn import fingerprint
-from vitcnn.runfile import RunFileError, device_label, load_run, parse_run, write_atomic
+from vitcnn.runfile import RunFileError, cpu_features, device_label, load_run, parse_run, write_atomic
 
 
 def test_parse_joins_statuses_and_benchmarks():
@@ -52,8 +61,23 @@ def test_unknown_status_and_missing_file_are_errors(tmp_path):
 
 
 def test_device_label_says_cpu_measurements_are_cpu():
-    assert device_label(CPU_FINGERPRINT) == "CPU measurement: Test CPU, 2 cores"
+    assert device_label(CPU_FINGERPRINT) == "CPU measurement: Test CPU, 2 cores, AVX-512, no AMX"
+    assert device_label(LEGACY_CPU_FINGERPRINT) == "CPU measurement: Test CPU, 2 cores"
     assert device_label({"device": "cuda", "gpu_name": "NVIDIA H200"}) == "NVIDIA H200"
+    assert device_label({"device": "cuda", "gpu_name": "NVIDIA H200", "gpu_mig": "MIG 1g.18gb"}) == \
+        "NVIDIA H200 (MIG 1g.18gb)"
+
+
+def test_device_label_says_which_machine_amx_or_not():
+    assert device_label(amx_machine()).endswith(", 2 cores, with AMX")
+    assert device_label(non_amx_machine()).endswith(", 2 cores, AVX-512, no AMX")
+
+
+def test_committed_run_of_the_first_format_is_labelled_from_its_cpu_record():
+    run = load_run(RESULTS_CPU_RUN)
+    assert run.device_label == "CPU measurement: Intel(R) Xeon(R) Processor, 2 cores, with AMX"
+    features, source = cpu_features(run.fingerprint, run.machine_cpu)
+    assert source == "py-cpuinfo" and "amx_bf16" in features
 
 
 def test_derived_numbers_are_computed_once_from_samples_and_flops():

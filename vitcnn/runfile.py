@@ -24,7 +24,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vitcnn.fingerprint import slug
+from vitcnn import cpu_isa
+from vitcnn.fingerprint import is_complete, slug
 from vitcnn.settings import Setting
 
 SCHEMA = 1
@@ -100,7 +101,13 @@ class Run:
 
     @property
     def device_label(self) -> str:
-        return device_label(self.fingerprint)
+        return device_label(self.fingerprint, self.machine_cpu)
+
+    @property
+    def machine_cpu(self) -> dict | None:
+        """pytest-benchmark's record of the CPU (py-cpuinfo: vendor, family, model, flags), when it wrote one."""
+        cpu = self.raw.get("machine_info", {}).get("cpu")
+        return cpu if isinstance(cpu, dict) else None
 
     @property
     def selection(self) -> str | None:
@@ -109,12 +116,26 @@ class Run:
         return self.raw.get("vitcnn", {}).get("selection") or self.profile
 
 
-def device_label(fp: dict) -> str:
-    """Human name of the measuring machine; CPU runs say so, so nobody mistakes them for GPU numbers."""
+def cpu_features(fp: dict, machine_cpu: dict | None = None) -> tuple[list[str] | None, str]:
+    """The CPU's kernel features and where they come from: the fingerprint ("vitcnn"), or for a fingerprint of
+    the first format pytest-benchmark's py-cpuinfo record beside it ("py-cpuinfo"); (None, "") when neither."""
+    if is_complete(fp):
+        return fp.get("cpu_features"), "vitcnn"
+    if machine_cpu and machine_cpu.get("flags"):
+        return cpu_isa.from_pytest_benchmark(machine_cpu)["cpu_features"], "py-cpuinfo"
+    return None, ""
+
+
+def device_label(fp: dict, machine_cpu: dict | None = None) -> str:
+    """Human name of the measuring machine; CPU runs say so, so nobody mistakes them for GPU numbers, and say their
+    kernel tier (with AMX or not), because one model string covers both."""
     if fp.get("device") == "cuda" or fp.get("gpu_name"):
-        return str(fp.get("gpu_name") or "unknown GPU")
+        mig = fp.get("gpu_mig")
+        return str(fp.get("gpu_name") or "unknown GPU") + (f" ({mig})" if mig and mig not in ("on", "off") else "")
     cores = fp.get("cpu_count")
-    return f"CPU measurement: {fp.get('cpu_model', 'unknown CPU')}{f', {cores} cores' if cores else ''}"
+    tier = cpu_isa.tier_label(cpu_features(fp, machine_cpu)[0])
+    return (f"CPU measurement: {fp.get('cpu_model', 'unknown CPU')}{f', {cores} cores' if cores else ''}"
+            f"{f', {tier}' if tier else ''}")
 
 
 def parse_run(data: dict, path: str = "<memory>") -> Run:

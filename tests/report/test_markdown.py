@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 
-from tests.factories import CPU_FINGERPRINT, GPU_FINGERPRINT, setting
+from tests.factories import (
+    CPU_FINGERPRINT,
+    GPU_FINGERPRINT,
+    LEGACY_CPU_FINGERPRINT,
+    amx_machine,
+    non_amx_machine,
+    setting,
+)
 from tests.report.helpers import make_run, ok
 from vitcnn import report as rp
 from vitcnn.report import figures, markdown
@@ -60,6 +67,28 @@ def test_cpu_only_report_has_no_gpu_rows():
     for row in ("| CUDA |", "| cuDNN |", "| GPU |", "| driver |"):
         assert row not in machines
     assert "| CPU | Test CPU |" in machines and "| torch | 2.15.0 |" in machines
+
+
+def test_machine_table_tells_amx_from_non_amx():
+    text = rp.report_markdown([make_run(ok("vit_b16", 1024), fp=amx_machine()),
+                               make_run(ok("vit_b16", 1024, ms=5770.0), fp=non_amx_machine())])
+    machines = text.split("## Claims check")[0]
+    assert "CPU measurement: Intel(R) Xeon(R) Processor, 2 cores, with AMX" in machines
+    assert "CPU measurement: Intel(R) Xeon(R) Processor, 2 cores, AVX-512, no AMX" in machines
+    assert "| CPU ISA level (torch) | AVX512 | AVX512 |" in machines
+    assert "| CPU vendor, family, model | GenuineIntel, family 6, model 167, stepping 1 | GenuineIntel, family 6, " \
+           "model 207, stepping 1 |" in machines
+    assert "| identity | complete | complete |" in machines
+    assert "### CPU measurement: Intel(R) Xeon(R) Processor, 2 cores, with AMX" in text  # every table says which
+
+
+def test_machine_table_shows_gpu_clocks_and_power_and_an_old_identity():
+    text = rp.report_markdown([make_run(ok("vit_b16", 224), fp={**GPU_FINGERPRINT, "gpu_power_limit_w": 400}),
+                               make_run(ok("vit_b16", 224), fp=LEGACY_CPU_FINGERPRINT)])
+    machines = text.split("## Claims check")[0]
+    assert "| power limit | 400 W of default 700 W (capped below the default) | n/a |" in machines
+    assert "| max clocks | SM 1980 / memory 2619 MHz | n/a |" in machines
+    assert "| identity | complete | incomplete (older vitcnn; lacks cpu_vendor" in machines
 
 
 def test_mixed_report_says_n_a_for_a_cpu_and_formats_cudnn(two_device_report):

@@ -27,6 +27,7 @@ class Device:
     paths: list[str] = field(default_factory=list)
     selections: list[str] = field(default_factory=list)  # each run's profile and what narrowed it
     results: dict[str, Result] = field(default_factory=dict)
+    machine_cpu: dict | None = None  # pytest-benchmark's CPU record (py-cpuinfo), for older fingerprints
 
 
 def group_runs(runs: Iterable[Run]) -> list[Device]:
@@ -34,7 +35,7 @@ def group_runs(runs: Iterable[Run]) -> list[Device]:
     devices: dict[str, Device] = {}
     for run in runs:
         device = devices.setdefault(run.slug, Device(run.slug, run.device_label, run.fingerprint))
-        device.fingerprint = run.fingerprint
+        device.fingerprint, device.machine_cpu = run.fingerprint, run.machine_cpu
         device.paths.append(run.path)
         if run.selection and run.selection not in device.selections:
             device.selections.append(run.selection)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from vitcnn import table
+from vitcnn import cpu_isa, table
+from vitcnn.fingerprint import is_complete, missing_identity
 from vitcnn.report.analysis import DeviceAnalysis
 from vitcnn.report.best import TIE_RULE, Best, Device, Point, fairness_notes, is_timed, model_order, point_key
 from vitcnn.report.claims import Claim
 from vitcnn.report.metrics import METRICS, TRAIN_METRICS, not_measured_where
-from vitcnn.runfile import Result
+from vitcnn.runfile import Result, cpu_features
 from vitcnn.settings import NO_SDPA
 from vitcnn.table import MIB, num
 
@@ -58,14 +59,70 @@ def _machine_cell(device: Device, key: str, formatter):
     return formatter(value) if formatter else value
 
 
+def _mhz(clocks) -> str | None:
+    """{"sm": 1980, "mem": 2619} -> "SM 1980 / memory 2619 MHz"."""
+    if not isinstance(clocks, dict):
+        return clocks
+    return f"SM {clocks.get('sm', '?')} / memory {clocks.get('mem', '?')} MHz"
+
+
+def _watts(device: Device) -> str | None:
+    limit, default = (device.fingerprint.get(k) for k in ("gpu_power_limit_w", "gpu_default_power_limit_w"))
+    if limit is None and default is None:
+        return None
+    capped = " (capped below the default)" if limit and default and limit < default else ""
+    return f"{limit} W of default {default} W{capped}"
+
+
+def _features(device: Device) -> str | None:
+    """The kernel features, and for an older fingerprint where they were read from."""
+    features, source = cpu_features(device.fingerprint, device.machine_cpu)
+    if features is None:
+        return None
+    text = f"{cpu_isa.tier_label(features)}: {' '.join(features)}"
+    return text + (" (from pytest-benchmark's py-cpuinfo record)" if source == "py-cpuinfo" else "")
+
+
+def _cpu_id(device: Device) -> str | None:
+    fields = device.fingerprint if is_complete(device.fingerprint) else \
+        cpu_isa.from_pytest_benchmark(device.machine_cpu or {})
+    parts = [fields.get(k) for k in ("cpu_vendor", "cpu_family", "cpu_model_number", "cpu_stepping")]
+    if all(p is None for p in parts):
+        return None
+    return f"{parts[0]}, family {parts[1]}, model {parts[2]}, stepping {parts[3]}"
+
+
+def _identity(device: Device) -> str:
+    missing = missing_identity(device.fingerprint)
+    return "complete" if not missing else f"incomplete (older vitcnn; lacks {', '.join(missing)})"
+
+
+IDENTITY_ROWS = (  # (row name, value of a device, GPU only)
+    ("identity", _identity, False),
+    ("CPU ISA level (torch)", lambda d: d.fingerprint.get("cpu_capability"), False),
+    ("CPU kernel features", _features, False),
+    ("CPU vendor, family, model", _cpu_id, False),
+    ("GPU board", lambda d: d.fingerprint.get("gpu_board"), True),
+    ("MIG", lambda d: d.fingerprint.get("gpu_mig"), True),
+    ("ECC", lambda d: d.fingerprint.get("gpu_ecc"), True),
+    ("power limit", _watts, True),
+    ("max clocks", lambda d: _mhz(d.fingerprint.get("gpu_max_clocks_mhz")), True),
+    ("application clocks", lambda d: _mhz(d.fingerprint.get("gpu_application_clocks_mhz")), True),
+    ("persistence mode", lambda d: d.fingerprint.get("gpu_persistence"), True),
+)
+
+
 def machines_markdown(devices: list[Device]) -> str:
-    """The fingerprint of every device side by side, so every number below has a known machine. GPU rows are
-    left out when every device is a CPU."""
+    """The fingerprint of every device side by side, so every number below has a known machine: beside the model
+    name, a CPU's ISA level and kernel features (AMX or not) or a GPU's board, MIG, ECC, clocks and power limit,
+    and whether the identity is complete. GPU rows are left out when every device is a CPU."""
     header = ["", *(d.label for d in devices)]
     any_gpu = any(_is_gpu(d) for d in devices)
     rows = [["device", *(d.fingerprint.get("device") for d in devices)]]
     rows += [[name, *(_machine_cell(d, key, fmt) for d in devices)]
              for name, key, fmt in FINGERPRINT_ROWS if any_gpu or key not in GPU_ONLY]
+    rows += [[name, *(value(d) if _is_gpu(d) or not gpu_only else "n/a" for d in devices)]
+             for name, value, gpu_only in IDENTITY_ROWS if any_gpu or not gpu_only]
     rows.append(["selection", *("; ".join(d.selections) or None for d in devices)])
     rows.append(["run files", *(", ".join(d.paths) for d in devices)])
     rows.append(["slug", *(d.slug for d in devices)])
