@@ -278,9 +278,10 @@ def compare(base: Run, new: Run, options: GateOptions = GateOptions(), speed_nee
                 verdict = ungated_speed(verdict, len(history), options)
             else:
                 finding = history_speed(history, verdict.new_median_s, options, len(ids))
+                memory = _memory(base.results[i], new.results[i], options)
                 labels = (finding.label, *verdict.labels[1:])
                 verdict = replace(verdict, labels=labels, ratio=finding.ratio, p_value=finding.p_value,
-                                  detail="; ".join([finding.detail, *verdict.detail.split("; ")[1:]]),
+                                  detail="; ".join(t for t in (finding.detail, memory.detail) if t),
                                   regression=any(x in options.regression_labels for x in labels))
         verdicts.append(verdict)
     incomplete = {side: missing for side, run in (("base", base), ("new", new))
@@ -308,8 +309,13 @@ def identity_speed(verdict: SettingVerdict, options: GateOptions) -> SettingVerd
         return verdict
     if options.allow_cross_machine:
         return replace(verdict, cross_machine=True)
+    return _speed_not_gated(verdict, INCOMPLETE, options)
+
+
+def _speed_not_gated(verdict: SettingVerdict, why: str, options: GateOptions) -> SettingVerdict:
+    """`verdict` with its speed label (always the first) made `inconclusive` and `why` added to its detail."""
     labels = ("inconclusive", *verdict.labels[1:])
-    return replace(verdict, labels=labels, detail=f"{verdict.detail}; {INCOMPLETE}",
+    return replace(verdict, labels=labels, detail=f"{verdict.detail}; {why}",
                    regression=any(x in options.regression_labels for x in labels))
 
 
@@ -374,12 +380,10 @@ def ungated_speed(verdict: SettingVerdict, saved: int, options: GateOptions) -> 
     """`verdict` with its speed label made `inconclusive` (never a regression) and the reason said: a CPU baseline
     with too few saved runs cannot tell a regression from the machine's run-to-run drift. Memory, now-oom and
     now-error labels stay as they are."""
-    if not {"slower", "faster"} & set(verdict.labels):
+    if verdict.labels[0] not in ("slower", "faster"):
         return verdict
-    labels = tuple("inconclusive" if label in ("slower", "faster") else label for label in verdict.labels)
-    detail = f"{verdict.detail}; {NOT_GATED}: CPU baseline with {saved} saved run(s), needs {MIN_HISTORY}"
-    return replace(verdict, labels=labels, detail=detail,
-                   regression=any(x in options.regression_labels for x in labels))
+    return _speed_not_gated(verdict, f"{NOT_GATED}: CPU baseline with {saved} saved run(s), needs {MIN_HISTORY}",
+                            options)
 
 
 def gate_against_baseline(run: Run, directory: Path | str = baseline.DEFAULT_DIR,
