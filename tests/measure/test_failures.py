@@ -14,9 +14,20 @@ from vitcnn.measure.failures import is_fatal_device_error, is_oom
     "cuDNN error: CUDNN_STATUS_EXECUTION_FAILED",
     "CUDA error: device-side assert triggered",
     "CUDA error: unspecified launch failure",
+    "CUDA error: an illegal instruction was encountered",
 ])
 def test_sticky_cuda_errors_are_fatal(message):
     assert is_fatal_device_error(RuntimeError(message))
+
+
+@pytest.mark.parametrize("message", [
+    "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you passed in a non-contiguous input.",
+    "cuDNN Frontend error: [cudnn_frontend] Error: No execution plans support the graph.",
+    "CUDA error: invalid argument",
+    "CUBLAS_STATUS_NOT_SUPPORTED when calling cublasGemmEx",
+])
+def test_errors_that_leave_the_device_usable_are_results_not_the_end_of_the_sweep(message):
+    assert not is_fatal_device_error(RuntimeError(message))
 
 
 def test_ordinary_errors_and_oom_are_not_fatal():

@@ -139,25 +139,30 @@ class _HostClockCuda:
 
         def record(self):
             self.t = time.perf_counter()
+            _HostClockCuda.calls.append("record")
 
         def elapsed_time(self, other):
             return (other.t - self.t) * 1e3
 
     slept: list = []
+    calls: list = []
 
     @classmethod
     def _sleep(cls, cycles):
         cls.slept.append(cycles)
+        cls.calls.append("sleep")
 
-    @staticmethod
-    def synchronize():
-        pass
+    @classmethod
+    def synchronize(cls):
+        cls.calls.append("synchronize")
 
 
 def test_device_seconds_brackets_each_call_with_events_after_holding_the_stream():
     samples = device_seconds(lambda: time.sleep(0.002), rounds=4, hold_seconds=0.01, cuda=_HostClockCuda)
     assert len(samples) == 4 and all(0.0015 < s < 0.1 for s in samples)
-    assert len(_HostClockCuda.slept) == 5 and _HostClockCuda.slept[-1] > 0  # calibration + one hold per call
+    assert len(_HostClockCuda.slept) == 6 and _HostClockCuda.slept[-1] > 0  # warm-up, calibration, one hold per call
+    # the first launch (which loads the spin kernel) is finished before the calibration's first event
+    assert _HostClockCuda.calls[:3] == ["sleep", "synchronize", "record"]
 
 
 def test_gpu_busy_is_device_over_wall():

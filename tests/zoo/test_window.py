@@ -163,6 +163,7 @@ def test_bad_input_raises_value_error(make, message):
         make()
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_bf16_flash_only_matches_math():
     from torch.nn.attention import SDPBackend, sdpa_kernel

@@ -67,6 +67,8 @@ def _cycles_per_second(cuda) -> float:
     """How many `_sleep` cycles the GPU spins per second (calibrated with events once per call site)."""
     start, end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
     cycles = 5_000_000
+    cuda._sleep(1000)  # the first launch loads the kernel: outside the calibration
+    cuda.synchronize()
     start.record()
     cuda._sleep(cycles)
     end.record()
