@@ -286,3 +286,32 @@ def test_a_training_run_end_to_end(tmp_path):
     assert "## Training: best step per model" in text and "smoke-train with --vitcnn-models" in text
     assert "Training step time" in text and list(report.glob("train_step_time_*.png"))
     assert "a training step costs about 3x inference" in text
+
+
+def test_a_time_limit_sigterm_keeps_the_settings_measured_so_far(tmp_path):
+    """Slurm's time limit and `timeout` send SIGTERM: the session ends as on Ctrl-C and writes the run JSON."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.pytest_runs import REPO
+
+    out = tmp_path / "run.json"
+    command = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", "-p", "no:cacheprovider", "-v",
+               "--vitcnn-models", "vit_t16", "--vitcnn-res", "64,128", "--vitcnn-batch", "1,2",
+               "--vitcnn-compile", "eager", "--vitcnn-target-seconds", "0.3", f"--benchmark-json={out}"]
+    env = {k: v for k, v in os.environ.items() if k not in ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX")}
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**env, "PYTHONUNBUFFERED": "1"})
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if "PASSED" in line:
+            process.send_signal(signal.SIGTERM)
+            break
+    lines += process.stdout.readlines()
+    assert process.wait(timeout=300) == pytest.ExitCode.INTERRUPTED, "".join(lines)
+    assert "KeyboardInterrupt: signal SIGTERM" in "".join(lines)
+    run = load_run(out)
+    assert 1 <= len(run.results) < 4 and all(r.status == "ok" and r.samples for r in run.results.values())

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -124,8 +126,20 @@ def _check_axes(profile: str, overrides: dict[str, tuple]) -> None:
                 raise pytest.UsageError(f"{option['resolutions']}: {exc}") from None
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def _sigterm_interrupts() -> None:
+    """A time limit's SIGTERM (Slurm, `timeout`, a CI job cancelled) ends the session as Ctrl-C does, so that the
+    settings measured so far are written to the run JSON instead of dying with the process."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    _sigterm_interrupts()
     config.addinivalue_line("markers", "vitcnn: a vitcnn benchmark setting")
     config.addinivalue_line("markers", "vitcnn_task(task): the settings task this benchmark function measures")
     _default_to_benchmarks(config)
@@ -274,6 +288,11 @@ def _json_on_disk(config: pytest.Config, data: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, data)
     return path
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if signal.getsignal(signal.SIGTERM) is _interrupt:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
