@@ -57,7 +57,7 @@ def test_python_dash_m_runs_the_cli():
 
 
 def test_every_subcommand_is_registered_and_has_help(capsys):
-    commands = ["compare", "baseline", "report", "merge", "sweep", "ab"]
+    commands = ["compare", "baseline", "report", "check", "merge", "sweep", "ab"]
     assert [add.__name__ for add in SUBCOMMANDS] == [f"add_{command}" for command in commands]
     for command in commands:
         assert cli([command, "--help"]) == 0
@@ -218,3 +218,17 @@ def test_report_of_a_real_cpu_smoke_run(smoke_run, tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         with Image.open(png) as image:
             assert image.size[0] >= 600 and image.size[1] >= 400
+
+
+# ------------------------------------------------------------------------------------------------------- check
+
+
+def test_check_exits_0_on_a_sound_run_1_on_a_symptom_2_on_an_unreadable_file(tmp_path, capsys):
+    sound = write_run(tmp_path / "sound.json", result(S1, samples=low_noise(0.01)))
+    two_speeds = write_run(tmp_path / "spread.json", result(S2, samples=[0.01] * 6 + [0.02] * 4))
+    assert cli(["check", str(sound)]) == 0
+    assert "nothing suspicious" in capsys.readouterr().out
+    assert cli(["check", str(sound), str(two_speeds)]) == 1
+    assert f"[spread] {S2.id}" in capsys.readouterr().out
+    (tmp_path / "bad.json").write_text("{}")
+    assert cli(["check", str(tmp_path / "bad.json")]) == 2

@@ -156,6 +156,36 @@ def add_report(subparsers) -> None:
     parser.set_defaults(handler=cmd_report)
 
 
+# ------------------------------------------------------------------------------------------------------- check
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0: nothing suspicious; 1: a check fired (see the lines it printed); 2: a run file cannot be read."""
+    from vitcnn.report import sanity  # light: no matplotlib, no torch
+
+    try:
+        runs = [load_run(path) for path in args.runs]
+    except RunFileError as exc:
+        return error(f"error: {exc}", "vitcnn check")
+    fired = False
+    for run in runs:
+        found = sanity.findings(run, cold=args.cold)
+        print(sanity.render(run, found))
+        fired = fired or bool(found)
+    return 1 if fired else 0
+
+
+def add_check(subparsers) -> None:
+    from vitcnn.report import sanity
+
+    p = subparsers.add_parser("check", help="what would be wrong with a run: kernels, GPU busy, MFU, memory, caches",
+                              description=(sanity.__doc__ or "").split("\n\n")[0] + "\n\n" + (cmd_check.__doc__ or ""))
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN.json", help="run files (pytest-benchmark JSON)")
+    p.add_argument("--cold", action="store_true",
+                   help="the run started with empty compile caches (a fresh machine): any cache hit is suspect")
+    p.set_defaults(handler=cmd_check)
+
+
 # -------------------------------------------------------------------------------------------------------- main
 
 # ------------------------------------------------------------------------------------------------------- merge
@@ -345,7 +375,7 @@ def add_ab(subparsers) -> None:
     p.set_defaults(handler=cmd_ab)
 
 
-SUBCOMMANDS: list[Callable] = [add_compare, add_baseline, add_report, add_merge, add_sweep, add_ab]
+SUBCOMMANDS: list[Callable] = [add_compare, add_baseline, add_report, add_check, add_merge, add_sweep, add_ab]
 
 
 def build_parser() -> argparse.ArgumentParser:
