@@ -152,3 +152,17 @@ def test_training_memory_claim_uses_the_total_peak():
     assert passing.verdict == rp.PASS and passing.evidence.startswith("decided at 384 px, batch 1:")
     assert run(1200 * MIB, 1200 * MIB).verdict == rp.FAIL  # "less" is strict
     assert run(None, 1200 * MIB).verdict == rp.NOT_MEASURED
+
+
+def test_a_launch_bound_verdict_gives_the_gpu_times_and_the_other_batches():
+    """The H200 first contact (results/nvidia-h200-*): at 1024 px, batch 1, ViTDet's wall time was twice its GPU time."""
+    decided = claim("vitdet_faster_than_vit",
+                    ok("vitdet_b16", 1024, ms=4.74, gpu_busy=0.51, gpu_time_s=2.42e-3),
+                    ok("vit_b16", 1024, ms=3.68, gpu_busy=0.93, gpu_time_s=3.43e-3),
+                    ok("vitdet_b16", 1024, 32, ms=72.1, gpu_busy=0.92), ok("vit_b16", 1024, 32, ms=107, gpu_busy=0.95))
+    assert decided.verdict == rp.FAIL and decided.evidence.startswith("decided at 1024 px, batch 1:")
+    assert "launch-bound (gpu_busy vitdet_b16 0.51, vit_b16 0.93): GPU time alone vitdet_b16 2.42 ms vs vit_b16 3.43 ms" \
+        in decided.evidence
+    assert "vit_b16/vitdet_b16 latency at 1024 px, batch 32 1.48x" in decided.evidence
+    busy = claim("vitdet_faster_than_vit", ok("vitdet_b16", 1024, ms=3, gpu_busy=0.9), ok("vit_b16", 1024, ms=4))
+    assert "launch-bound" not in busy.evidence and "batch 32" not in busy.evidence  # CPU runs: no gpu_busy at all

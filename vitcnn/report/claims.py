@@ -19,6 +19,7 @@ from vitcnn.table import MIB, num
 PASS, FAIL, NOT_MEASURED = "PASS", "FAIL", "NOT MEASURED"
 CLAIM_RESOLUTION = 1024  # the essay's resolution: the real-time claim is about it alone
 REALTIME_IMAGES_PER_S = 100.0
+LAUNCH_BOUND_BUSY = 0.6  # below this share of a call the GPU waited on the host: the wall time measures launches
 TRAIN_FACTOR_RANGE = (2.0, 4.0)  # "a training step costs about 3x inference": each model's factor within this
 
 
@@ -127,8 +128,33 @@ def _faster_claim(bests: Mapping[Point, Best], key: str, fast: str, slow: str, e
     a, b = bests[(fast, res, batch)], bests[(slow, res, batch)]
     verdict = PASS if a.latency_s < b.latency_s else FAIL
     evidence = (f"{_decided_at(bests, fast, slow, res, batch)}: {_best_text(a)} vs {_best_text(b)}; "
-                f"{slow}/{fast} latency = {b.latency_s / a.latency_s:.3g}x{extra}")
+                f"{slow}/{fast} latency = {b.latency_s / a.latency_s:.3g}x{_launch_bound(a, b)}"
+                f"{_other_batches(bests, fast, slow, res, batch)}{extra}")
     return Claim(key, name, verdict, evidence)
+
+
+def _launch_bound(a: Best, b: Best) -> str:
+    """When either side's GPU idled for a large part of its calls, the wall-time verdict is about kernel launches;
+    say so and give the GPU times, which CUDA graphs (`reduce-overhead`, the `blog` profile's batch-1 candidate)
+    would approach."""
+    busy = {best.model: best.result.get("gpu_busy") for best in (a, b)}
+    if not any(value is not None and value < LAUNCH_BOUND_BUSY for value in busy.values()):
+        return ""
+    gpu = {best.model: best.result.get("gpu_time_s") for best in (a, b)}
+    times = " vs ".join(f"{model} {_ms(gpu[model])}" for model in gpu)
+    shares = ", ".join(f"{model} {value:.2f}" for model, value in busy.items() if value is not None)
+    return (f"; launch-bound (gpu_busy {shares}): GPU time alone {times}, which CUDA graphs "
+            "(reduce-overhead) would approach")
+
+
+def _other_batches(bests: Mapping[Point, Best], fast: str, slow: str, res: int, batch: int) -> str:
+    """The same comparison at the other batches timed at `res`: a verdict at batch 1 may turn at batch 32."""
+    others = sorted(_timed_batches(bests, fast, res) & _timed_batches(bests, slow, res) - {batch})
+    if not others:
+        return ""
+    ratios = ", ".join(f"batch {n} {bests[(slow, res, n)].latency_s / bests[(fast, res, n)].latency_s:.3g}x"
+                       for n in others)
+    return f"; {slow}/{fast} latency at {res} px, {ratios}"
 
 
 def claim_vitdet_vs_convnext(bests: Mapping[Point, Best]) -> Claim:
