@@ -274,7 +274,10 @@ def test_a_training_run_end_to_end(tmp_path):
     assert second.returncode == 0 and "vitcnn gate: passed" in second.stdout, second.stdout[-4000:]
     data = json.loads(second_json.read_text())
     expected = settings.profile_settings("smoke-train", "cpu", models=("vit_t16", "convnext_atto"))
-    assert {b["name"] for b in data["benchmarks"]} == {f"test_training[{s.id}]" for s in expected}
+    # a setting that hits a known torch bug on this release (vitcnn/measure/failures.py) is an error result, xfail
+    upstream = {e["id"] for e in data["vitcnn"]["settings"]
+                if e["status"] == "error" and "[known upstream failure:" in e["reason"]}
+    assert {b["name"] for b in data["benchmarks"]} == {f"test_training[{s.id}]" for s in expected if s.id not in upstream}
     assert data["vitcnn"]["selection"] == "smoke-train with --vitcnn-models vit_t16,convnext_atto"
     documented, training_only = documented_extra_info()  # docs/reference/run-json.md
     assert training_only <= {key for bench in data["benchmarks"] for key in bench["extra_info"]} <= documented

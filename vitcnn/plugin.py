@@ -218,7 +218,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture
 def vitcnn_measure(request: pytest.FixtureRequest, benchmark):
-    """Measure a Setting through `benchmark`; OOM skips the test, any other failure fails it (status kept).
+    """Measure a Setting through `benchmark`; OOM skips the test, any other failure fails it (status kept), except
+    a known torch bug on the torch release that has it, which is an xfail (still an `error` result in the run).
 
     A sticky CUDA error (illegal address, cuDNN failure) poisons the process: the sweep stops after this setting
     with one error naming it, instead of failing every later setting for this one's reason.
@@ -247,6 +248,8 @@ def vitcnn_measure(request: pytest.FixtureRequest, benchmark):
                 request.session.shouldstop = (
                     f"vitcnn: sweep stopped: {setting.id} hit a CUDA error that leaves the device unusable for "
                     f"later settings: {outcome.reason}")
+            if outcome.upstream:  # recorded as an error result; not this suite's failure on this torch
+                pytest.xfail(f"{setting.id}: {outcome.reason}")
             pytest.fail(f"{setting.id}: {outcome.reason}", pytrace=False)
         benchmark.extra_info.update(outcome.info)
         return outcome

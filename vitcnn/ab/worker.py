@@ -120,7 +120,7 @@ class Worker:
         return {"ok": True}
 
     def _failed(self, exc: Exception) -> dict:
-        outcome = pipeline.failure(exc)
+        outcome = pipeline.failure(exc, self.setting)
         self.free({})
         return {"ok": True, "status": outcome.status, "reason": outcome.reason, "fatal": outcome.fatal}
 

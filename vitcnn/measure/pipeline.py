@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import torch
 
 from vitcnn.measure import compiling, memory, peaks, reference, sdpa, training
-from vitcnn.measure.failures import CompiledMismatch, is_fatal_device_error, is_oom  # noqa: F401 (re-exported)
+from vitcnn.measure.failures import CompiledMismatch, is_fatal_device_error, is_oom, known_upstream  # noqa: F401
 from vitcnn.measure.flops import count_flops
 from vitcnn.measure.precision import DTYPES, precision_flags
 from vitcnn.measure.timing import device_seconds, gc_paused, gpu_busy, plain_timer, synchronize, warm_up
@@ -64,6 +64,7 @@ class Outcome:
     """The result of one setting: status ("ok", "oom", "error"), a reason when not ok, and the numbers.
 
     `fatal`: the failure leaves the device unusable for every later setting (a sticky CUDA error).
+    `upstream`: the note of a known torch bug behind this error on this torch release (failures.KNOWN_UPSTREAM).
     """
 
     status: str
@@ -71,6 +72,7 @@ class Outcome:
     info: dict = field(default_factory=dict)
     samples: list[float] = field(default_factory=list)
     fatal: bool = False
+    upstream: str | None = None
 
 
 def free_memory() -> None:
@@ -352,11 +354,14 @@ def _derived(setting: Setting, device: torch.device, info: dict, samples: list[f
     }
 
 
-def failure(exc: BaseException) -> Outcome:
+def failure(exc: BaseException, setting: Setting | None = None) -> Outcome:
     status = "oom" if is_oom(exc) else "error"
-    reason = f"{type(exc).__name__}: {exc}".strip()
+    reason = f"{type(exc).__name__}: {exc}".strip()[:2000]
     traceback.clear_frames(exc.__traceback__)  # frames hold the model and activations alive
-    return Outcome(status, reason[:2000], fatal=status == "error" and is_fatal_device_error(exc))
+    known = known_upstream(setting.id, reason) if setting is not None and status == "error" else None
+    if known:
+        reason += f" [known upstream failure: {known}]"
+    return Outcome(status, reason, fatal=status == "error" and is_fatal_device_error(exc), upstream=known)
 
 
 def measure(setting: Setting, device: torch.device | str, timer: Timer = plain_timer,
@@ -369,7 +374,7 @@ def measure(setting: Setting, device: torch.device | str, timer: Timer = plain_t
     try:
         info, samples = _measure(setting, device, timer, options, build)
     except Exception as exc:
-        failed = failure(exc)
+        failed = failure(exc, setting)
     try:
         free_memory()
     except Exception as exc:  # after a sticky CUDA error even freeing fails: report that, never raise
