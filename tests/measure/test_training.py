@@ -74,7 +74,7 @@ def test_references_leave_the_model_untouched_and_agree_in_fp32():
     model, x, labels = tiny()
     refs = training.references(model, x, labels, "fp32")
     assert all(p.grad is None for p in model.parameters())
-    assert set(refs) == {"eager", "fp32_math"} and set(refs["eager"]) == {"loss", "gradient"}
+    assert set(refs) == {"eager", "eager_slice", "fp32_math"} and set(refs["eager"]) == {"loss", "gradient"}
     assert refs["eager"]["gradient"].shape == training.probe_parameter(model).shape
     checked = reference.check(refs["eager"], refs, "fp32")
     assert checked["check_max_rel_err"] == 0 and checked["check_fp32_math_rel_err"] < 1e-4
@@ -86,3 +86,22 @@ def test_a_wrong_gradient_fails_the_check():
     wrong = {"loss": refs["eager"]["loss"], "gradient": refs["eager"]["gradient"] * 1.5}
     with pytest.raises(reference.CompiledMismatch, match="differs from eager"):
         reference.check(wrong, refs, "fp32")
+
+
+def test_the_math_reference_runs_on_a_slice_and_the_compiled_step_meets_it_through_eager(monkeypatch):
+    """Math attention on the whole batch would need every image's fp32 scores (~90 GB for ViT-B/16 at 1024 px,
+    batch 8): only the setting's own eager step sees the whole batch."""
+    model, x, labels = tiny()
+    batches = []
+    original = training.TrainStep.loss_and_gradient
+
+    def record(step, forward=None):
+        batches.append((step.x.shape[0], step.autocast_dtype))
+        return original(step, forward)
+
+    monkeypatch.setattr(training.TrainStep, "loss_and_gradient", record)
+    refs = training.references(model, x, labels, "bf16")
+    assert batches == [(x.shape[0], torch.bfloat16), (reference.SLICE, torch.bfloat16), (reference.SLICE, None)]
+    wrong_slice = {**refs, "eager_slice": {**refs["eager_slice"], "gradient": refs["eager_slice"]["gradient"] * 3}}
+    with pytest.raises(reference.CompiledMismatch, match="fp32 math-attention reference"):
+        reference.check(refs["eager"], wrong_slice, "bf16")

@@ -57,11 +57,12 @@ def check(out: torch.Tensor | dict, refs: dict, precision: str) -> dict:
     """Compare `out` with both references; raise CompiledMismatch if either is off. Returns the recorded fields.
 
     An output tensor is compared on its first SLICE rows (for an eager setting the "eager" check then compares the
-    full batch with the slice); a dict (training.references: loss and gradient) is compared name by name.
+    full batch with the slice); a dict (training.references: loss and gradient) is compared name by name, and its
+    fp32-math reference with the eager step on the same slice.
     """
     part = out[:SLICE] if isinstance(out, torch.Tensor) else out
     eager_err = _error(part, refs["eager"])
-    math_err = _error(part, refs["fp32_math"])
+    math_err = _error(refs.get("eager_slice", part), refs["fp32_math"])  # training: eager and math on the slice
     fields = {"check_max_rel_err": eager_err, "check_tolerance": CHECK_TOLERANCE[precision],
               "check_fp32_math_rel_err": math_err, "check_fp32_math_tolerance": REFERENCE_TOLERANCE[precision]}
     if not eager_err <= CHECK_TOLERANCE[precision]:

@@ -111,14 +111,25 @@ def probe_parameter(model: torch.nn.Module) -> torch.nn.Parameter:
 
 
 def references(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, precision: str) -> dict[str, dict]:
-    """Loss and stem gradient of eager steps on the whole batch (no optimizer step), for the compiled first step
-    to be checked against: "eager" (the setting's autocast and SDPA context, which the caller holds) and
-    "fp32_math" (no autocast, math attention, strict fp32 flags). Run on a copy: the model's own gradients and
-    optimizer are untouched."""
+    """Loss and stem gradient of eager steps (no optimizer step), run on a copy so that the model's own gradients
+    and optimizer are untouched:
+
+    - "eager": the setting's autocast and SDPA context (which the caller holds) on the whole batch, for the
+      compiled first step to be checked against;
+    - "fp32_math" and "eager_slice": no autocast, math attention and strict fp32 flags, and the setting's eager
+      step, both on the first `reference.SLICE` images, checked against each other. Math attention on the whole
+      batch would hold every image's fp32 attention scores (about 90 GB for ViT-B/16 at 1024 px, batch 8) and
+      report `oom` for a setting whose own step fits; the compiled step meets it through the eager check.
+    """
+    from vitcnn.measure.reference import SLICE
+
     twin = copy.deepcopy(model)
     refs = {"eager": TrainStep(twin, twin, x, labels, precision).loss_and_gradient()}
+    part, part_labels = x[:SLICE], labels[:SLICE]
+    twin.zero_grad(set_to_none=True)
+    refs["eager_slice"] = TrainStep(twin, twin, part, part_labels, precision).loss_and_gradient()
     twin.zero_grad(set_to_none=True)
     with precision_flags("fp32"), sdpa_context("math"):
-        refs["fp32_math"] = TrainStep(twin, twin, x, labels, "fp32").loss_and_gradient()
+        refs["fp32_math"] = TrainStep(twin, twin, part, part_labels, "fp32").loss_and_gradient()
     del twin
     return refs
