@@ -57,3 +57,44 @@ def test_inductor_buffers_are_seen():
     assert 0.95 * MATRIX <= peak <= 1.05 * 2 * MATRIX
     events = memory.allocator_events(lambda: compiled(a, b))
     assert sum(n for _, n in events if n > 0) >= MATRIX and sum(n for _, n in events) == 0  # all freed again
+
+
+@st.composite
+def alloc_free_sequences(draw):
+    """Allocations and frees of blocks made during the call, each block freed at most once after its allocation."""
+    events, live, time_ns = [], {}, 0
+    for ptr in range(draw(st.integers(0, 30))):
+        time_ns += draw(st.integers(0, 3))
+        if live and draw(st.booleans()):
+            gone = draw(st.sampled_from(sorted(live)))
+            events.append(memory.AllocatorEvent(time_ns, -live.pop(gone), gone, "free"))
+        size = draw(st.integers(1, 10**6))
+        live[ptr] = size
+        events.append(memory.AllocatorEvent(time_ns, size, ptr, draw(st.sampled_from(["aten::mm", "aten::add"]))))
+    return sorted(events, key=lambda e: (e.time_ns, -e.nbytes))
+
+
+@given(alloc_free_sequences())
+def test_the_holders_at_the_peak_hold_exactly_the_peak(events):
+    holders = memory.holders_at_peak(events, top=10)
+    assert sum(h["bytes"] for h in holders) == memory.peak_of([(e.time_ns, e.nbytes) for e in events])
+    assert [h["bytes"] for h in holders] == sorted((h["bytes"] for h in holders), reverse=True)
+
+
+def test_the_op_that_allocated_a_matmul_output_holds_it_at_the_peak():
+    a, b = operands()
+    peak, holders = memory.cpu_peak(lambda: (a @ b).relu().sum())
+    assert abs(peak - 2 * MATRIX) <= 0.05 * 2 * MATRIX
+    ops = {h["op"]: h["bytes"] for h in holders}
+    assert abs(ops.pop("aten::mm") - MATRIX) <= 0.05 * MATRIX
+    # relu's output, named by the innermost op that allocated it (relu dispatches to clamp_min on a CPU)
+    assert len(ops) == 1 and next(iter(ops)) in ("aten::relu", "aten::clamp_min")
+    assert abs(next(iter(ops.values())) - MATRIX) <= 0.05 * MATRIX
+
+
+def test_a_block_freed_before_the_peak_is_not_a_holder():
+    events = [memory.AllocatorEvent(0, 100, 1, "aten::a"), memory.AllocatorEvent(1, -100, 1, "free"),
+              memory.AllocatorEvent(2, 60, 2, "aten::b"), memory.AllocatorEvent(3, 70, 3, "aten::c"),
+              memory.AllocatorEvent(4, -50, 99, "free of a block from before the call")]
+    assert memory.holders_at_peak(events) == [{"op": "aten::c", "bytes": 70, "blocks": 1},
+                                              {"op": "aten::b", "bytes": 60, "blocks": 1}]

@@ -295,12 +295,24 @@ class Prepared:
         if device.type == "cuda":
             above_held = torch.cuda.max_memory_allocated(device) - self.allocated_before
             total, reserved = torch.cuda.max_memory_allocated(device), torch.cuda.max_memory_reserved(device)
+            holders = self._cuda_holders()
         else:
-            above_held = memory.cpu_peak_bytes(self.call)
+            above_held, holders = memory.cpu_peak(self.call)
             total, reserved = self.held_bytes() + above_held, None
         return {"activation_peak_bytes": above_held, "total_peak_bytes": total,
-                "reserved_peak_bytes": reserved, "memory_source": "cuda allocator" if device.type == "cuda"
+                "reserved_peak_bytes": reserved, "activation_peak_holders": holders,
+                "memory_source": "cuda allocator" if device.type == "cuda"
                 else "profiler allocator events (one call after timing)"}
+
+    def _cuda_holders(self) -> list[dict] | None:
+        """Who holds a CUDA call's peak: one more call under the profiler (None with CUDA graphs, whose replays
+        allocate nothing, or if the profiler fails: the peak itself comes from the allocator's counters)."""
+        if self.graphs:
+            return None
+        try:
+            return memory.holders_at_peak(memory.allocator_trace(self.call, "cuda"))
+        except Exception:  # attribution is a diagnosis; never lose the setting over it
+            return None
 
     def close(self) -> None:
         """Leave the setting's contexts and drop the model, input and compiled graph (free_memory does the rest)."""
