@@ -1,5 +1,5 @@
-"""report.md: the machines, the claims check, the best setting per point, every setting and the figure index,
-rendered from the analysis (report/analysis.py) with the shared table renderer (vitcnn/table.py).
+"""report.md: the machines, the claims check, the best setting per point, where outlying memory goes, every setting
+and the figure index, rendered from the analysis (report/analysis.py) with the shared table renderer (table.py).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from vitcnn.report.analysis import DeviceAnalysis
 from vitcnn.report.best import TIE_RULE, Best, Device, Point, fairness_notes, is_timed, model_order, point_key
 from vitcnn.report.claims import Claim
 from vitcnn.report.metrics import METRICS, TRAIN_METRICS, not_measured_where
+from vitcnn.report.outliers import OUTLIER_RATIO, memory_outliers
 from vitcnn.runfile import Result, cpu_features
 from vitcnn.settings import NO_SDPA
 from vitcnn.table import MIB, num
@@ -225,6 +226,25 @@ def full_markdown(results: Mapping[str, Result]) -> str:
     return text
 
 
+def outliers_markdown(results: Mapping[str, Result]) -> str | None:
+    """Settings whose activation peak is far above their peers', with the ops that held it (None if none is)."""
+    found = memory_outliers(results)
+    if not found:
+        return None
+    parts = [f"Activation peaks at least {OUTLIER_RATIO:g}x the smallest of the other models at the same "
+             "resolution, batch, precision and task, and the ops whose blocks were alive at that peak:"]
+    for outlier in found:
+        result, peer = outlier.result, outlier.peer
+        parts.append(f"**{result.id}**: {num(result.activation_peak_bytes / MIB)} MiB, {outlier.ratio:.3g}x "
+                     f"{peer.setting.model}'s {num(peer.activation_peak_bytes / MIB)} MiB ({peer.id})")
+        if outlier.holders is None:
+            parts.append("Ops at the peak: not recorded (a run from before vitcnn recorded them).")
+        else:
+            rows = [[f"`{h['op']}`", num(h["bytes"] / MIB), h["blocks"]] for h in outlier.holders]
+            parts.append(table.markdown(["Op at the peak", "MiB", "Blocks"], rows))
+    return "\n\n".join(parts)
+
+
 def figures_markdown(analysis: DeviceAnalysis) -> str:
     """A figure index: one row per metric, one column per batch; unmeasured metrics say so, and figures built on
     a FLOP count with an error are flagged."""
@@ -270,6 +290,11 @@ def render(analyses: list[DeviceAnalysis], figure_error: str | None = None) -> s
         for a in analyses:
             if a.train_bests:
                 parts += [f"### {a.device.label}", best_markdown(a.train_bests), training_memory_markdown(a.train_bests)]
+    outliers = [(a, text) for a in analyses if (text := outliers_markdown(a.device.results))]
+    if outliers:
+        parts.append("## Where the bytes go")
+        for a, text in outliers:
+            parts += [f"### {a.device.label}", text]
     parts.append("## All settings")
     for a in analyses:
         parts += [f"### {a.device.label}", full_markdown(a.device.results)]
