@@ -1,16 +1,20 @@
 """Timing: one sample per synchronised call, GC paused and restored, warm-up by time, device time from events;
-and the harness's timing is the true call time, checked against torch.utils.benchmark interleaved in one process
-(separate runs on a shared CPU differ by up to ~1.8x, so comparing two separate runs would test the machine)."""
+and the harness's timing is the true call time: one model call per sample (counted), and the samples checked
+against torch.utils.benchmark in paired blocks interleaved in one process (separate runs on a shared CPU differ by
+up to ~1.8x, so comparing two separate runs would test the machine), with planted extra work it must see."""
 
 from __future__ import annotations
 
 import gc
+import math
 import statistics
 import time
+from dataclasses import dataclass, field
 
 import pytest
 import torch
 import torch.utils.benchmark as torch_benchmark
+from scipy import stats
 
 from tests.factories import setting
 from vitcnn.measure import compiling, pipeline
@@ -25,9 +29,6 @@ from vitcnn.measure.timing import (
 )
 from vitcnn.zoo import models
 
-BLOCKS = 15  # interleaved blocks per side
-CALLS_PER_BLOCK = 10
-
 
 def test_plain_timer_returns_one_sample_per_call():
     calls = []
@@ -36,69 +37,168 @@ def test_plain_timer_returns_one_sample_per_call():
     assert all(0.009 < s < 0.5 for s in samples)
 
 
-def test_synchronize_on_cpu_returns():
+def test_synchronize_waits_for_the_gpu_on_a_cuda_device_only(monkeypatch):
+    waited = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: waited.append(device))
     synchronize(torch.device("cpu"))
+    assert waited == []  # a CPU run never touches CUDA (and works on a machine without it)
+    synchronize(torch.device("cuda", 1))
+    assert waited == [torch.device("cuda", 1)]  # the device it was given, not the current one
 
 
-def harness_vs_reference(s) -> tuple[float, float]:
-    """Measure `s` through the harness, alternating blocks of the harness's own timed calls with blocks of
-    torch.utils.benchmark.Timer on the same model and input. Returns (median of the per-block ratios
-    harness/reference, harness-reported median_s / median reference per-call time)."""
+PAIRS = (15, 45)  # paired blocks (one of the harness, one of the reference): at least, at most
+CALLS_PER_BLOCK = 10
+MARGIN = math.log(1.10)  # "agrees": the whole 95% interval of the median paired ratio within 1/1.1 .. 1.1
+
+
+@dataclass
+class Agreement:
+    """Harness vs reference on one model in one process: paired blocks, and what the harness reported."""
+
+    log_ratios: list[float] = field(default_factory=list)  # per pair: log(harness block mean / reference's)
+    forwards_per_block: list[int] = field(default_factory=list)  # model forwards inside each harness block
+    samples: list[float] = field(default_factory=list)  # every call the harness timed
+    reported_median_s: float | None = None
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """Distribution-free 95% interval of the median paired ratio (sign-test order statistics, scipy): one
+        block that a neighbour on the machine stalled moves it by one order statistic, not by its size."""
+        ci = stats.quantile_test(self.log_ratios, q=0, p=0.5).confidence_interval(0.95)
+        return math.exp(ci.low), math.exp(ci.high)
+
+    @property
+    def verdict(self) -> str:
+        low, high = map(math.log, self.interval)
+        if -MARGIN < low and high < MARGIN:
+            return "agrees"
+        if low > MARGIN or high < -MARGIN:
+            return "differs"
+        return "unsettled"
+
+    def __str__(self) -> str:
+        low, high = self.interval
+        return (f"{self.verdict}: harness/reference {math.exp(statistics.median(self.log_ratios)):.3f} "
+                f"(95% interval {low:.3f}..{high:.3f}) over {len(self.log_ratios)} pairs")
+
+
+def harness_vs_reference(s) -> Agreement:
+    """Measure `s` through the harness with a timer that alternates blocks of the harness's own timed calls with
+    blocks of torch.utils.benchmark.Timer on the same model and input shape, in ABBA order (pair k: harness first
+    when k is even), so that drift of the machine falls on both sides of a pair alike. Each pair compares the same
+    statistic (the mean call of a block after two untimed calls: Timer.timeit gives no per-call times). Pairs are
+    added until the interval settles (agrees or differs) or PAIRS[1] is reached. One thread on both sides. Model
+    forwards are counted in every harness block."""
     captured: dict = {}
+    forwards = [0]
 
     def build(name, img_size):
-        captured["model"] = models.build(name, img_size)
-        return captured["model"]
+        captured["model"] = model = models.build(name, img_size)
+        model.register_forward_hook(lambda *args: forwards.__setitem__(0, forwards[0] + 1))
+        return model
 
-    ratios, reference = [], []
+    result = Agreement()
 
     def interleaved_timer(call, rounds: int) -> list[float]:
         x = torch.randn(s.batch, 3, s.resolution, s.resolution)
         timer = torch_benchmark.Timer("model(x)", globals={"model": captured["model"], "x": x},
                                       num_threads=torch.get_num_threads())
-        samples: list[float] = []
-        for block in range(BLOCKS):
-            ours = plain_timer(call, CALLS_PER_BLOCK)
-            theirs = timer.timeit(CALLS_PER_BLOCK).median  # seconds per call over this block
-            samples += ours
-            reference.append(theirs)
-            ratios.append(statistics.median(ours) / theirs)
-        return samples
 
-    outcome = pipeline.measure(s, "cpu", timer=interleaved_timer, options=MeasureOptions(warmup_seconds=0.3),
-                              build=build)
+        def ours() -> float:
+            for _ in range(2):  # untimed, as Timer.timeit runs before its block
+                call()
+            before = forwards[0]
+            samples = plain_timer(call, CALLS_PER_BLOCK)
+            result.forwards_per_block.append(forwards[0] - before)
+            result.samples.extend(samples)
+            return statistics.fmean(samples)
+
+        def theirs() -> float:
+            return timer.timeit(CALLS_PER_BLOCK).mean  # seconds per call over this block (after 2 untimed)
+
+        for pair in range(PAIRS[1]):
+            if pair % 2 == 0:
+                harness = ours()
+                reference = theirs()
+            else:
+                reference = theirs()
+                harness = ours()
+            result.log_ratios.append(math.log(harness / reference))
+            if pair + 1 >= PAIRS[0] and result.verdict != "unsettled":
+                break
+        return list(result.samples)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # both sides alike; on a shared 2-core machine, 2 threads stall on a busy neighbour
+    try:
+        outcome = pipeline.measure(s, "cpu", timer=interleaved_timer, options=MeasureOptions(warmup_seconds=0.3),
+                                   build=build)
+    finally:
+        torch.set_num_threads(threads)
     assert outcome.status == "ok", outcome.reason
-    return statistics.median(ratios), outcome.info["median_s"] / statistics.median(reference)
+    result.reported_median_s = outcome.info["median_s"]
+    return result
 
 
 def test_harness_timing_agrees_with_torch_utils_benchmark_interleaved():
-    block_ratio, reported_ratio = harness_vs_reference(setting("convnext_atto", 64))
-    assert block_ratio == pytest.approx(1, abs=0.10)
-    assert reported_ratio == pytest.approx(1, abs=0.15)
+    """Each sample times exactly one call of the model (counted: deterministic), the reported median is the median
+    of those samples (deterministic), and the samples agree with torch.utils.benchmark on the same model within
+    10% (paired, interleaved blocks in one process, judged by an interval that outliers barely move)."""
+    agreement = harness_vs_reference(setting("convnext_atto", 64))
+    assert set(agreement.forwards_per_block) == {CALLS_PER_BLOCK}
+    assert agreement.reported_median_s == statistics.median(agreement.samples)
+    assert agreement.verdict == "agrees", str(agreement)
 
 
-def test_interleaved_check_sees_a_harness_that_times_extra_work(monkeypatch):
-    """The check above can fail: a harness whose timed call also runs the model a second time reads ~2x."""
+def _plant_in_the_timed_call(monkeypatch, extra) -> None:
+    """After every call the harness times (inside its synchronize), run `extra(compiled model, input)` too."""
     real_synchronize = pipeline.synchronize
-    captured_calls = []
+    compiled_calls = []
 
-    def synchronize_after_a_second_call(device):
-        if captured_calls:
-            captured_calls[-1]()
+    def synchronize_after_extra_work(device):
+        if compiled_calls:
+            extra(*compiled_calls[-1])
         real_synchronize(device)
 
     original_compile = compiling.compile_model
 
     def compile_and_capture(model, mode):
         compiled = original_compile(model, mode)
-        x = torch.randn(1, 3, 64, 64)
-        captured_calls.append(lambda: compiled(x))
+        compiled_calls.append((compiled, torch.randn(1, 3, 64, 64)))
         return compiled
 
     monkeypatch.setattr(compiling, "compile_model", compile_and_capture)
-    monkeypatch.setattr(pipeline, "synchronize", synchronize_after_a_second_call)
-    block_ratio, _ = harness_vs_reference(setting("convnext_atto", 64))
-    assert block_ratio > 1.5
+    monkeypatch.setattr(pipeline, "synchronize", synchronize_after_extra_work)
+
+
+def test_interleaved_check_sees_a_harness_that_times_extra_work(monkeypatch):
+    """The check above can fail: a harness whose timed call also runs the model a second time times two forwards
+    per sample (the count sees it) and reads ~2x (the timing sees it)."""
+    _plant_in_the_timed_call(monkeypatch, lambda compiled, x: compiled(x))
+    agreement = harness_vs_reference(setting("convnext_atto", 64))
+    assert set(agreement.forwards_per_block) == {2 * CALLS_PER_BLOCK}
+    assert agreement.verdict == "differs" and agreement.interval[0] > 1.5, str(agreement)
+
+
+def test_interleaved_check_sees_extra_work_outside_the_model(monkeypatch):
+    """Extra work that no forward count can see (here a busy wait of about half a call inside the timed call):
+    only the timing sees it, and reads ~1.5x."""
+    per_call = []
+
+    def busy_wait(compiled, x):
+        if not per_call:  # the length of one plain call, once, before the first timed call
+            start = time.perf_counter()
+            for _ in range(5):
+                compiled(x)
+            per_call.append((time.perf_counter() - start) / 5)
+        end = time.perf_counter() + per_call[0] / 2
+        while time.perf_counter() < end:
+            pass
+
+    _plant_in_the_timed_call(monkeypatch, busy_wait)
+    agreement = harness_vs_reference(setting("convnext_atto", 64))
+    assert set(agreement.forwards_per_block) == {CALLS_PER_BLOCK}  # invisible to the count
+    assert agreement.verdict == "differs" and agreement.interval[0] > 1.2, str(agreement)
 
 
 def test_gc_is_paused_inside_and_restored_after_even_on_error():
