@@ -50,3 +50,74 @@ def test_cache_verdict(delta, verdict):
 def test_eager_is_not_compiled():
     model = torch.nn.Linear(2, 2)
     assert compiling.compile_model(model, "eager") is model
+
+
+def _with_a_graph_break(name: str, img_size: int) -> torch.nn.Module:
+    """The real model with a graph break planted in its second block (what a `.item()` or a print would do)."""
+    from vitcnn.zoo import models
+
+    model = models.build(name, img_size)
+    block = model.blocks[1]
+    original = block.forward
+
+    def forward(*args, **kwargs):
+        torch._dynamo.graph_break()
+        return original(*args, **kwargs)
+
+    block.forward = forward
+    return model
+
+
+class _GuardedOnACallCounter(torch.nn.Module):
+    """The real model behind a Python int that changes every call: Dynamo specialises on it, so every call
+    recompiles (until its cache limit sends the frame to eager)."""
+
+    def __init__(self, name: str, img_size: int):
+        from vitcnn.zoo import models
+
+        super().__init__()
+        self.inner, self.calls = models.build(name, img_size), 0
+        self.num_classes = self.inner.num_classes
+
+    def forward(self, x):
+        self.calls += 1
+        return self.inner(x) + 0 * self.calls
+
+
+
+
+def _measure(build, compile_mode="default"):
+    from tests.factories import setting
+    from vitcnn.measure import pipeline
+    from vitcnn.measure.pipeline import MeasureOptions
+
+    options = MeasureOptions(target_seconds=0.05, min_rounds=3, max_rounds=10, warmup_calls=2, warmup_seconds=0.0)
+    return pipeline.measure(setting("vit_t16", 64, compile_mode=compile_mode), "cpu", options=options, build=build)
+
+
+def test_a_planted_graph_break_is_counted_with_its_reason():
+    from vitcnn.zoo import models
+
+    clean = _measure(models.build).info
+    assert (clean["graphs"], clean["graph_breaks"], clean["graph_break_reasons"], clean["recompiles"]) == (1, 0, [], 0)
+    broken = _measure(_with_a_graph_break)
+    assert broken.status == "ok", broken.reason
+    info = broken.info
+    assert info["graph_breaks"] >= 1 and info["graphs"] >= 2 and info["recompiles"] == 0
+    assert any("graph_break" in reason for reason in info["graph_break_reasons"]), info["graph_break_reasons"]
+    eager = _measure(models.build, "eager").info
+    assert eager["graphs"] is eager["graph_breaks"] is eager["recompiles"] is None  # nothing was compiled
+
+
+def test_a_planted_recompile_is_counted():
+    outcome = _measure(_GuardedOnACallCounter)
+    assert outcome.status == "ok", outcome.reason
+    assert outcome.info["recompiles"] >= 3 and outcome.info["graph_breaks"] == 0
+
+
+def test_graph_fields_take_the_difference_of_two_snapshots():
+    before = {"graphs": 4, "frames": 9, "breaks": {"a": 2}}
+    after = {"graphs": 6, "frames": 12, "breaks": {"a": 3, "b  with\n  spaces": 1}}
+    assert compiling.graph_fields(before, after) == {"graphs": 2, "graph_breaks": 2,
+                                                     "graph_break_reasons": ["a", "b with spaces"]}
+    assert compiling.recompiles(after, {"graphs": 6, "frames": 15, "breaks": {}}) == 3

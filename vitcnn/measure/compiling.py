@@ -1,4 +1,5 @@
-"""torch.compile for one setting: the compile mode, whether it records CUDA graphs, and what the caches did.
+"""torch.compile for one setting: the compile mode, whether it records CUDA graphs, what the caches did, and what
+Dynamo did (graphs, graph breaks with their reasons, recompiles).
 
 "Uses CUDA graphs" is read from the mode's inductor options (`triton.cudagraphs`), not from its name:
 `max-autotune` records CUDA graphs too, and needs the same care as `reduce-overhead` (backend probe on eager,
@@ -64,3 +65,30 @@ def cache_verdict(delta: dict[str, int]) -> str:
     if hits and misses:
         return "partial"
     return "none"
+
+
+GRAPH_BREAK_REASONS = 3  # reasons kept per setting, each shortened to REASON_CHARS
+REASON_CHARS = 160
+
+
+def dynamo_counts() -> dict:
+    """Dynamo's cumulative counters now: graphs captured, frames converted (a recompile converts a frame again)
+    and graph breaks by reason. Deterministic for a model and a torch version: the gate compares them exactly."""
+    from torch._dynamo.utils import counters
+
+    return {"graphs": int(counters["stats"]["unique_graphs"]), "frames": int(counters["frames"]["total"]),
+            "breaks": {str(reason): int(n) for reason, n in counters["graph_break"].items()}}
+
+
+def graph_fields(before: dict, after: dict) -> dict:
+    """What the first (compiling) call did: graphs, graph breaks and their first reasons, shortened."""
+    breaks = {reason: n - before["breaks"].get(reason, 0) for reason, n in after["breaks"].items()}
+    breaks = {reason: n for reason, n in breaks.items() if n > 0}
+    reasons = [" ".join(reason.split())[:REASON_CHARS] for reason in sorted(breaks, key=lambda r: -breaks[r])]
+    return {"graphs": after["graphs"] - before["graphs"], "graph_breaks": sum(breaks.values()),
+            "graph_break_reasons": reasons[:GRAPH_BREAK_REASONS]}
+
+
+def recompiles(after_compile: dict, now: dict) -> int:
+    """Frames Dynamo converted after the first call: with static shapes every one is a recompile."""
+    return now["frames"] - after_compile["frames"]

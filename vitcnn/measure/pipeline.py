@@ -187,7 +187,7 @@ class Prepared:
             synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
             self.allocated_before = torch.cuda.memory_allocated(device)
-        cache_before = compiling.cache_counters()
+        cache_before, dynamo_before = compiling.cache_counters(), compiling.dynamo_counts()
         synchronize(device)
         start = time.perf_counter()
         out = step.loss_and_gradient() if train else compiled(x)  # training: compiles forward and backward
@@ -197,6 +197,9 @@ class Prepared:
         info["compile_time_s"] = None if eager else compile_s
         info["compile_cache"] = "n/a" if eager else compiling.cache_verdict(delta)
         info["compile_cache_counters"] = delta
+        self.dynamo_after_compile = None if eager else compiling.dynamo_counts()
+        info.update({"graphs": None, "graph_breaks": None, "graph_break_reasons": None} if eager
+                    else compiling.graph_fields(dynamo_before, self.dynamo_after_compile))
         info.update(reference.check(out, refs, setting.precision))
         del out, refs
         if train:  # the first step's optimizer step creates the optimizer state: held from here on
@@ -262,6 +265,9 @@ class Prepared:
         """After timing, never before: memory peaks, device time and the SDPA backend probe; returns the info."""
         info, device = self.info, self.device
         info["host_load_1m"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        # before the calls below: recompiles during warm-up and timing (should be 0 with static shapes)
+        info["recompiles"] = (None if self.dynamo_after_compile is None
+                              else compiling.recompiles(self.dynamo_after_compile, compiling.dynamo_counts()))
         info.update(self._memory())
         info.update(_device_time(self.enqueue, device, self.samples, self.options.device_time_rounds))
 
