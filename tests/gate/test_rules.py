@@ -554,3 +554,45 @@ def test_paired_tables_show_the_interval_and_the_detectable_slowdown():
     md = paired_markdown(comparison)
     assert "| setting | verdict | A ms | B ms | B/A | CI | p adj | detectable | act. MiB | detail |" in md
     assert f"| `{S1.id}` | **slower** | 10.000 | 10.000 | 1.100 |" in md
+
+
+# ------------------------------------------------------------------------- compile counts: exact on any machine
+
+
+COMPILED = {"graphs": 1, "graph_breaks": 0, "graph_break_reasons": [], "recompiles": 0}
+BROKEN = {"graphs": 2, "graph_breaks": 1, "recompiles": 0,
+          "graph_break_reasons": ["Call to `torch._dynamo.graph_break()` explicitly_called"]}
+
+
+@pytest.mark.parametrize("new, labels", [
+    (COMPILED, ("same",)),
+    (BROKEN, ("same", "graph-breaks-up")),
+    ({**COMPILED, "recompiles": 7}, ("same", "recompiles-up")),
+    ({**BROKEN, "recompiles": 7}, ("same", "graph-breaks-up", "recompiles-up")),
+])
+def test_graph_breaks_and_recompiles_that_go_up_are_regressions(new, labels):
+    samples = low_noise(0.01)
+    v = verdict(result(S1, samples, **COMPILED), result(S1, samples, **new))
+    assert v.labels == labels and v.regression == (len(labels) > 1)
+    if "graph-breaks-up" in labels:
+        assert "graph breaks 0 -> 1 (first: Call to `torch._dynamo.graph_break()`" in v.detail
+    if "recompiles-up" in labels:
+        assert "recompiles 0 -> 7" in v.detail
+
+
+def test_fewer_graph_breaks_and_counts_missing_on_a_side_decide_nothing():
+    samples = low_noise(0.01)
+    assert verdict(result(S1, samples, **BROKEN), result(S1, samples, **COMPILED)).labels == ("same",)
+    older = result(S1, samples)  # a run from before the counts were recorded (and an eager setting: None)
+    assert verdict(older, result(S1, samples, **BROKEN)).labels == ("same",)
+
+
+def test_the_cpu_gate_fails_on_a_graph_break_without_any_speed_history(tmp_path):
+    bl.save_baseline(make_run(result(S1, low_noise(0.01), **COMPILED)), tmp_path)
+    [v] = rules.gate_against_baseline(make_run(result(S1, low_noise(0.01), **BROKEN)), tmp_path).verdicts
+    assert v.labels[1:] == ("graph-breaks-up",) and v.regression  # whatever speed could say from one save
+
+
+def test_paired_graph_breaks_are_a_regression_whatever_the_speed():
+    [v] = _paired(result(S1, **COMPILED), result(S1, **BROKEN), blocks()).verdicts
+    assert v.labels == ("same", "graph-breaks-up") and v.regression and "graph breaks 0 -> 1" in v.detail

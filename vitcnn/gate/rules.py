@@ -5,6 +5,8 @@ Verdicts per setting:
   test on the raw samples is significant; a big move without significance is `inconclusive`, a small one `same`.
   The tolerance is never tighter than the run-to-run spread the baseline recorded for that setting;
 - memory: `memory-up` / `memory-down` when the activation peak moved by more than max(relative, absolute) tolerance;
+- compile: `graph-breaks-up` / `recompiles-up` when Dynamo broke the graph or recompiled more often than in the base:
+  deterministic for a model and a torch version, so exact on any machine, a shared CPU runner included;
 - status: `now-oom` / `now-error` (it used to run, or failed differently), `fixed`, `missing`, `new`.
 On CPU, the stored-baseline gate decides speed from the spread between the baseline's saved runs, each run a unit
 (history_speed), and not at all with fewer than three of them: the label becomes `inconclusive` and says why.
@@ -35,9 +37,9 @@ from vitcnn.table import MIB
 MIN_SAMPLES = 3  # fewer raw samples on a side and no significance test is attempted
 FAILED = ("oom", "error")
 
-LABELS = ("slower", "faster", "inconclusive", "same", "memory-up", "memory-down", "now-oom", "now-error", "fixed",
-          "missing", "new")
-ALWAYS_REGRESSIONS = frozenset({"slower", "memory-up", "now-oom", "now-error"})
+LABELS = ("slower", "faster", "inconclusive", "same", "memory-up", "memory-down", "graph-breaks-up", "recompiles-up",
+          "now-oom", "now-error", "fixed", "missing", "new")
+ALWAYS_REGRESSIONS = frozenset({"slower", "memory-up", "graph-breaks-up", "recompiles-up", "now-oom", "now-error"})
 REGRESSIONS = ALWAYS_REGRESSIONS | {"missing"}
 
 
@@ -143,7 +145,7 @@ class Comparison:
 
 
 class Finding(NamedTuple):
-    """What one rule (speed or memory) found: a label (None: nothing to report) and the numbers behind it."""
+    """What one rule (speed, memory, compile) found: a label (None: nothing to report) and the numbers behind it."""
 
     label: str | None
     detail: str
@@ -209,6 +211,29 @@ def _memory(base: Result, new: Result, options: GateOptions) -> Finding:
     return Finding(None, "")
 
 
+COMPILE_COUNTS = (("graph_breaks", "graph-breaks-up", "graph breaks"), ("recompiles", "recompiles-up", "recompiles"))
+
+
+def _compile(base: Result, new: Result) -> list[Finding]:
+    """Graph breaks and recompiles that went up (the first new graph-break reason in the detail); a count recorded
+    on one side only (an eager setting, an older run) decides nothing."""
+    found = []
+    for key, label, noun in COMPILE_COUNTS:
+        b, n = base.get(key), new.get(key)
+        if b is not None and n is not None and n > b:
+            reasons = new.get("graph_break_reasons") if key == "graph_breaks" else None
+            found.append(Finding(label, f"{noun} {b} -> {n}" + (f" (first: {reasons[0]})" if reasons else "")))
+    return found
+
+
+def _with_deterministic(speed: Finding, base: Result, new: Result, options: GateOptions) -> tuple[tuple, str]:
+    """Labels and detail of a setting both sides ran: the speed finding first (always), then memory and compile
+    findings, which need no statistics."""
+    others = [f for f in (_memory(base, new, options), *_compile(base, new)) if f.label]
+    labels = (speed.label, *(f.label for f in others))
+    return labels, "; ".join(t for t in (speed.detail, *(f.detail for f in others)) if t)
+
+
 def _status_label(base: Result | None, new: Result | None) -> tuple[str | None, str]:
     """The label decided by presence and status alone, or None when both ran ("ok") and numbers decide."""
     if new is None:
@@ -242,9 +267,8 @@ def compare_result(base: Result | None, new: Result | None, options: GateOptions
     if label is not None:
         labels = (label,)
     else:
-        speed, memory = _speed(base, new, options, spread), _memory(base, new, options)
-        labels = (speed.label,) if memory.label is None else (speed.label, memory.label)
-        detail = "; ".join(t for t in (speed.detail, memory.detail) if t)
+        speed = _speed(base, new, options, spread)
+        labels, detail = _with_deterministic(speed, base, new, options)
         ratio, p_value = speed.ratio, speed.p_value
     ran_base, ran_new = _ran(base), _ran(new)
     return SettingVerdict(
@@ -278,11 +302,9 @@ def compare(base: Run, new: Run, options: GateOptions = GateOptions(), speed_nee
                 verdict = ungated_speed(verdict, len(history), options)
             else:
                 finding = history_speed(history, verdict.new_median_s, options, len(ids))
-                memory = _memory(base.results[i], new.results[i], options)
-                labels = (finding.label, *verdict.labels[1:])
+                labels, detail = _with_deterministic(finding, base.results[i], new.results[i], options)
                 verdict = replace(verdict, labels=labels, ratio=finding.ratio, p_value=finding.p_value,
-                                  detail="; ".join(t for t in (finding.detail, memory.detail) if t),
-                                  regression=any(x in options.regression_labels for x in labels))
+                                  detail=detail, regression=any(x in options.regression_labels for x in labels))
         verdicts.append(verdict)
     incomplete = {side: missing for side, run in (("base", base), ("new", new))
                   if (missing := fingerprint.missing_identity(run.fingerprint))}
@@ -428,14 +450,11 @@ def compare_paired(inputs: list[PairedInput], options: GateOptions = GateOptions
             continue
         d = decided[i]
         e = d.estimate
-        memory = _memory(x.a, x.b, options)
-        labels = (d.label,) if memory.label is None else (d.label, memory.label)
         detail = (f"{renamed}{(e.ratio - 1) * 100:+.1f}% [{(e.ci_low - 1) * 100:+.1f}%, {(e.ci_high - 1) * 100:+.1f}%]"
                   f" from {e.blocks} blocks of {e.processes} processes per side")
         if d.label == "inconclusive":
             detail += f"; could only have seen a slowdown of {_percent(e.detectable)} (needs {detect:.0%})"
-        if memory.detail:
-            detail += f"; {memory.detail}"
+        labels, detail = _with_deterministic(Finding(d.label, detail), x.a, x.b, options)
         verdicts.append(replace(verdict, id=x.a.id, labels=labels, ratio=e.ratio, p_value=d.p_adjusted,
                                 ci_low=e.ci_low, ci_high=e.ci_high, detectable=e.detectable,
                                 processes=e.processes, detail=detail,
