@@ -45,6 +45,15 @@ def test_a_flop_count_error_is_shown_in_the_note_and_marks_flop_numbers():
     assert "0.10 !" in row and "10.0% (mm) !" in row
 
 
+def test_graph_breaks_and_recompiles_are_noted_when_there_are_any():
+    broken, clean = setting(), setting(resolution=128)
+    run = make_run(result(broken, samples=[0.01] * 5, graph_breaks=2, recompiles=3),
+                   result(clean, samples=[0.01] * 5, graph_breaks=0, recompiles=0))
+    lines = summary_table(run).splitlines()
+    assert _row(lines, broken.id).endswith("2 graph breaks; 3 recompiles")
+    assert "graph breaks" not in _row(lines, clean.id)
+
+
 def test_busy_host_is_warned_about():
     quiet = result(setting(), host_load_1m=1.9)
     busy = result(setting(resolution=128), host_load_1m=4.2)

@@ -27,10 +27,12 @@ def _row(result: Result) -> list[str]:
     if result.status != "ok":
         return [result.id, result.status, *["-"] * (len(COLUMNS) - 3), (result.reason or "")[:NOTE_LIMIT]]
     tflops, mfu = table.fixed(result.tflops_per_s, ".2f"), _mfu_cell(result)
-    note = ""
+    notes = [f"{n} {noun}" for key, noun in (("graph_breaks", "graph breaks"), ("recompiles", "recompiles"))
+             if (n := result.get(key))]
     if result.flops_error:
-        note = f"FLOP count incomplete: {result.flops_error}"[:NOTE_LIMIT]
+        notes.append(f"FLOP count incomplete: {result.flops_error}")
         tflops, mfu = tflops + SUSPECT, mfu + SUSPECT
+    note = "; ".join(notes)[:NOTE_LIMIT]
     return [result.id, "ok", table.ms(result.median_s), table.fixed(result.images_per_s, ".1f"), tflops, mfu,
             table.mib(result.activation_peak_bytes), result.get("sdpa_backend_used", "-"), note]
 

@@ -73,3 +73,11 @@ def test_the_h200_first_contact_runs_show_one_setting_at_two_speeds():
     assert [(f.check, f.setting_id) for f in found] == [("spread", "convnext_b-1024px-bs1-bf16-channels_last-default")]
     text = sanity.render(load_run(H200 / "first-contact-1" / "run-a.json"), found)
     assert "3/3 settings ok on NVIDIA H200" in text and "[spread] convnext_b-1024px" in text
+
+
+def test_graph_breaks_and_recompiles_are_named():
+    found = checks(ok("vit_b16", 224, 32, ms=10, **SOUND, graph_breaks=2, recompiles=7,
+                      graph_break_reasons=["Call to `torch._dynamo.graph_break()`"]))
+    assert list(found) == ["dynamo"]
+    assert "2 graph breaks (first: Call to `torch._dynamo.graph_break()`)" in found["dynamo"][0]
+    assert "7 recompiles" in found["dynamo"][0]

@@ -84,6 +84,16 @@ def _spread(result: Result) -> str | None:
     return None
 
 
+def _dynamo(result: Result) -> str | None:
+    breaks, recompiles = result.get("graph_breaks"), result.get("recompiles")
+    found = []
+    if breaks:
+        found.append(f"{breaks} graph breaks (first: {(result.get('graph_break_reasons') or ['?'])[0]})")
+    if recompiles:
+        found.append(f"{recompiles} recompiles during warm-up and timing: the timed calls include compiling")
+    return "; ".join(found) or None
+
+
 def _compile_cache(result: Result, cold: bool) -> str | None:
     state = result.get("compile_cache")
     if cold and state in ("hit", "partial"):
@@ -106,7 +116,7 @@ def findings(run: Run, cold: bool = False) -> list[Finding]:
             found.append(Finding("status", result.id, f"{result.status}: {result.reason}"))
             continue
         checks = {"kernel": _kernel(result, device), "gpu_busy": _gpu_busy(result), "mfu": _mfu(result),
-                  "memory": _memory(result), "spread": _spread(result), "compile_cache": _compile_cache(result, cold),
+                  "memory": _memory(result), "spread": _spread(result), "dynamo": _dynamo(result), "compile_cache": _compile_cache(result, cold),
                   "derived": _errors(result)}
         found += [Finding(check, result.id, detail) for check, detail in checks.items() if detail]
     if not run.results:
