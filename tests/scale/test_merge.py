@@ -169,11 +169,20 @@ def test_refuses_shards_of_different_selections():
     assert "different profiles" in refused(profile)
 
 
-def test_refuses_shards_whose_settings_do_not_add_up_to_the_selection():
+def _drop_an_id(data: list[dict]) -> None:
+    data[0]["vitcnn"]["shard"]["ids"].pop()  # shard 1 no longer lists one of its settings
+
+
+def _list_an_id_twice(data: list[dict]) -> None:
+    data[1]["vitcnn"]["shard"]["ids"].append(data[0]["vitcnn"]["shard"]["ids"][0])  # shard 2 lists one of shard 1's
+
+
+@pytest.mark.parametrize("change", [_drop_an_id, _list_an_id_twice], ids=["an id dropped", "an id listed twice"])
+def test_refuses_shards_whose_settings_do_not_add_up_to_the_selection(change):
     data = shard_runs(2)
-    moved = data[0]["vitcnn"]["shard"]["ids"].pop()
+    assert len(parse_run(merge.merge(runs_of(data))).results) == len(SELECTION)  # as written, they merge
+    change(data)
     assert "do not add up to their selection" in refused(data)
-    assert moved
 
 
 def test_refuses_duplicate_settings():
