@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 # differ by up to ~1.8x (measured on this machine kind). So these tests check the wiring (pytest -> run JSON ->
 # baseline -> verdicts -> exit code), not the statistics: the tolerance allows 3x, far above that noise, and the
 # planted slowdown is 10x (tests/force_failure.py VITCNN_FORCE_SLOW), far above the tolerance. The statistics are
-# tested on synthetic data in tests/gate/test_baseline.py.
+# tested on synthetic data in tests/gate/test_rules.py (and the A/B statistics in tests/gate/test_paired.py).
 GATE_SUBSET = ("--vitcnn-models", "vit_t16,convnext_atto", "--vitcnn-res", "64", "--vitcnn-batch", "1",
                "--vitcnn-compile", "eager", "--vitcnn-target-seconds", "0.3", "--vitcnn-min-rounds", "20")
 CPU_TOLERANCE = ("--vitcnn-tolerance", "2.0", "--vitcnn-alpha", "0.01")
