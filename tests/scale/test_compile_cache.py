@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests import factories
 from vitcnn import fingerprint
 from vitcnn.scale import compile_cache
 
@@ -39,11 +41,16 @@ def _compile_in_fresh_process(root: Path, inductor_dir: Path) -> str:
 @pytest.mark.slow
 @pytest.mark.skipif(not compile_cache.supported(), reason="this torch has no save/load_cache_artifacts")
 def test_a_fresh_inductor_cache_is_warmed_from_the_store(tmp_path):
+    """Saved by one process, loaded by the next (another empty inductor cache dir): inductor then finds the graph.
+    How many artifacts one graph makes is torch's business (it changes between releases): only that some were
+    saved, and that all of them were loaded."""
     store = tmp_path / "store"
     first = _compile_in_fresh_process(store, tmp_path / "inductor-a")
-    assert "nothing stored" in first and "fxgraph 0 1" in first and "saved 2 artifacts" in first
+    assert "nothing stored" in first and "fxgraph 0 1" in first  # a cold start: inductor compiled the graph
+    saved = re.search(r"saved (\d+) artifacts", first)
+    assert saved and int(saved[1]) >= 1, first
     second = _compile_in_fresh_process(store, tmp_path / "inductor-b")  # another empty inductor cache
-    assert "loaded 2 artifacts from 1 file(s)" in second
+    assert f"loaded {saved[1]} artifacts from 1 file(s)" in second, second
     assert "fxgraph 1 0" in second  # inductor found the graph it had never compiled in this cache dir
     slug_dirs = list(store.iterdir())
     assert len(slug_dirs) == 1 and f"torch{torch.__version__.split('+')[0]}" in slug_dirs[0].name
@@ -91,8 +98,21 @@ def test_a_damaged_file_is_skipped_and_kept(tmp_path):
     assert (directory / "damaged.bin").read_bytes() == b"not a cache"
 
 
-def test_the_store_is_per_fingerprint(tmp_path):
-    assert compile_cache.slug_dir(tmp_path, "cpu").name == fingerprint.slug(fingerprint.collect("cpu"))
+@pytest.mark.parametrize("change", [{"torch": "2.99.0"}, {"cpu_model_number": 207}, {"cpu_features": ["avx2"]},
+                                    {"torch_threads": 1}],
+                         ids=["another torch", "another CPU model", "another ISA", "other thread count"])
+def test_artifacts_load_only_on_the_machine_and_software_that_saved_them(tmp_path, monkeypatch, change):
+    machine = dict(factories.CPU_FINGERPRINT)
+    monkeypatch.setattr(fingerprint, "collect", lambda device: dict(machine))
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", lambda: (b"compiled here", FakeInfo(2)))
+    loaded = []
+    monkeypatch.setattr(torch.compiler, "load_cache_artifacts", lambda data: loaded.append(data) or FakeInfo(2))
+    assert "saved 2 artifacts" in compile_cache.save(tmp_path, "cpu")
+    machine.update(change)
+    assert "nothing stored" in compile_cache.load(tmp_path, "cpu") and loaded == []  # compiles cold
+    machine.update(factories.CPU_FINGERPRINT)
+    assert "loaded 2 artifacts from 1 file(s)" in compile_cache.load(tmp_path, "cpu")
+    assert loaded == [b"compiled here"]
 
 
 def test_without_the_torch_api_the_run_is_cold_with_a_warning(tmp_path, monkeypatch):
