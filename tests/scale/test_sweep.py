@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -100,9 +101,27 @@ def test_sweep_with_cpu_workers_merges_every_shard(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_failing_shard_fails_the_sweep_but_the_rest_is_merged(tmp_path):
+def test_a_shard_with_an_error_result_fails_the_sweep_and_every_result_is_merged(tmp_path):
     done = _sweep(tmp_path, "-p", "tests.force_failure", env={"VITCNN_FORCE_ERROR": "nfnet_tiny"})
     assert done.returncode == 1, done.stdout + done.stderr
     assert "FAILED (exit 1; its run file was written" in done.stderr
     statuses = {i: r.status for i, r in load_run(tmp_path / "out.json").results.items()}
     assert statuses == {"nfnet_tiny-64px-bs1-fp32-nchw-eager": "error", "convnext_atto-64px-bs1-fp32-nchw-eager": "ok"}
+
+
+@pytest.mark.slow
+def test_a_shard_that_dies_without_a_run_file_fails_the_sweep_but_the_rest_is_merged(tmp_path, monkeypatch, capsys):
+    """The partial merge: shard 1 runs for real, shard 2 is killed before it writes anything (exit 137)."""
+    monkeypatch.chdir(REPO)
+    env = {k: v for k, v in os.environ.items() if k not in SHARD_VARIABLES}
+    real, killed = sweep.plan(["benchmarks", "--benchmark-only", "-p", "no:cacheprovider", *TINY], tmp_path / "shards",
+                              workers=2, env=env)
+    killed = dataclasses.replace(killed, command=[sys.executable, "-c", "raise SystemExit(137)"])
+    out = tmp_path / "out.json"
+    assert sweep.run([real, killed], out) == 1
+    captured = capsys.readouterr()
+    assert "shard 2/2 FAILED (exit 137; no run file" in captured.err, captured.err
+    assert "merged 1 of 2 shards" in captured.out and "(MISSING shard(s) 2)" in captured.out, captured.out
+    assert json.loads(out.read_text())["vitcnn"]["shards"]["missing"] == [2]
+    ran = json.loads(real.json_path.read_text())["vitcnn"]["shard"]["ids"]
+    assert len(ran) == 1 and set(load_run(out).results) == set(ran) < TINY_IDS
