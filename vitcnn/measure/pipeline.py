@@ -246,8 +246,10 @@ class Prepared:
         return min(options.max_rounds, max(options.min_rounds, math.ceil(options.target_seconds / self.per_call_s)))
 
     def time_rounds(self, timer: Timer, rounds: int) -> list[float]:
-        """Time `rounds` calls with `timer` (pytest-benchmark's, or plain), the cyclic GC paused; kept in samples."""
+        """Time `rounds` calls with `timer` (pytest-benchmark's, or plain), the cyclic GC paused; kept in samples.
+        One untimed call first: pausing the GC collects once, and the first call after it refills evicted caches."""
         with gc_paused():
+            self.call()
             samples = timer(self.call, rounds)
         self.samples += samples
         return samples
