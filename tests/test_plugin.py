@@ -264,7 +264,8 @@ TRAIN_SUBSET = ("--vitcnn-profile", "smoke-train", "--vitcnn-models", "vit_t16,c
 
 
 def test_a_training_run_end_to_end(tmp_path):
-    """Training steps of the tiny twins: pytest JSON -> baseline -> gate -> report."""
+    """Training steps of the tiny twins: pytest JSON -> baseline -> gate -> report. Wiring and deterministic numbers
+    only: one saved CPU run gates no speed (three saves are needed), so this test cannot fail on speed."""
     baselines, report, first_json, second_json = (tmp_path / n for n in ("baselines", "report", "a.json", "b.json"))
     first = run_benchmarks(*TRAIN_SUBSET, "--vitcnn-save-baseline", "--vitcnn-baseline-dir", str(baselines),
                            "--benchmark-json", str(first_json))

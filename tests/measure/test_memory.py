@@ -17,11 +17,16 @@ def operands():
     return torch.randn(N, N), torch.randn(N, N)
 
 
-@given(st.lists(st.tuples(st.integers(0, 50), st.integers(-10**6, 10**6)), max_size=40))
-def test_peak_is_the_highest_running_total(events):
-    events = sorted(events, key=lambda e: (e[0], -e[1]))
-    totals = [sum(n for _, n in events[:i + 1]) for i in range(len(events))]
-    assert memory.peak_of(events) == max([0, *totals])
+@given(st.lists(st.tuples(st.integers(0, 50), st.integers(1, 50), st.integers(1, 10**6)), max_size=30))
+def test_peak_is_the_most_bytes_alive_at_any_moment(blocks):
+    """Oracle independent of the running total: blocks as lifetimes [start, end), and at each allocation instant the
+    bytes alive then, counting blocks freed at that same instant too (allocations are ordered first)."""
+    lifetimes = [(start, start + length, size) for start, length, size in blocks]
+    events = sorted([(start, size) for start, _, size in lifetimes] + [(end, -size) for _, end, size in lifetimes],
+                    key=lambda e: (e[0], -e[1]))
+    expected = max([0, *(sum(size for start, end, size in lifetimes if start <= t <= end)
+                         for t in {start for start, _, _ in lifetimes})])
+    assert memory.peak_of(events) == expected
 
 
 def test_one_matmul_holds_its_output():
