@@ -161,7 +161,7 @@ def add_report(subparsers) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Exit 0: nothing suspicious; 1: a check fired (see the lines it printed); 2: a run file cannot be read."""
-    from vitcnn.report import sanity  # light: no matplotlib, no torch
+    from vitcnn.report import sanity
 
     try:
         runs = [load_run(path) for path in args.runs]

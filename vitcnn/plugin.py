@@ -221,8 +221,8 @@ def vitcnn_measure(request: pytest.FixtureRequest, benchmark):
     """Measure a Setting through `benchmark`; OOM skips the test, any other failure fails it (status kept), except
     a known torch bug on the torch release that has it, which is an xfail (still an `error` result in the run).
 
-    A sticky CUDA error (illegal address, cuDNN failure) poisons the process: the sweep stops after this setting
-    with one error naming it, instead of failing every later setting for this one's reason.
+    A sticky CUDA error (illegal address, a failed kernel execution) poisons the process: the sweep stops after
+    this setting with one error naming it, instead of failing every later setting for this one's reason.
     """
     state = request.config.stash[STATE]
     conventions = settings.PROFILE_CONVENTIONS.get(state.profile, state.options.conventions)

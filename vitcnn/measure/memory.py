@@ -14,7 +14,7 @@ Memory is deterministic where time is not: one call after timing gives the same 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 TOP_HOLDERS = 5  # ops named per setting in the run file
@@ -66,24 +66,26 @@ def allocator_events(call: Callable[[], object]) -> list[tuple[int, int]]:
     return [(event.time_ns, event.nbytes) for event in allocator_trace(call)]
 
 
+def _first_peak(sizes: Iterable[int]) -> tuple[int, int]:
+    """(maximum of the running total, index of the event that first reached it); (0, -1) if it never rose above 0."""
+    held = peak = 0
+    peak_index = -1
+    for index, nbytes in enumerate(sizes):
+        held += nbytes
+        if held > peak:
+            peak, peak_index = held, index
+    return peak, peak_index
+
+
 def peak_of(events: list[tuple[int, int]]) -> int:
     """Maximum of the running total of allocator events (0 for none): the most bytes held at any moment."""
-    held = peak = 0
-    for _, nbytes in events:
-        held += nbytes
-        peak = max(peak, held)
-    return peak
+    return _first_peak(nbytes for _, nbytes in events)[0]
 
 
 def holders_at_peak(events: list[AllocatorEvent], top: int = TOP_HOLDERS) -> list[dict]:
     """The ops whose blocks were alive at the first moment of the peak, most bytes first: where a peak's bytes
     went. Frees of blocks allocated before the call are not blocks of the call and are skipped."""
-    held = peak = 0
-    peak_index = -1
-    for index, event in enumerate(events):
-        held += event.nbytes
-        if held > peak:
-            peak, peak_index = held, index
+    _, peak_index = _first_peak(event.nbytes for event in events)
     live: dict[int, AllocatorEvent] = {}
     for event in events[:peak_index + 1]:
         if event.nbytes > 0:
@@ -101,7 +103,7 @@ def cpu_peak(call: Callable[[], object]) -> tuple[int, list[dict]]:
     """Peak bytes torch's CPU allocator held during `call()` on top of what was allocated before it, and the ops
     holding the most of it at that moment."""
     events = allocator_trace(call)
-    return peak_of([(event.time_ns, event.nbytes) for event in events]), holders_at_peak(events)
+    return _first_peak(event.nbytes for event in events)[0], holders_at_peak(events)
 
 
 def cpu_peak_bytes(call: Callable[[], object]) -> int:

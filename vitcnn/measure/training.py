@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 
 from vitcnn.measure.precision import precision_flags
+from vitcnn.measure.reference import SLICE
 from vitcnn.measure.sdpa import sdpa_context
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # fp32/tf32: no autocast
@@ -117,12 +118,10 @@ def references(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, pr
     - "eager": the setting's autocast and SDPA context (which the caller holds) on the whole batch, for the
       compiled first step to be checked against;
     - "fp32_math" and "eager_slice": no autocast, math attention and strict fp32 flags, and the setting's eager
-      step, both on the first `reference.SLICE` images, checked against each other. Math attention on the whole
+      step, both on the first `SLICE` images, checked against each other. Math attention on the whole
       batch would hold every image's fp32 attention scores (about 90 GB for ViT-B/16 at 1024 px, batch 8) and
       report `oom` for a setting whose own step fits; the compiled step meets it through the eager check.
     """
-    from vitcnn.measure.reference import SLICE
-
     twin = copy.deepcopy(model)
     refs = {"eager": TrainStep(twin, twin, x, labels, precision).loss_and_gradient()}
     part, part_labels = x[:SLICE], labels[:SLICE]
