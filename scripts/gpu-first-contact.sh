@@ -98,7 +98,8 @@ slice_run() {  # slice_run NAME RESOLUTION BATCH
     "$PYTHON" -m pytest benchmarks/test_inference.py --benchmark-only -q -p no:cacheprovider \
         --vitcnn-device "$device" --vitcnn-profile blog-lite --vitcnn-models "$models" \
         --vitcnn-res "$2" --vitcnn-batch "$3" --vitcnn-precision "$precision" \
-        --vitcnn-target-seconds 0.5 --vitcnn-warmup-seconds 0.5 --benchmark-json "$work/runs/$1.json"
+        --vitcnn-target-seconds 0.5 --vitcnn-warmup-seconds 0.5 --benchmark-json "$work/runs/$1.json" \
+        --vitcnn-compile-times off --vitcnn-eager-twin off  # boxed: first numbers first; a full run adds them
 }
 
 export -f machine slice_run

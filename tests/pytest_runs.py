@@ -23,9 +23,17 @@ CPU_TOLERANCE = ("--vitcnn-tolerance", "2.0", "--vitcnn-alpha", "0.01")
 SHARD_VARIABLES = ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX")
 
 
+def _without_compile_extras(args: tuple[str, ...]) -> list[str]:
+    """Cold/warm compile times and the eager twin cost ~20 s per compiled setting on 2 cores: off in end-to-end
+    tests unless a test turns them on (tests/test_plugin.py has the one that does)."""
+    return [x for option in ("--vitcnn-compile-times", "--vitcnn-eager-twin") if option not in args
+            for x in (option, "off")]
+
+
 def run_benchmarks(*args: str, env: dict | None = None, timeout: int = 1800) -> subprocess.CompletedProcess:
     """`python -m pytest benchmarks --benchmark-only ARGS` from the repository root; output captured."""
-    command = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", "-p", "no:cacheprovider", *args]
+    command = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", "-p", "no:cacheprovider",
+               *_without_compile_extras(args), *args]
     base = {k: v for k, v in os.environ.items() if k not in SHARD_VARIABLES}
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
                           env={**base, **(env or {})})

@@ -19,11 +19,12 @@ def _row(lines: list[str], setting_id: str) -> str:
 def test_rows_for_ok_and_failed_settings():
     ok, oom = setting("vit_t16"), setting("convnext_atto")
     run = make_run(result(ok, samples=[0.0125] * 5, flops=0.5e12 * 0.0125, peak_tflops_matmul=2.0,
-                          activation_peak_bytes=3 * 2**20, sdpa_backend_used="flash"),
+                          activation_peak_bytes=3 * 2**20, sdpa_backend_used="flash", speedup_vs_eager=1.346),
                    result(oom, status="oom", reason="CUDA out of memory"))
     lines = summary_table(run).splitlines()
     assert lines[0].split()[:2] == ["setting", "status"] and set(lines[1]) == {"-"}
-    assert _row(lines, ok.id).split()[1:] == ["ok", "12.500", "80.0", "0.50", "25.0%", "(mm)", "3.0", "flash"]
+    assert _row(lines, ok.id).split()[1:] == ["ok", "12.500", "80.0", "0.50", "25.0%", "(mm)", "3.0", "1.35x",
+                                             "flash"]
     oom_row = _row(lines, oom.id)
     assert " oom " in oom_row and oom_row.endswith("CUDA out of memory")
     assert lines[0].split()[-1] == "note"

@@ -48,6 +48,12 @@ def _add_vitcnn_options(parser: pytest.Parser) -> None:
                     help="most timed calls per setting (default: %(default)s)")
     group.addoption("--vitcnn-no-inference-mode", action="store_true",
                     help="run forwards with autograd on (keeps activations): a planted memory regression")
+    group.addoption("--vitcnn-compile-times", choices=("on", "off"), default=None,
+                    help="compiled settings: also time a cold compile (empty cache) and a warm one (default: on "
+                         "for the smoke and blog-lite profiles)")
+    group.addoption("--vitcnn-eager-twin", choices=("on", "off"), default=None,
+                    help="compiled settings: time the model eagerly in blocks alternating with the compiled ones, "
+                         "for speedup over eager and memory compression (default: on for smoke and blog-lite)")
     group.addoption("--vitcnn-gate", action="store_true",
                     help="compare this run with <baseline dir>/<slug>.json; fail the session on a regression")
     group.addoption("--vitcnn-save-baseline", action="store_true",

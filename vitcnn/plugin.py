@@ -21,7 +21,7 @@ import torch
 from pytest_benchmark.utils import safe_dumps
 
 from vitcnn import fingerprint, settings
-from vitcnn.measure.pipeline import MeasureOptions, Outcome, measure
+from vitcnn.measure.pipeline import MeasureOptions, Outcome, for_profile, measure
 from vitcnn.measure.timing import plain_timer
 from vitcnn.options import AXIS_OPTIONS
 from vitcnn.runfile import Run, parse_run, write_atomic
@@ -83,9 +83,11 @@ def measure_options(getoption) -> MeasureOptions:
         target_seconds=getoption("--vitcnn-target-seconds"), warmup_seconds=getoption("--vitcnn-warmup-seconds"),
         min_rounds=getoption("--vitcnn-min-rounds"), max_rounds=getoption("--vitcnn-max-rounds"),
         inference_mode=not getoption("--vitcnn-no-inference-mode"),
+        compile_times=ON_OFF[getoption("--vitcnn-compile-times")], eager_twin=ON_OFF[getoption("--vitcnn-eager-twin")],
     )
 
 
+ON_OFF = {"on": True, "off": False, None: None}  # None: the profile decides (pipeline.for_profile)
 STATE = pytest.StashKey[SessionState]()
 
 
@@ -225,8 +227,7 @@ def vitcnn_measure(request: pytest.FixtureRequest, benchmark):
     this setting with one error naming it, instead of failing every later setting for this one's reason.
     """
     state = request.config.stash[STATE]
-    conventions = settings.PROFILE_CONVENTIONS.get(state.profile, state.options.conventions)
-    options = replace(state.options, conventions=conventions)
+    options = for_profile(state.options, state.profile)
 
     def timer(call, rounds: int) -> list[float]:
         if benchmark.disabled:

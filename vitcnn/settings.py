@@ -190,6 +190,10 @@ PROFILE_PURPOSE = {
 CPU_LIMITS = {("infer", 1): 1024, ("infer", 8): 224, ("train", 1): 384, ("train", 8): 0}
 # Profiles measured under other conventions than vitcnn's strict ones (see MeasureOptions.conventions).
 PROFILE_CONVENTIONS = {"essay": "essay"}
+# Profiles whose compiled settings also measure cold and warm compile time and an eager twin (speedup over eager,
+# memory compression) by default: where those numbers are wanted and their cost (on the 2-core VM ~15 s of
+# compiling per smoke setting; on a GPU seconds per blog-lite setting) is small beside the run.
+PROFILE_COMPILE_EXTRAS = ("smoke", "blog-lite")
 DEFAULT_PROFILE = {"cpu": "smoke", "cuda": "blog-lite"}
 
 

@@ -10,7 +10,7 @@ import os
 from vitcnn import table
 from vitcnn.runfile import Result, Run
 
-COLUMNS = ("setting", "status", "median ms", "img/s", "TFLOP/s", "MFU", "act MiB", "sdpa", "note")
+COLUMNS = ("setting", "status", "median ms", "img/s", "TFLOP/s", "MFU", "act MiB", "vs eager", "sdpa", "note")
 NOTE_LIMIT = 80
 SUSPECT = " !"  # marks a FLOP-based number whose count has an error (the note says which)
 
@@ -34,7 +34,8 @@ def _row(result: Result) -> list[str]:
         tflops, mfu = tflops + SUSPECT, mfu + SUSPECT
     note = "; ".join(notes)[:NOTE_LIMIT]
     return [result.id, "ok", table.ms(result.median_s), table.fixed(result.images_per_s, ".1f"), tflops, mfu,
-            table.mib(result.activation_peak_bytes), result.get("sdpa_backend_used", "-"), note]
+            table.mib(result.activation_peak_bytes), table.times(result.get("speedup_vs_eager")),
+            result.get("sdpa_backend_used", "-"), note]
 
 
 def busy_host_warning(run: Run, cpu_count: int | None = None) -> str | None:

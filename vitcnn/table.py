@@ -30,6 +30,11 @@ def mib(nbytes: float | None, spec: str = ".1f", missing: str = "-") -> str:
     return fixed(None if nbytes is None else nbytes / MIB, spec, missing)
 
 
+def times(ratio: float | None, missing: str = "-") -> str:
+    """A ratio written as a factor ("1.35x"): speedup over eager."""
+    return missing if ratio is None else f"{ratio:.2f}x"
+
+
 def num(value: float | None) -> str:
     """A number with as many digits as its size deserves (1,234 / 12.3 / 1.23 / 0.012); DASH when unknown."""
     if value is None or not math.isfinite(value):

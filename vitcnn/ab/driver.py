@@ -27,7 +27,7 @@ from pathlib import Path
 from vitcnn import fingerprint
 from vitcnn.ab.sidefile import SideResult, run_json
 from vitcnn.ab.sides import Checkout, Side, SideError, WorkerProcess
-from vitcnn.gate import paired, rules, verdicts
+from vitcnn.gate import compiled, paired, rules, verdicts
 from vitcnn.measure.pipeline import MeasureOptions
 from vitcnn.runfile import parse_run, write_atomic
 from vitcnn.settings import Setting, invalid_reason
@@ -178,7 +178,8 @@ class _Setting:
                     record.infos[name].append(reply.get("info") or {})
                     record.samples[name] += reply.get("samples") or []
             if name not in record.results:
-                info = {**record.infos[name][0], "ab_processes": self.held[name], "ab_rounds": record.rounds}
+                info = {**record.infos[name][0], **compiled.pooled(record.infos[name]),
+                        "ab_processes": self.held[name], "ab_rounds": record.rounds}
                 record.results[name] = SideResult(self.settings[name], "ok", None, info, record.samples[name])
         # + 1: a setup that failed may hold something; finishing frees nothing, so every holder is freed
         holders = [w for name in "AB" for w in self.pools[name][:self.held[name] + 1]]

@@ -34,7 +34,7 @@ from vitcnn.measure import pipeline
 from vitcnn.measure.timing import gc_paused
 from vitcnn.options import argparse_options, option_value
 from vitcnn.plugin import machine_fields, measure_options
-from vitcnn.settings import PROFILE_CONVENTIONS, Setting
+from vitcnn.settings import DEFAULT_PROFILE, Setting
 
 REPORTED_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "PYTHONPATH")
 
@@ -63,8 +63,7 @@ class Worker:
             torch.set_num_threads(namespace.vitcnn_threads)
         self.device = torch.device(namespace.vitcnn_device or ("cuda" if torch.cuda.is_available() else "cpu"))
         options = measure_options(lambda option: option_value(namespace, option))
-        conventions = PROFILE_CONVENTIONS.get(namespace.vitcnn_profile, options.conventions)
-        self.options = replace(options, conventions=conventions)
+        self.options = pipeline.for_profile(options, namespace.vitcnn_profile or DEFAULT_PROFILE[self.device.type])
         self.setting: Setting | None = None
         self.prepared: pipeline.Prepared | None = None
         self.gc_pause = ExitStack()  # the cyclic GC stays paused from a setup to its free, not collected per block

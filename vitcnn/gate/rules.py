@@ -5,8 +5,9 @@ Verdicts per setting:
   test on the raw samples is significant; a big move without significance is `inconclusive`, a small one `same`.
   The tolerance is never tighter than the run-to-run spread the baseline recorded for that setting;
 - memory: `memory-up` / `memory-down` when the activation peak moved by more than max(relative, absolute) tolerance;
-- compile: `graph-breaks-up` / `recompiles-up` when Dynamo broke the graph or recompiled more often than in the base:
-  deterministic for a model and a torch version, so exact on any machine, a shared CPU runner included;
+- compile (vitcnn/gate/compiled.py): `graph-breaks-up` / `recompiles-up` when Dynamo broke the graph or recompiled
+  more often than in the base (deterministic: exact on any machine); `speedup-down` when the paired speedup over
+  eager fell; `compile-slower` when the session's cold compile times grew;
 - status: `now-oom` / `now-error` (it used to run, or failed differently), `fixed`, `missing`, `new`.
 On CPU, the stored-baseline gate decides speed from the spread between the baseline's saved runs, each run a unit
 (history_speed), and not at all with fewer than three of them: the label becomes `inconclusive` and says why.
@@ -30,7 +31,8 @@ import numpy as np
 from scipy import stats
 
 from vitcnn import fingerprint
-from vitcnn.gate import baseline, paired
+from vitcnn.gate import baseline, compiled, paired
+from vitcnn.gate.compiled import Finding
 from vitcnn.runfile import Result, Run
 from vitcnn.table import MIB
 
@@ -38,8 +40,9 @@ MIN_SAMPLES = 3  # fewer raw samples on a side and no significance test is attem
 FAILED = ("oom", "error")
 
 LABELS = ("slower", "faster", "inconclusive", "same", "memory-up", "memory-down", "graph-breaks-up", "recompiles-up",
-          "now-oom", "now-error", "fixed", "missing", "new")
-ALWAYS_REGRESSIONS = frozenset({"slower", "memory-up", "graph-breaks-up", "recompiles-up", "now-oom", "now-error"})
+          "speedup-down", "compile-slower", "now-oom", "now-error", "fixed", "missing", "new")
+ALWAYS_REGRESSIONS = frozenset({"slower", "memory-up", "graph-breaks-up", "recompiles-up", "speedup-down",
+                                "compile-slower", "now-oom", "now-error"})
 REGRESSIONS = ALWAYS_REGRESSIONS | {"missing"}
 
 
@@ -52,6 +55,8 @@ class GateOptions:
     alpha: float = 0.01
     memory_rel_tolerance: float = 0.01
     memory_abs_tolerance: int = MIB
+    speedup_tolerance: float = 0.10  # speedup over eager may fall this much (new/base speedup >= 1/1.10)
+    compile_tolerance: float = 0.20  # cold compile time may grow this much (geometric mean over the session)
     allow_missing: bool = False
     allow_cross_machine: bool = False
 
@@ -62,6 +67,8 @@ class GateOptions:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
         if not (self.memory_rel_tolerance >= 0 and self.memory_abs_tolerance >= 0):
             raise ValueError("memory tolerances must be >= 0")
+        if not (self.speedup_tolerance >= 0 and self.compile_tolerance >= 0):
+            raise ValueError("speedup and compile tolerances must be >= 0")
 
     @property
     def regression_labels(self) -> frozenset[str]:
@@ -144,15 +151,6 @@ class Comparison:
         return text
 
 
-class Finding(NamedTuple):
-    """What one rule (speed, memory, compile) found: a label (None: nothing to report) and the numbers behind it."""
-
-    label: str | None
-    detail: str
-    ratio: float | None = None
-    p_value: float | None = None
-
-
 def run_to_run_spread(medians: list[float]) -> float:
     """max/min - 1 over a setting's saved-run medians (0 with fewer than two): the noise one run cannot show."""
     if len(medians) < 2 or min(medians) <= 0:
@@ -211,25 +209,10 @@ def _memory(base: Result, new: Result, options: GateOptions) -> Finding:
     return Finding(None, "")
 
 
-COMPILE_COUNTS = (("graph_breaks", "graph-breaks-up", "graph breaks"), ("recompiles", "recompiles-up", "recompiles"))
-
-
-def _compile(base: Result, new: Result) -> list[Finding]:
-    """Graph breaks and recompiles that went up (the first new graph-break reason in the detail); a count recorded
-    on one side only (an eager setting, an older run) decides nothing."""
-    found = []
-    for key, label, noun in COMPILE_COUNTS:
-        b, n = base.get(key), new.get(key)
-        if b is not None and n is not None and n > b:
-            reasons = new.get("graph_break_reasons") if key == "graph_breaks" else None
-            found.append(Finding(label, f"{noun} {b} -> {n}" + (f" (first: {reasons[0]})" if reasons else "")))
-    return found
-
-
 def _with_deterministic(speed: Finding, base: Result, new: Result, options: GateOptions) -> tuple[tuple, str]:
     """Labels and detail of a setting both sides ran: the speed finding first (always), then memory and compile
     findings, which need no statistics."""
-    others = [f for f in (_memory(base, new, options), *_compile(base, new)) if f.label]
+    others = [f for f in (_memory(base, new, options), *compiled.counts(base, new)) if f.label]
     labels = (speed.label, *(f.label for f in others))
     return labels, "; ".join(t for t in (speed.detail, *(f.detail for f in others)) if t)
 
@@ -306,6 +289,7 @@ def compare(base: Run, new: Run, options: GateOptions = GateOptions(), speed_nee
                 verdict = replace(verdict, labels=labels, ratio=finding.ratio, p_value=finding.p_value,
                                   detail=detail, regression=any(x in options.regression_labels for x in labels))
         verdicts.append(verdict)
+    verdicts, compile_note = with_session_findings(verdicts, base.results, new.results, options)
     incomplete = {side: missing for side, run in (("base", base), ("new", new))
                   if (missing := fingerprint.missing_identity(run.fingerprint))}
     if incomplete:
@@ -314,8 +298,27 @@ def compare(base: Run, new: Run, options: GateOptions = GateOptions(), speed_nee
                             fingerprint.condition_changes(base.fingerprint, new.fingerprint))
     if speed_needs_history:
         comparison.notes.append(CPU_NOTE)
-    comparison.notes += identity_notes(comparison)
+    comparison.notes += identity_notes(comparison) + ([compile_note] if compile_note else [])
     return comparison
+
+
+def with_session_findings(verdicts: list[SettingVerdict], base: dict[str, Result], new: dict[str, Result],
+                          options: GateOptions) -> tuple[list[SettingVerdict], str | None]:
+    """`verdicts` with the labels decided across the session (compiled.py: `speedup-down`, `compile-slower`)
+    added, for settings that ran ok on both sides; and the note on the session's cold compile times."""
+    both = [(v.id, base[v.id], new[v.id]) for v in verdicts if v.base_status == v.new_status == "ok"
+            and v.id in base and v.id in new]
+    found = compiled.speedup_findings(both, options.alpha, options.speedup_tolerance)
+    compile_found, note = compiled.compile_findings(both, options.alpha, options.compile_tolerance)
+    out = []
+    for verdict in verdicts:
+        extra = [f for f in (found.get(verdict.id), compile_found.get(verdict.id)) if f is not None]
+        if extra:
+            labels = (*verdict.labels, *(f.label for f in extra))
+            verdict = replace(verdict, labels=labels, detail="; ".join([verdict.detail, *(f.detail for f in extra)]),
+                              regression=any(x in options.regression_labels for x in labels))
+        out.append(verdict)
+    return out, note
 
 
 INCOMPLETE = "speed not gated: identity incomplete"
@@ -459,8 +462,10 @@ def compare_paired(inputs: list[PairedInput], options: GateOptions = GateOptions
                                 ci_low=e.ci_low, ci_high=e.ci_high, detectable=e.detectable,
                                 processes=e.processes, detail=detail,
                                 regression=any(label in options.regression_labels for label in labels)))
+    verdicts, compile_note = with_session_findings(verdicts, {x.a.id: x.a for x in inputs},
+                                                   {x.a.id: x.b for x in inputs}, options)
     comparison = Comparison(verdicts, options, "side A", "side B")
-    comparison.notes += list(notes or [])
+    comparison.notes += list(notes or []) + ([compile_note] if compile_note else [])
     comparison.worst_detectable = max((v.detectable for v in verdicts if v.detectable is not None), default=None)
     if comparison.worst_detectable is not None:
         comparison.notes.append(f"CI: {1 - options.alpha / looks:.1%} interval of B/A (alpha {options.alpha:g} "

@@ -1,5 +1,5 @@
-"""torch.compile for one setting: the compile mode, whether it records CUDA graphs, what the caches did, and what
-Dynamo did (graphs, graph breaks with their reasons, recompiles).
+"""torch.compile for one setting: the compile mode, whether it records CUDA graphs, what the caches did, what
+Dynamo did (graphs, graph breaks with their reasons, recompiles), and cold and warm compile time.
 
 "Uses CUDA graphs" is read from the mode's inductor options (`triton.cudagraphs`), not from its name:
 `max-autotune` records CUDA graphs too, and needs the same care as `reduce-overhead` (backend probe on eager,
@@ -8,6 +8,7 @@ warm-up past recording, a memory peak that includes the recording).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import torch
@@ -92,3 +93,40 @@ def graph_fields(before: dict, after: dict) -> dict:
 def recompiles(after_compile: dict, now: dict) -> int:
     """Frames Dynamo converted after the first call: with static shapes every one is a recompile."""
     return now["frames"] - after_compile["frames"]
+
+
+def cold_and_warm(first_call: Callable[[], None], between: Callable[[], None] = lambda: None) -> dict:
+    """Compile time as a user with an empty cache pays it (cold) and as a second process pays it (warm).
+
+    Cold: the first call in a fresh, empty inductor/Triton cache directory (torch's own `fresh_cache`, which also
+    clears the in-memory compiled-code caches). Warm: Dynamo reset and the in-memory caches cleared again, then the
+    first call once more, served from that directory's FX-graph and AOTAutograd caches (`compile_cold_cache` and
+    `compile_warm_cache` say whether the caches missed and hit as they should). The directory is deleted afterwards and Dynamo reset, so the setting's own compile (the timed
+    model, `compile_time_s`) runs as before, with the user's caches. `between` undoes a call's side effects (a
+    training step's gradients)."""
+    from torch._inductor.utils import clear_caches, fresh_cache
+
+    def timed() -> float:
+        start = time.perf_counter()
+        first_call()
+        seconds = time.perf_counter() - start
+        between()
+        return seconds
+
+    def timed_with_verdict() -> tuple[float, str]:
+        before = cache_counters()
+        seconds = timed()
+        return seconds, cache_verdict(cache_delta(before, cache_counters()))
+
+    with fresh_cache():
+        torch._dynamo.reset()
+        cold, cold_cache = timed_with_verdict()
+        torch._dynamo.reset()
+        clear_caches()
+        warm, warm_cache = timed_with_verdict()
+    torch._dynamo.reset()
+    return {"compile_cold_s": cold, "compile_cold_cache": cold_cache, "compile_warm_s": warm,
+            "compile_warm_cache": warm_cache}
+
+
+NOT_MEASURED = dict.fromkeys(("compile_cold_s", "compile_cold_cache", "compile_warm_s", "compile_warm_cache"))

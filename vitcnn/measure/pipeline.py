@@ -28,16 +28,16 @@ import time
 import traceback
 from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
-from vitcnn.measure import compiling, memory, peaks, reference, sdpa, training
+from vitcnn.measure import compiling, memory, peaks, reference, sdpa, training, twin
 from vitcnn.measure.failures import CompiledMismatch, is_fatal_device_error, is_oom, known_upstream  # noqa: F401
 from vitcnn.measure.flops import count_flops
 from vitcnn.measure.precision import DTYPES, precision_flags
 from vitcnn.measure.timing import device_seconds, gc_paused, gpu_busy, plain_timer, synchronize, warm_up
-from vitcnn.settings import Setting
+from vitcnn.settings import PROFILE_COMPILE_EXTRAS, PROFILE_CONVENTIONS, Setting
 from vitcnn.zoo import models
 
 # pytest-benchmark (or any timer): given a synchronised call and a number of rounds, return seconds per call.
@@ -57,6 +57,18 @@ class MeasureOptions:
     inference_mode: bool = True  # False keeps autograd state: the gate's planted memory regression
     conventions: str = "strict"  # "essay": cuDNN TF32 on in fp32 and FLOPs without attention (docs/measuring.md)
     device_time_rounds: int = 10  # CUDA: calls timed with events for gpu_time_s / gpu_busy
+    # Compiled settings only; None: the profile decides (settings.PROFILE_COMPILE_EXTRAS), see for_profile.
+    compile_times: bool | None = None  # cold and warm compile time (compiling.cold_and_warm): ~2 extra compiles
+    eager_twin: bool | None = None  # speedup over eager and memory compression (twin.py): ~SECONDS more timing
+
+
+def for_profile(options: MeasureOptions, profile: str) -> MeasureOptions:
+    """`options` with what the profile decides: its conventions, and whether compiled settings measure cold and
+    warm compile time and an eager twin (unless the options say so explicitly)."""
+    extras = profile in PROFILE_COMPILE_EXTRAS
+    return replace(options, conventions=PROFILE_CONVENTIONS.get(profile, options.conventions),
+                   compile_times=extras if options.compile_times is None else options.compile_times,
+                   eager_twin=extras if options.eager_twin is None else options.eager_twin)
 
 
 @dataclass
@@ -183,6 +195,14 @@ class Prepared:
 
         self.compiled = compiled = compiling.compile_model(model, setting.compile_mode)
         self.step = step = training.TrainStep(compiled, model, x, labels, setting.precision) if train else None
+
+        def first_call():
+            out = step.loss_and_gradient() if train else compiled(x)  # training: compiles forward and backward
+            synchronize(device)
+            return out
+
+        info.update(compiling.cold_and_warm(first_call, lambda: model.zero_grad(set_to_none=True))
+                    if options.compile_times and not eager else compiling.NOT_MEASURED)
         if device.type == "cuda":  # CUDA-graph modes record during the first calls: their peak must include it
             synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
@@ -190,8 +210,7 @@ class Prepared:
         cache_before, dynamo_before = compiling.cache_counters(), compiling.dynamo_counts()
         synchronize(device)
         start = time.perf_counter()
-        out = step.loss_and_gradient() if train else compiled(x)  # training: compiles forward and backward
-        synchronize(device)
+        out = first_call()
         compile_s = time.perf_counter() - start
         delta = compiling.cache_delta(cache_before, compiling.cache_counters())
         info["compile_time_s"] = None if eager else compile_s
@@ -272,6 +291,7 @@ class Prepared:
                               else compiling.recompiles(self.dynamo_after_compile, compiling.dynamo_counts()))
         info.update(self._memory())
         info.update(_device_time(self.enqueue, device, self.samples, self.options.device_time_rounds))
+        info.update(self._eager_twin())
 
         # The probe must not change what was timed. CUDA-graph replays hide the ops.
         probe, probe_x = (self.model, self.x[:reference.SLICE]) if self.graphs else (self.compiled, self.x)
@@ -288,6 +308,26 @@ class Prepared:
         info["sdpa_backend_source"] = "eager" if self.graphs else "timed model"
         sdpa.check_backend(self.setting.sdpa, info["sdpa_backend_used"])
         return info
+
+    def _eager_twin(self) -> dict:
+        """Speedup over eager and memory compression (twin.py), after the compiled memory peak was read: the
+        twin's calls must not count in it."""
+        if not self.options.eager_twin or self.setting.compile_mode == "eager":
+            return twin.NOT_MEASURED
+        if self.step is not None:
+            eager_step = self.step.eager_twin()
+            eager = eager_step.__call__
+        else:
+            def eager():
+                self.model(self.x)
+        device = self.device
+
+        def eager_call():
+            eager()
+            synchronize(device)
+
+        compiled_s = statistics.median(self.samples) if self.samples else self.per_call_s
+        return twin.measure_twin(self.call, eager_call, compiled_s, self.info["activation_peak_bytes"], device)
 
     def _memory(self) -> dict:
         """Memory of a call: its activation peak (the most it allocates beyond what is held between calls) and

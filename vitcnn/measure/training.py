@@ -101,6 +101,13 @@ class TrainStep:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
 
+    def eager_twin(self) -> TrainStep:
+        """The same step without torch.compile: the model itself, sharing this step's optimizer and scaler (no
+        second optimizer state), for the eager twin (twin.py)."""
+        twin = TrainStep(self.model, self.model, self.x, self.labels, "fp32")
+        twin.autocast_dtype, twin.optimizer, twin.scaler = self.autocast_dtype, self.optimizer, self.scaler
+        return twin
+
     def __call__(self) -> None:
         """One whole step: forward, loss, backward, optimizer step."""
         self.scaler.scale(self.loss()).backward()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from vitcnn.report.analysis import DeviceAnalysis
 from vitcnn.report.best import Best, Device, Point, model_order
+from vitcnn.report.compiled import SPEEDUP_FIGURE, speedup_points
 from vitcnn.report.metrics import FigurePlan, Metric, metric_value, not_measured_where, precision_rule
 
 
@@ -191,9 +192,46 @@ def _draw_figure(plan: FigurePlan, device: Device, bests: Mapping[Point, Best], 
     return path
 
 
+def _draw_speedup(device: Device, path: Path) -> Path | None:
+    """Speedup over eager vs resolution: a line per model, batch and task, the 95% interval as error bars; a
+    dashed line at 1 (no speedup). None when the device's runs have no speedup."""
+    points = speedup_points(device.results)
+    if not points:
+        return None
+    fig = _pyplot_free_figure()
+    ax = fig.add_subplot()
+    styles = _model_styles(list({p.model for p in points}))
+    lines = sorted({(p.model, p.batch, p.task) for p in points}, key=lambda k: (model_order(k[0]), k[1], k[2]))
+    batches = sorted({k[1] for k in lines})
+    for model, batch, task in lines:
+        series = sorted((p for p in points if (p.model, p.batch, p.task) == (model, batch, task)),
+                        key=lambda p: p.resolution)
+        color, marker = styles[model]
+        low = [p.speedup - p.ci_low if p.ci_low is not None else 0 for p in series]
+        high = [p.ci_high - p.speedup if p.ci_high is not None else 0 for p in series]
+        ax.errorbar([p.resolution for p in series], [p.speedup for p in series], yerr=[low, high], color=color,
+                    marker=marker, capsize=3, linestyle=("-", "--", ":", "-.")[batches.index(batch) % 4],
+                    label=f"{model} bs{batch}" + (" train" if task == "train" else ""))
+    ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
+    resolutions = sorted({p.resolution for p in points})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(resolutions, [str(r) for r in resolutions])
+    ax.set_xlabel("resolution (px)")
+    ax.set_ylabel("eager time / compiled time")
+    ax.grid(True, alpha=0.3)
+    fig.legend(loc="outside right center", fontsize=9)
+    fig.suptitle("Speedup of torch.compile over eager vs resolution", fontsize=13, fontweight="bold")
+    ax.set_title(f"{device.label} | paired blocks in one process, 95% interval", fontsize=9)
+    fig.savefig(path)
+    return path
+
+
 def make_figures(analyses: Iterable[DeviceAnalysis], out_dir: Path) -> list[Path]:
-    """Write every planned figure (per device, batch and metric) as PNG into out_dir; returns their paths."""
+    """Write every planned figure (per device, batch and metric) and each device's speedup-over-eager figure as
+    PNG into out_dir; returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [_draw_figure(plan, a.device, a.bests_of(plan.task), out_dir / plan.filename)
-            for a in analyses for plan in a.plans]
+    paths = [_draw_figure(plan, a.device, a.bests_of(plan.task), out_dir / plan.filename)
+             for a in analyses for plan in a.plans]
+    speedups = [_draw_speedup(a.device, out_dir / SPEEDUP_FIGURE.format(slug=a.device.slug)) for a in analyses]
+    return paths + [p for p in speedups if p is not None]

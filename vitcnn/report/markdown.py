@@ -11,6 +11,7 @@ from vitcnn.fingerprint import is_complete, missing_identity
 from vitcnn.report.analysis import DeviceAnalysis
 from vitcnn.report.best import TIE_RULE, Best, Device, Point, fairness_notes, is_timed, model_order, point_key
 from vitcnn.report.claims import Claim
+from vitcnn.report.compiled import compile_markdown
 from vitcnn.report.metrics import METRICS, TRAIN_METRICS, not_measured_where
 from vitcnn.report.outliers import OUTLIER_RATIO, memory_outliers
 from vitcnn.runfile import Result, cpu_features
@@ -272,7 +273,8 @@ def figures_markdown(analysis: DeviceAnalysis) -> str:
 
 
 def render(analyses: list[DeviceAnalysis], figure_error: str | None = None) -> str:
-    """The whole report.md: machines, claims check (first, most useful), best settings, all settings, figures."""
+    """The whole report.md: machines, claims check (first, most useful), best settings, all settings, what
+    torch.compile cost and bought, figures."""
     if not analyses:
         return "# vitcnn report\n\nNo runs given.\n"
     parts = ["# vitcnn report", "## Machines", machines_markdown([a.device for a in analyses]), "## Claims check",
@@ -298,6 +300,11 @@ def render(analyses: list[DeviceAnalysis], figure_error: str | None = None) -> s
     parts.append("## All settings")
     for a in analyses:
         parts += [f"### {a.device.label}", full_markdown(a.device.results)]
+    compiled = [(a, text) for a in analyses if (text := compile_markdown(a.device.results, a.device.slug))]
+    if compiled:
+        parts.append("## torch.compile: compile time, graph breaks, speedup over eager")
+        for a, text in compiled:
+            parts += [f"### {a.device.label}", text]
     parts.append("## Figures")
     for a in analyses:
         parts.append(f"### {a.device.label}")
