@@ -94,3 +94,12 @@ def test_every_block_starts_with_a_lead_in_longer_than_libgomps_spin():
 
     assert lead_in_calls(1.0) == 1 and lead_in_calls(0.001) == 20 and lead_in_calls(0.0) == 1
     assert lead_in_calls(0.003) * 0.003 >= LEAD_IN_SECONDS
+
+
+@pytest.mark.parametrize("argv, on", [([], False), (["--vitcnn-profile", "smoke"], False),
+                                      (["--vitcnn-compile-times", "on", "--vitcnn-eager-twin", "on"], True)])
+def test_compile_times_and_the_eager_twin_are_off_in_ab_unless_a_side_asks(argv, on):
+    # Off even for the smoke profile, whose pytest runs have them on: every process of both sides would compile
+    # each setting cold.
+    options = worker.Worker(["--vitcnn-device", "cpu", *argv]).options
+    assert (options.compile_times, options.eager_twin) == (on, on)

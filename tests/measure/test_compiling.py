@@ -121,3 +121,30 @@ def test_graph_fields_take_the_difference_of_two_snapshots():
     assert compiling.graph_fields(before, after) == {"graphs": 2, "graph_breaks": 2,
                                                      "graph_break_reasons": ["a", "b with spaces"]}
     assert compiling.recompiles(after, {"graphs": 6, "frames": 15, "breaks": {}}) == 3
+
+
+def test_cold_compiles_miss_an_empty_cache_every_time_and_warm_ones_hit_it():
+    # Twice in a row: the second cold compile must miss again (a fresh cache each time, in-memory caches cleared),
+    # whereas the same graph compiled plainly after the first is served from somewhere. Cold costs a C++ build.
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.GELU(), torch.nn.Linear(32, 4))
+    compiled, x = compiling.compile_model(model, "default"), torch.randn(8, 16)
+    with torch.no_grad():
+        first = compiling.cold_and_warm(lambda: compiled(x))
+        second = compiling.cold_and_warm(lambda: compiled(x))
+    for fields in (first, second):
+        assert (fields["compile_cold_cache"], fields["compile_warm_cache"]) == ("miss", "hit")
+        assert fields["compile_cold_s"] > fields["compile_warm_s"] > 0
+    assert set(first) == set(compiling.NOT_MEASURED)
+
+
+def test_between_undoes_each_call_before_the_next():
+    model = torch.nn.Linear(4, 1)
+    compiled, x = compiling.compile_model(model, "default"), torch.randn(2, 4)
+    seen = []
+
+    def step():
+        compiled(x).sum().backward()
+        seen.append(model.weight.grad.clone())
+
+    compiling.cold_and_warm(step, lambda: model.zero_grad(set_to_none=True))
+    assert len(seen) == 2 and torch.equal(seen[0], seen[1])  # not accumulated into twice the gradient

@@ -14,7 +14,8 @@ from vitcnn.table import MIB
 
 H200 = Path(__file__).resolve().parents[2] / "results" / "nvidia-h200-torch2.11.0-73a409fd"
 SOUND = {"sdpa_backend_used": "flash", "gpu_busy": 0.95, "flops": int(300e12 * 0.01), "peak_tflops_spec": 989.4,
-         "activation_peak_bytes": 100 * MIB, "total_peak_bytes": 300 * MIB, "compile_cache": "miss"}
+         "activation_peak_bytes": 100 * MIB, "total_peak_bytes": 300 * MIB, "compile_cache": "miss",
+         "compile_cold_cache": "miss", "compile_warm_cache": "hit"}
 
 
 def checks(*results, fp=GPU_FINGERPRINT, cold=False) -> dict[str, list[str]]:
@@ -39,6 +40,8 @@ def test_a_sound_gpu_result_raises_nothing():
     ({"activation_peak_bytes": 0}, "memory", "not seen"),
     ({"activation_peak_bytes": 300 * MIB}, "memory", "not counted apart"),
     ({"compile_cache": "hit"}, "compile_cache", "artifact of another run"),
+    ({"compile_cold_cache": "hit", "compile_warm_cache": "hit"}, "compile_times", "should miss an empty cache"),
+    ({"compile_cold_cache": "miss", "compile_warm_cache": "miss"}, "compile_times", "should hit what the cold"),
     ({"flops_error": "no formula for aten.foo"}, "derived", "flops_error: no formula"),
 ])
 def test_each_symptom_is_named(extra, check, words):

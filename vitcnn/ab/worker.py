@@ -63,6 +63,9 @@ class Worker:
             torch.set_num_threads(namespace.vitcnn_threads)
         self.device = torch.device(namespace.vitcnn_device or ("cuda" if torch.cuda.is_available() else "cpu"))
         options = measure_options(lambda option: option_value(namespace, option))
+        # Cold compiles and the eager twin repeat in every process of both sides (~20 s per compiled setting and
+        # process on 2 cores): off in A/B unless a side's options turn them on.
+        options = replace(options, compile_times=bool(options.compile_times), eager_twin=bool(options.eager_twin))
         self.options = pipeline.for_profile(options, namespace.vitcnn_profile or DEFAULT_PROFILE[self.device.type])
         self.setting: Setting | None = None
         self.prepared: pipeline.Prepared | None = None

@@ -55,7 +55,7 @@ class GateOptions:
     alpha: float = 0.01
     memory_rel_tolerance: float = 0.01
     memory_abs_tolerance: int = MIB
-    speedup_tolerance: float = 0.10  # speedup over eager may fall this much (new/base speedup >= 1/1.10)
+    speedup_tolerance: float = 0.20  # speedup over eager may fall this much (new/base speedup >= 1/1.20)
     compile_tolerance: float = 0.20  # cold compile time may grow this much (geometric mean over the session)
     allow_missing: bool = False
     allow_cross_machine: bool = False

@@ -2,7 +2,7 @@
 
 A first run on a new machine (or a new torch) can produce numbers that look fine and are not: a kernel other than
 the one requested, a GPU that idles between launches, an MFU above the datasheet, a memory peak of nothing, a
-compiled artifact reused from another setting, calls that ran at two speeds. Each check below names one such symptom, the settings that show
+compiled artifact reused from another setting, calls that ran at two speeds, a "cold" compile that hit a cache. Each check below names one such symptom, the settings that show
 it, and why it matters; `python -m vitcnn check RUN.json` prints them and exits 1 if any fired.
 """
 
@@ -101,6 +101,17 @@ def _compile_cache(result: Result, cold: bool) -> str | None:
     return None
 
 
+def _compile_times(result: Result) -> str | None:
+    """A cold compile that hit a cache, or a warm one that missed, measured something else than its name says."""
+    cold, warm = result.get("compile_cold_cache"), result.get("compile_warm_cache")
+    found = []
+    if cold is not None and cold != "miss":
+        found.append(f"cold compile saw cache {cold!r} (should miss an empty cache)")
+    if warm is not None and warm != "hit":
+        found.append(f"warm compile saw cache {warm!r} (should hit what the cold one stored)")
+    return "; ".join(found) or None
+
+
 def _errors(result: Result) -> str | None:
     notes = [f"{key}: {result.get(key)}" for key in ("flops_error", "gpu_time_error", "peak_tflops_matmul_error")
              if result.get(key)]
@@ -116,7 +127,8 @@ def findings(run: Run, cold: bool = False) -> list[Finding]:
             found.append(Finding("status", result.id, f"{result.status}: {result.reason}"))
             continue
         checks = {"kernel": _kernel(result, device), "gpu_busy": _gpu_busy(result), "mfu": _mfu(result),
-                  "memory": _memory(result), "spread": _spread(result), "dynamo": _dynamo(result), "compile_cache": _compile_cache(result, cold),
+                  "memory": _memory(result), "spread": _spread(result), "dynamo": _dynamo(result),
+                  "compile_cache": _compile_cache(result, cold), "compile_times": _compile_times(result),
                   "derived": _errors(result)}
         found += [Finding(check, result.id, detail) for check, detail in checks.items() if detail]
     if not run.results:
