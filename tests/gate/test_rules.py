@@ -124,6 +124,26 @@ def test_memory_and_speed_labels_combine():
     assert v.labels == ("slower", "memory-up")
 
 
+def _untimed(s) -> dict:
+    """A setting recorded "ok" whose timing is gone (its benchmark entry missing from the run file)."""
+    return {**result(s), "benchmark": None}
+
+
+@pytest.mark.parametrize("side", ["new", "base"])
+def test_a_side_without_timing_is_inconclusive_and_says_so(side: str, tmp_path):
+    """Both sides say "ok" but one has no timing: nothing to compare, so no speed claim either way (neither a
+    regression nor a reassuring `same`), and the detail says why; in the CPU stored gate too, with history."""
+    timed = result(S1, low_noise(0.01))
+    base, new = (timed, _untimed(S1)) if side == "new" else (_untimed(S1), timed)
+    v = verdict(base, new)
+    assert v.labels == ("inconclusive",) and not v.regression
+    assert v.detail == "no timing to compare" and v.ratio is None and v.p_value is None
+    for seed in (1, 2, 3):
+        bl.save_baseline(make_run(base if side == "base" else result(S1, low_noise(0.01, seed=seed))), tmp_path)
+    [gated] = rules.gate_against_baseline(make_run(new), tmp_path).verdicts
+    assert gated.labels == ("inconclusive",) and not gated.regression and "no timing to compare" in gated.detail
+
+
 def test_no_memory_label_without_activation_peak():
     """On CPU activation_peak_bytes is None: nothing to compare."""
     v = verdict(result(S1, activation_peak_bytes=None), result(S1, activation_peak_bytes=500 * MIB))
