@@ -100,6 +100,25 @@ def test_cli_compare_missing_allowed(tmp_path, runs):
     assert cli(["compare", runs["base"], str(partial), "--allow-missing"]) == 0
 
 
+@pytest.mark.parametrize("options, code", [
+    ((), 1),  # +10 MiB of 100: beyond the default 1% / 1 MiB
+    (("--memory-tolerance", "0.2"), 0),
+    (("--memory-tolerance", "0.05"), 1),
+    (("--memory-abs-mib", "12"), 0),  # MiB, not bytes: 12 MiB allows the 10 MiB growth
+    (("--memory-abs-mib", "8"), 1),
+    (("--memory-tolerance", "0", "--memory-abs-mib", "0"), 1),
+], ids=["defaults", "rel 20%", "rel 5%", "abs 12 MiB", "abs 8 MiB", "none"])
+def test_cli_compare_memory_tolerances(tmp_path, capsys, options, code):
+    """The activation peak grew from 100 to 110 MiB (same speed): --memory-tolerance (relative) and
+    --memory-abs-mib (MiB) each decide whether that is `memory-up`; the larger allowance wins."""
+    samples = low_noise(0.01, seed=1)
+    base = write_run(tmp_path / "base.json", result(S1, samples, activation_peak_bytes=100 * 2**20))
+    grown = write_run(tmp_path / "grown.json", result(S1, samples, activation_peak_bytes=110 * 2**20))
+    assert cli(["compare", str(base), str(grown), *options]) == code
+    out = capsys.readouterr().out
+    assert ("memory-up" in out) == (code == 1), out
+
+
 def test_cli_compare_fingerprint_mismatch(runs, capsys):
     assert cli(["compare", runs["base"], runs["foreign"]]) == 2
     err = capsys.readouterr().err
