@@ -125,3 +125,44 @@ def test_a_shard_that_dies_without_a_run_file_fails_the_sweep_but_the_rest_is_me
     assert json.loads(out.read_text())["vitcnn"]["shards"]["missing"] == [2]
     ran = json.loads(real.json_path.read_text())["vitcnn"]["shard"]["ids"]
     assert len(ran) == 1 and set(load_run(out).results) == set(ran) < TINY_IDS
+
+
+@pytest.mark.parametrize("env, count, expected", [
+    ({}, 2, ["0", "1"]),
+    ({"CUDA_VISIBLE_DEVICES": " 5, GPU-8f3a ,7"}, 2, ["5", "GPU-8f3a"]),  # Slurm's list, UUIDs, stray spaces
+], ids=["torch counts", "given list"])
+def test_gpus_are_counted_from_the_visible_list_else_from_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                env: dict, count: int, expected: list[str]):
+    """--gpus N hands out the first N visible devices: the entries of CUDA_VISIBLE_DEVICES when it lists any,
+    else torch's device count, each shard pinned to one."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    jobs = sweep.plan([], tmp_path, gpus=count, env=env, python="python")
+    assert [job.env["CUDA_VISIBLE_DEVICES"] for job in jobs] == expected
+    assert [job.device_label for job in jobs] == [f"GPU {d}" for d in expected]
+
+
+def test_more_gpus_than_torch_counts_is_refused_and_says_who_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(sweep.SweepError, match=r"--gpus 2 asked for, but only 1 GPU\(s\) are visible "
+                                               r"\(torch.cuda.device_count\(\)\)"):
+        sweep.plan([], tmp_path, gpus=2, env={}, python="python")
+
+
+def test_a_sweep_in_which_no_shard_wrote_a_run_file_exits_2_and_names_every_shard(
+        tmp_path: Path, capsys: pytest.CaptureFixture):
+    """Both shards die before writing anything: nothing to merge is not a partial success (exit 2, no output
+    file), and each failed shard is named with its exit code and log."""
+    jobs = sweep.plan([], tmp_path / "shards", workers=2, env={}, python=sys.executable)
+    dying = [dataclasses.replace(job, command=[sys.executable, "-c", f"raise SystemExit({10 + job.index})"])
+             for job in jobs]
+    out = tmp_path / "out.json"
+    assert sweep.run(dying, out) == 2
+    err = capsys.readouterr().err
+    for job in dying:
+        assert f"shard {job.index}/2 FAILED (exit {10 + job.index}; no run file; see {job.log_path})" in err, err
+    assert "no shard wrote a run file; nothing to merge" in err
+    assert not out.exists()
