@@ -56,6 +56,23 @@ def test_compiled_output_differing_from_eager_fails_the_check():
     assert "differs from eager" in outcome.reason and "tolerance" in outcome.reason
 
 
+class _NonFiniteWhenCompiled(_WrongWhenCompiled):
+    """Finite in eager; its compiled graph puts a NaN in the output (as an overflow in a fused kernel would)."""
+
+    def forward(self, x):
+        y = self.linear(x.mean(dim=(2, 3)).repeat(1, 4))
+        if torch.compiler.is_compiling():
+            y = y + torch.where(torch.arange(4) == 2, torch.nan, 0.0)
+        return y
+
+
+def test_a_non_finite_compiled_output_is_an_error_result_not_a_timing():
+    outcome = pipeline.measure(setting("convnext_atto", 64, compile_mode="default"), "cpu", options=QUICK,
+                               build=lambda name, size: _NonFiniteWhenCompiled().eval())
+    assert outcome.status == "error" and not outcome.samples
+    assert "differs from eager: max relative error inf" in outcome.reason
+
+
 def test_incomplete_flop_count_keeps_the_timing_but_derives_nothing_from_it(monkeypatch):
     monkeypatch.setattr(pipeline, "count_flops", lambda model, x: flops.FlopCount(
         1000, 0, {}, "attention op(s) ran with no FLOP formula: aten.x"))
