@@ -112,3 +112,10 @@ def test_profiles_decide_unless_the_options_say_so():
     assert (on.compile_times, on.eager_twin, off.compile_times, off.eager_twin) == (True, True, False, False)
     assert (forced.compile_times, forced.eager_twin) == (False, False)
     assert pipeline.for_profile(pipeline.MeasureOptions(), "essay").conventions == "essay"
+
+
+def test_an_unbounded_interval_is_written_as_none_never_as_infinity_or_zero():
+    fields = twin.measure_twin(lambda: None, lambda: None, 1e-6, None, torch.device("cpu"), pairs=1, seconds=0.001)
+    assert fields["speedup_ci_low"] is None and fields["speedup_ci_high"] is None
+    assert len(fields["speedup_log_ratios"]) == 1 and fields["memory_compression"] is None
+    assert set(fields) == set(twin.FIELDS)

@@ -30,7 +30,8 @@ WORKER_MODULE = "vitcnn.ab.worker"
 # A side's options that choose what is measured and how long: the rest (gate, baseline, report, shard) belong to
 # a pytest session, not to one side of an A/B.
 SIDE_OPTIONS = (*AXIS_OPTIONS, "--vitcnn-target-seconds", "--vitcnn-warmup-seconds", "--vitcnn-min-rounds",
-                "--vitcnn-max-rounds", "--vitcnn-no-inference-mode", "--vitcnn-threads", "--vitcnn-device")
+                "--vitcnn-max-rounds", "--vitcnn-no-inference-mode", "--vitcnn-threads", "--vitcnn-device",
+                "--vitcnn-compile-times", "--vitcnn-eager-twin")
 
 
 class SideError(ValueError):

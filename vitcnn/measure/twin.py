@@ -101,11 +101,12 @@ def measure_twin(compiled: Callable[[], None], eager: Callable[[], None], compil
     log_ratios, eager_medians = time_pairs(compiled, eager, pairs, block_calls(compiled_s, eager_s, pairs, seconds))
     result = speedup(log_ratios)
     eager_peak = activation_peak(eager, device)
-    def finite(value: float) -> float | None:  # JSON has no infinity: an unbounded end is None
-        return value if math.isfinite(value) else None
 
-    return {"speedup_vs_eager": result.ratio, "speedup_ci_low": finite(result.ci_low),
-            "speedup_ci_high": finite(result.ci_high),
+    def bounded(value: float) -> float | None:  # JSON has no infinity: an unbounded end (0 or inf) is None
+        return value if 0 < value < math.inf else None
+
+    return {"speedup_vs_eager": result.ratio, "speedup_ci_low": bounded(result.ci_low),
+            "speedup_ci_high": bounded(result.ci_high),
             "speedup_log_ratios": log_ratios, "eager_twin_median_s": statistics.median(eager_medians),
             "eager_activation_peak_bytes": eager_peak,
             "memory_compression": eager_peak / compiled_peak_bytes if compiled_peak_bytes else None}
