@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 from tests import factories
+from tests.pytest_runs import run_benchmarks
 from vitcnn import fingerprint
 from vitcnn.scale import compile_cache
 
@@ -123,3 +125,60 @@ def test_without_the_torch_api_the_run_is_cold_with_a_warning(tmp_path, monkeypa
     with pytest.warns(compile_cache.CompileCacheWarning):
         compile_cache.save(tmp_path, "cpu")
     assert not any(tmp_path.iterdir())
+
+
+def test_good_files_load_beside_a_damaged_one_which_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """One damaged file (a shard killed mid-copy, a disk error) costs only its own artifacts: every readable file
+    of the store is still loaded, and the damaged one is named and left in place."""
+    directory = compile_cache.slug_dir(tmp_path, "cpu")
+    directory.mkdir(parents=True)
+    for name, data in (("a-good.bin", b"good one"), ("b-damaged.bin", b"garbage"), ("c-good.bin", b"good two"),
+                       ("d-foreign.bin", b"other torch")):
+        (directory / name).write_bytes(data)
+    loaded = []
+
+    def load_cache_artifacts(data: bytes) -> FakeInfo | None:
+        if data == b"garbage":
+            raise RuntimeError("unpickling stack underflow")
+        if data == b"other torch":
+            return None  # what torch answers for artifacts it cannot use
+        loaded.append(data)
+        return FakeInfo(3)
+
+    monkeypatch.setattr(torch.compiler, "load_cache_artifacts", load_cache_artifacts)
+    line = compile_cache.load(tmp_path, "cpu")
+    assert sorted(loaded) == [b"good one", b"good two"]
+    assert "loaded 6 artifacts from 2 file(s)" in line, line
+    assert "b-damaged.bin (RuntimeError: unpickling stack underflow)" in line
+    assert f"d-foreign.bin (not readable by torch {torch.__version__})" in line
+    assert sorted(p.name for p in directory.iterdir()) == ["a-good.bin", "b-damaged.bin", "c-good.bin", "d-foreign.bin"]
+
+
+COMPILED_CNN = ("--vitcnn-models", "convnext_atto", "--vitcnn-res", "64", "--vitcnn-batch", "1",
+                "--vitcnn-compile", "default", "--vitcnn-target-seconds", "0.05", "--vitcnn-warmup-seconds", "0.05",
+                "--vitcnn-min-rounds", "3")
+
+
+def _compile_cache_session(store: Path, inductor_dir: Path, run_json: Path, *extra: str) -> dict:
+    """One pytest session of COMPILED_CNN in its own empty inductor cache dir; the setting's extra_info."""
+    done = run_benchmarks(*COMPILED_CNN, *extra, f"--vitcnn-compile-cache={store}", f"--benchmark-json={run_json}",
+                          env={"TORCHINDUCTOR_CACHE_DIR": str(inductor_dir)})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    [bench] = json.loads(run_json.read_text())["benchmarks"]
+    return {**bench["extra_info"], "stdout": done.stdout}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not compile_cache.supported(), reason="this torch has no save/load_cache_artifacts")
+def test_the_pytest_option_stores_a_sessions_artifacts_and_the_next_session_compiles_warm(tmp_path: Path):
+    """--vitcnn-compile-cache through pytest, as a fresh CI runner uses it: the first session starts cold and
+    saves, the next one (another empty inductor cache, as on another machine of the same kind) loads the store
+    before it compiles, and inductor then finds the setting's graph instead of compiling it."""
+    store = tmp_path / "store"
+    first = _compile_cache_session(store, tmp_path / "inductor-a", tmp_path / "a.json")
+    assert "vitcnn: compile cache: nothing stored" in first["stdout"] and first["compile_cache"] == "miss"
+    saved = re.search(r"vitcnn: compile cache: saved (\d+) artifacts", first["stdout"])
+    assert saved and int(saved[1]) >= 1, first["stdout"][-3000:]
+    second = _compile_cache_session(store, tmp_path / "inductor-b", tmp_path / "b.json")
+    assert f"vitcnn: compile cache: loaded {saved[1]} artifacts from 1 file(s)" in second["stdout"]
+    assert second["compile_cache"] == "hit", second["compile_cache_counters"]
