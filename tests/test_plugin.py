@@ -130,10 +130,15 @@ def test_device_limits_become_visible_skips(tmp_path):
     assert statuses["nfnet_tiny-64px-bs1-fp32-nchw-eager"][0] == "ok"
 
 
-def test_k_selection_still_works():
-    done = run_benchmarks("-k", "nfnet_tiny and 64px and bs1 and eager", "--vitcnn-target-seconds", "0.1")
-    # 31 other settings, and the training function, which has no setting in the smoke profile
-    assert done.returncode == 0 and "1 passed, 32 deselected" in done.stdout, done.stdout[-3000:]
+def test_k_selection_still_works_and_the_run_says_how_it_was_narrowed(tmp_path):
+    """-k narrows the selection; the run file (and so every report made from it) must not call the result by the
+    profile's name alone."""
+    path = tmp_path / "run.json"
+    done = run_benchmarks("-k", "nfnet_tiny and 64px and bs1 and eager", "--vitcnn-target-seconds", "0.1",
+                          "--vitcnn-batch", "1", "--benchmark-json", str(path))
+    # 15 other bs1 settings, and the training function, which has no setting in the smoke profile
+    assert done.returncode == 0 and "1 passed, 16 deselected" in done.stdout, done.stdout[-3000:]
+    assert load_run(path).selection == "smoke with --vitcnn-batch 1, -k 'nfnet_tiny and 64px and bs1 and eager'"
 
 
 @pytest.mark.parametrize("args, message", [
@@ -268,6 +273,41 @@ def test_gate_flags_autograd_left_on_as_memory_up_on_cpu(gate_baseline, tmp_path
     assert done.returncode == 1, done.stdout[-4000:]
     verdicts = _verdicts(run_a.json_path, run_e)
     assert all("memory-up" in labels for labels in verdicts.values()), verdicts
+
+
+def test_gate_and_save_in_one_session_never_compare_the_run_with_itself(tmp_path):
+    """--vitcnn-gate with --vitcnn-save-baseline: the gate runs first, so a first session, with nothing stored,
+    has nothing to compare with (it fails and says so) instead of passing against the baseline it just saved;
+    the save still happens, and the next session is gated against it."""
+    directory = tmp_path / "baselines"
+    first = run_benchmarks(*TINY, "--vitcnn-gate", "--vitcnn-save-baseline", "--vitcnn-baseline-dir", str(directory))
+    assert first.returncode == 1, first.stdout[-3000:]
+    assert "vitcnn gate: FAILED, cannot compare" in first.stdout and "--vitcnn-save-baseline" in first.stdout
+    assert f"vitcnn: baseline saved to {directory}" in first.stdout
+    [saved] = directory.glob("*.json")
+    assert load_run(saved).results[TINY_ID].status == "ok"
+    second = run_benchmarks(*TINY, "--vitcnn-gate", "--vitcnn-baseline-dir", str(directory))
+    assert second.returncode == 0 and "vitcnn gate: passed: 1 setting: 0 regressions" in second.stdout, \
+        second.stdout[-3000:]
+
+
+def test_gate_options_for_memory_and_missing_settings_through_pytest(gate_baseline, tmp_path):
+    """--vitcnn-allow-missing and --vitcnn-memory-tolerance reach the gate: a run of one of the baseline's two
+    settings with autograd left on (+memory, tests above) passes with both, and the same comparison with the
+    default options, made from the same files, has exactly the regressions these options excused."""
+    directory, _ = gate_baseline
+    run_f = tmp_path / "run_f.json"
+    done = run_benchmarks(*GATE_SUBSET, *GATE_THREADS, *CPU_TOLERANCE, "-k", "vit_t16", "--vitcnn-no-inference-mode",
+                          "--vitcnn-gate", "--vitcnn-baseline-dir", str(directory), "--benchmark-json", str(run_f),
+                          "--vitcnn-allow-missing", "--vitcnn-memory-tolerance", "1000")
+    strict = rules.gate_against_baseline(load_run(run_f), directory, rules.GateOptions(tolerance=2.0, alpha=0.01))
+    excused = {v.id: v.labels for v in strict.regressions}
+    assert set(excused) == {"vit_t16-64px-bs1-fp32-auto-eager", "convnext_atto-64px-bs1-fp32-nchw-eager"}, excused
+    assert excused["vit_t16-64px-bs1-fp32-auto-eager"][1:] == ("memory-up",)  # after its speed label
+    assert excused["convnext_atto-64px-bs1-fp32-nchw-eager"] == ("missing",)
+    assert done.returncode == 0, done.stdout[-4000:]
+    [line] = [x for x in done.stdout.splitlines() if x.startswith("vitcnn gate:")]
+    assert line.startswith("vitcnn gate: passed: 2 settings: 0 regressions;") and "1 missing" in line, line
 
 
 # --------------------------------------------------------------------------------------------------- training
