@@ -6,12 +6,15 @@ VITCNN_FORCE_CUDA_ERROR=name[,name] -> their forward raises a sticky CUDA error 
 VITCNN_FORCE_SLOW=name[,name]  -> their forward runs the real model SLOWDOWN_FACTOR times: a planted regression
                                   far outside run-to-run noise (separate runs on a shared 2-core VM differ by up
                                   to ~1.8x), so a test of the gate's wiring through pytest cannot flake.
+VITCNN_FORCE_EXIT_AT_BLOCK=n   -> a `vitcnn ab` worker process exits (code 3, a line on stderr) when asked for its
+                                  n-th timed block: a side that dies in the middle of a session.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 
 import torch
 
@@ -64,3 +67,25 @@ def pytest_configure(config) -> None:
             _replace_builder(name, lambda inner, _make=make_error: FailingModel(inner, _make))
     for name in filter(None, os.environ.get("VITCNN_FORCE_SLOW", "").split(",")):
         _replace_builder(name, SlowModel)
+    if os.environ.get("VITCNN_FORCE_EXIT_AT_BLOCK"):
+        _exit_at_block(int(os.environ["VITCNN_FORCE_EXIT_AT_BLOCK"]))
+
+
+def _exit_at_block(n: int) -> None:
+    """Wrap the worker's block handler (the worker runs as __main__ under `python -m vitcnn.ab.worker`)."""
+    from vitcnn.ab import worker
+
+    served = []
+    for module in {sys.modules.get("__main__"), worker}:
+        cls = getattr(module, "Worker", None)
+        if cls is None:
+            continue
+
+        def dying_block(self, request: dict, _block=cls.block) -> dict:
+            served.append(request)
+            if len(served) == n:
+                print(f"planted exit at block {n} (forced by test)", file=sys.stderr, flush=True)
+                os._exit(3)
+            return _block(self, request)
+
+        cls.block = dying_block

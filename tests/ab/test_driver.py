@@ -120,3 +120,25 @@ def test_planted_slowdown_and_oom_in_b_fail_the_session(tmp_path, capsys):
     assert slow["labels"] == ["slower"] and slow["ratio"] > 5 and slow["ci"][0] > 1.03
     assert verdicts["convnext_atto-64px-bs1-fp32-nchw-eager"]["labels"] == ["now-oom"]
     assert "vitcnn ab: FAILED: 2 settings: 2 regressions (1 slower, 1 now-oom)" in captured.out
+
+
+def test_a_side_that_dies_in_the_middle_of_the_blocks_ends_the_session_with_exit_2(capsys: pytest.CaptureFixture):
+    """Side B's first worker exits when asked for its second timed block (tests/force_failure.py): the session
+    stops with exit 2 (not a verdict on half the blocks), names the side, the request and the worker's last words,
+    and leaves no worker process of either side behind."""
+    import os
+    import re
+
+    code = cli.main(["ab", "--models", "vit_t16", "--res", "64", "--batch", "1", "--compile", "eager",
+                     "--device", "cpu", "--processes", "2", "--rounds", "3", f"--a-opts={QUICK}",
+                     f"--b-opts={QUICK} -p tests.force_failure", "--b-env", "VITCNN_FORCE_EXIT_AT_BLOCK=2"])
+    captured = capsys.readouterr()
+    assert code == 2, captured.out + captured.err
+    assert "vitcnn ab: error: side B: the worker exited" in captured.err and "during 'block'" in captured.err
+    assert "planted exit at block 2 (forced by test)" in captured.err  # the log's tail
+    assert "vitcnn ab: passed" not in captured.out and "vitcnn ab: FAILED" not in captured.out
+    pids = [int(p) for found in re.findall(r"pids ([\d, ]+)\)", captured.err) for p in found.split(", ")]
+    assert len(pids) == 4, captured.err
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
