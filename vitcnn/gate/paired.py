@@ -40,6 +40,7 @@ from scipy import optimize, stats
 
 LABELS = ("slower", "faster", "same", "inconclusive")
 POWER = 0.8  # the detectable effect is the slowdown flagged with this probability
+EFFECT_DIGITS = 12  # process effects are rounded to this many decimals of log time (see process_effects)
 
 
 class Block(NamedTuple):
@@ -107,7 +108,9 @@ def process_effects(blocks: Sequence[Block]) -> dict[tuple[str, int], float]:
         design[row, unit_index[(b.side, b.process)]] = 1.0
         design[row, round_index[b.round]] = 1.0
     coefficients = np.linalg.lstsq(design, np.log(medians), rcond=None)[0]
-    return {u: float(coefficients[i]) for u, i in unit_index.items()}
+    # Rounded to 1e-12 in log time (a relative 1e-12, far below a clock's resolution): the fit's floating-point
+    # residue (~1e-16) must not read as a difference, or identical sides would test as exactly different.
+    return {u: round(float(coefficients[i]), EFFECT_DIGITS) for u, i in unit_index.items()}
 
 
 def _detectable(se: float, df: int, alpha: float, threshold: float) -> float:
