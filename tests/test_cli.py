@@ -29,6 +29,7 @@ from vitcnn.runfile import load_run
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests" / "data" / "cpu-smoke"
 SMOKE_RUN = "results/cpu-smoke/run.json"  # relative: report.md names the run file as given
+SMOKE_RUN_2 = "results/cpu-smoke/run-2.json"  # the next run on the same VM (scripts/regenerate-golden.sh)
 
 
 # ------------------------------------------------------------------------------- the committed run, reproduced
@@ -40,16 +41,17 @@ def test_report_of_the_committed_smoke_run_is_unchanged(tmp_path, monkeypatch):
     assert (tmp_path / "report.md").read_text() == (GOLDEN / "report.md").read_text()
 
 
-def test_compare_of_the_committed_smoke_run_is_unchanged(tmp_path, monkeypatch, capsys):
+def test_compare_of_the_committed_smoke_runs_is_unchanged(tmp_path, monkeypatch, capsys):
+    # Two unchanged runs (an A/A): same, inconclusive (CPU speed not gated from one run) and the compile note.
     monkeypatch.chdir(REPO)
     markdown = tmp_path / "compare.md"
-    assert cli(["compare", SMOKE_RUN, SMOKE_RUN, "--markdown", str(markdown)]) == 0
+    assert cli(["compare", SMOKE_RUN, SMOKE_RUN_2, "--markdown", str(markdown)]) == 0
     assert capsys.readouterr().out == (GOLDEN / "compare.txt").read_text()
     assert markdown.read_text() == (GOLDEN / "compare.md").read_text()
 
 
 def test_python_dash_m_runs_the_cli():
-    done = subprocess.run([sys.executable, "-m", "vitcnn", "compare", SMOKE_RUN, SMOKE_RUN], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "vitcnn", "compare", SMOKE_RUN, SMOKE_RUN_2], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout == (GOLDEN / "compare.txt").read_text()
     done = subprocess.run([sys.executable, "-m", "vitcnn", "frobnicate"], cwd=REPO, capture_output=True, text=True)
@@ -69,11 +71,13 @@ def test_every_subcommand_is_registered_and_has_help(capsys):
 
 @pytest.fixture
 def runs(tmp_path):
-    """Paths of a baseline run and of a passing, a slower and a foreign-fingerprint new run."""
-    base = write_run(tmp_path / "base.json", result(S1, low_noise(0.01, seed=1)), result(S2))
-    same = write_run(tmp_path / "same.json", result(S1, low_noise(0.01, seed=2)), result(S2))
-    slower = write_run(tmp_path / "slower.json", result(S1, low_noise(0.02, seed=2)), result(S2))
-    foreign = write_run(tmp_path / "foreign.json", result(S1), result(S2), fp=GPU_FINGERPRINT)
+    """Paths of a GPU baseline run (speed is gated from one run there) and of a passing, a slower and a
+    foreign-fingerprint (CPU) new run."""
+    gpu = GPU_FINGERPRINT
+    base = write_run(tmp_path / "base.json", result(S1, low_noise(0.01, seed=1)), result(S2), fp=gpu)
+    same = write_run(tmp_path / "same.json", result(S1, low_noise(0.01, seed=2)), result(S2), fp=gpu)
+    slower = write_run(tmp_path / "slower.json", result(S1, low_noise(0.02, seed=2)), result(S2), fp=gpu)
+    foreign = write_run(tmp_path / "foreign.json", result(S1), result(S2))
     return {"base": str(base), "same": str(same), "slower": str(slower), "foreign": str(foreign)}
 
 
@@ -89,13 +93,28 @@ def test_cli_compare_regression(runs, capsys, tmp_path):
     assert "**slower**" in md.read_text()
 
 
+def test_cli_compare_judges_cpu_speed_from_saved_runs_as_the_stored_gate_does(tmp_path, capsys):
+    # One CPU run against another cannot tell a slowdown from the machine's run-to-run drift (two unchanged smoke
+    # runs differed by up to 31%, Mann-Whitney p 1e-53): not gated; a baseline saved three times gates it.
+    base = write_run(tmp_path / "base.json", result(S1, low_noise(0.01, seed=1)))
+    slower = write_run(tmp_path / "slower.json", result(S1, low_noise(0.02, seed=2)))
+    assert cli(["compare", str(base), str(slower)]) == 0
+    assert "speed not gated: CPU baseline" in capsys.readouterr().out
+    for seed in (3, 4, 5):
+        bl.save_baseline(load_run(write_run(tmp_path / f"save{seed}.json", result(S1, low_noise(0.01, seed=seed)))),
+                         tmp_path / "baselines")
+    [saved] = (tmp_path / "baselines").glob("*.json")
+    assert cli(["compare", str(saved), str(slower)]) == 1
+    assert "slower !" in capsys.readouterr().out
+
+
 def test_cli_compare_options(runs):
     assert cli(["compare", runs["base"], runs["slower"], "--tolerance", "1.5"]) == 0
     assert cli(["compare", runs["base"], runs["slower"], "--alpha", "1e-30"]) == 0  # inconclusive
 
 
 def test_cli_compare_missing_allowed(tmp_path, runs):
-    partial = write_run(tmp_path / "partial.json", result(S1, low_noise(0.01, seed=3)))
+    partial = write_run(tmp_path / "partial.json", result(S1, low_noise(0.01, seed=3)), fp=GPU_FINGERPRINT)
     assert cli(["compare", runs["base"], str(partial)]) == 1
     assert cli(["compare", runs["base"], str(partial), "--allow-missing"]) == 0
 
@@ -122,7 +141,7 @@ def test_cli_compare_memory_tolerances(tmp_path, capsys, options, code):
 def test_cli_compare_fingerprint_mismatch(runs, capsys):
     assert cli(["compare", runs["base"], runs["foreign"]]) == 2
     err = capsys.readouterr().err
-    assert "device: base='cpu' new='cuda'" in err and "gpu_name" in err
+    assert "device: base='cuda' new='cpu'" in err and "gpu_name" in err
     assert cli(["compare", runs["base"], runs["foreign"], "--allow-cross-machine"]) == 0
     assert "CROSS-MACHINE" in capsys.readouterr().out
 

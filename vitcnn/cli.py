@@ -37,7 +37,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
             tolerance=args.tolerance, alpha=args.alpha, memory_rel_tolerance=args.memory_tolerance,
             memory_abs_tolerance=int(args.memory_abs_mib * MIB), allow_missing=args.allow_missing,
             allow_cross_machine=args.allow_cross_machine)
-        comparison = rules.compare(load_run(args.base), load_run(args.new), options)
+        base, new = load_run(args.base), load_run(args.new)
+        # As the stored gate: a CPU's speed is judged from the base's saved runs (one run file is one of them)
+        comparison = rules.compare(base, new, options, speed_needs_history=new.fingerprint.get("device") != "cuda")
     except (ValueError, RunFileError) as exc:  # FingerprintMismatch and RunFileError are ValueErrors too
         return error(str(exc))
     print(format_table(comparison), end="")
