@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from tests.factories import setting
+from tests.measure.test_pipeline import gpu
 from vitcnn.measure import compiling, pipeline, twin
 
 QUICK = pipeline.MeasureOptions(target_seconds=0.1, warmup_seconds=0.1, min_rounds=5, compile_times=False,
@@ -119,3 +120,23 @@ def test_an_unbounded_interval_is_written_as_none_never_as_infinity_or_zero():
     assert fields["speedup_ci_low"] is None and fields["speedup_ci_high"] is None
     assert len(fields["speedup_log_ratios"]) == 1 and fields["memory_compression"] is None
     assert set(fields) == set(twin.FIELDS)
+
+
+# ------------------------------------------------------------------------------ GPU only: pytest -m gpu
+
+
+@gpu
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
+def test_gpu_cold_warm_compile_and_the_eager_twin(mode):
+    # CUDA paths never run on CPU: the cold compile's Triton cache in a fresh dir, a Dynamo reset between CUDA-graph
+    # recordings, the twin's blocks between graph replays, the eager peak from the allocator's counters.
+    options = pipeline.MeasureOptions(target_seconds=0.2, warmup_seconds=0.2, compile_times=True, eager_twin=True)
+    s = setting("vit_t16", resolution=64, batch=2, precision="bf16", compile_mode=mode)
+    outcome = pipeline.measure(s, "cuda", options=options)
+    assert outcome.status == "ok", outcome.reason
+    info = outcome.info
+    assert (info["compile_cold_cache"], info["compile_warm_cache"]) == ("miss", "hit")
+    assert info["compile_cold_s"] > info["compile_warm_s"] > 0
+    assert info["speedup_ci_low"] <= info["speedup_vs_eager"] <= info["speedup_ci_high"]
+    assert info["eager_activation_peak_bytes"] > 0 and info["memory_compression"] > 0
+    assert info["cuda_graphs"] == (mode == "reduce-overhead") and info["recompiles"] == 0

@@ -7,13 +7,15 @@ Order matters for honest numbers (docs/measuring.md says why each step is there)
 1. build, cast and move the model and input; every residual gain awake (models.wake_gains);
 2. FLOPs under FakeTensorMode (no memory; every SDPA op has a formula, flops.py); references on a 1-image slice:
    eager in the setting's dtype and SDPA context, and fp32 with math attention (reference.py);
-3. first compiled call = compile time, with caches that a forced SDPA backend cannot share (sdpa.py); its output
+3. where asked for, a cold compile (empty caches) and a warm one first (compiling.cold_and_warm); then the
+   first compiled call = compile time, with caches that a forced SDPA backend cannot share (sdpa.py); its output
    must match both references (training: loss and the stem's gradient of the first step, before its optimizer
    step);
 4. reset the CUDA peak-memory counters (before the first call for CUDA-graph modes, so recording counts), then
    warm up for a time and time synchronised calls with the cyclic GC paused;
 5. after timing: device time and gpu_busy (CUDA), the CPU memory peak of one more call (memory.py: the profiler's
-   allocator events), then the SDPA backend probe (CPU profiler activities only; on eager for CUDA-graph modes);
+   allocator events), where asked for the eager twin (twin.py: speedup over eager, memory compression), then the
+   SDPA backend probe (CPU profiler activities only; on eager for CUDA-graph modes);
    a backend other than the requested one fails the setting.
 Out-of-memory anywhere is a result (status "oom"); a sticky CUDA error is marked fatal; everything is freed.
 """
@@ -314,12 +316,7 @@ class Prepared:
         twin's calls must not count in it."""
         if not self.options.eager_twin or self.setting.compile_mode == "eager":
             return twin.NOT_MEASURED
-        if self.step is not None:
-            eager_step = self.step.eager_twin()
-            eager = eager_step.__call__
-        else:
-            def eager():
-                self.model(self.x)
+        eager = self.step.eager_twin() if self.step is not None else (lambda: self.model(self.x))
         device = self.device
 
         def eager_call():
