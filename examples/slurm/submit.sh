@@ -3,6 +3,8 @@
 #   examples/slurm/submit.sh N OUT_DIR [PYTEST ARGS...]
 #   e.g. examples/slurm/submit.sh 8 results/blog-h100 --vitcnn-profile blog
 # Optional: VITCNN_COMPILE_CACHE=/shared/vitcnn-compile-cache to start warm from earlier runs.
+# Optional: VITCNN_SLURM_GRES, the generic resource each shard asks for (default gpu:1; set it empty on a CPU-only
+#   cluster, which refuses a GPU request), and VITCNN_SLURM_CPUS, the CPUs per shard (default: sweep.sbatch's 8).
 # The merge uses afterany, not afterok: a shard whose setting failed still wrote a valid run (status "error"), and
 # the merge itself refuses, naming them, shards that wrote nothing.
 set -euo pipefail
@@ -25,7 +27,16 @@ if compgen -G "${out}/shard-*.json" > /dev/null || [[ -e "${out}/run.json" ]]; t
   exit 2
 fi
 
-array_job=$(sbatch --parsable --array="1-${shards}" --output="${out}/shard-%a.log" \
+resources=()
+gres=${VITCNN_SLURM_GRES-gpu:1}
+if [[ -n "$gres" ]]; then
+  resources+=("--gres=${gres}")
+fi
+if [[ -n "${VITCNN_SLURM_CPUS:-}" ]]; then
+  resources+=("--cpus-per-task=${VITCNN_SLURM_CPUS}")
+fi
+
+array_job=$(sbatch --parsable --array="1-${shards}" --output="${out}/shard-%a.log" ${resources[@]+"${resources[@]}"} \
   "${here}/sweep.sbatch" "$out" "$@")
 array_job=${array_job%%;*}  # --parsable prints "jobid" or "jobid;cluster"
 merge_job=$(sbatch --parsable --dependency="afterany:${array_job}" --output="${out}/merge.log" \
