@@ -30,7 +30,7 @@ def mib(nbytes: float | None, spec: str = ".1f", missing: str = "-") -> str:
     return fixed(None if nbytes is None else nbytes / MIB, spec, missing)
 
 
-def times(ratio: float | None, missing: str = "-") -> str:
+def times(ratio: float | None, missing: str | None = "-") -> str | None:
     """A ratio written as a factor ("1.35x"): speedup over eager."""
     return missing if ratio is None else f"{ratio:.2f}x"
 

@@ -74,6 +74,10 @@ class GateOptions:
     def regression_labels(self) -> frozenset[str]:
         return ALWAYS_REGRESSIONS if self.allow_missing else REGRESSIONS
 
+    def is_regression(self, labels: tuple[str, ...]) -> bool:
+        """Whether any of a setting's labels is a regression under these options."""
+        return any(label in self.regression_labels for label in labels)
+
 
 @dataclass(frozen=True)
 class SettingVerdict:
@@ -261,7 +265,7 @@ def compare_result(base: Result | None, new: Result | None, options: GateOptions
         ratio=ratio, p_value=p_value,
         base_memory_bytes=ran_base.activation_peak_bytes if ran_base else None,
         new_memory_bytes=ran_new.activation_peak_bytes if ran_new else None,
-        cross_machine=cross_machine, regression=any(x in options.regression_labels for x in labels), detail=detail,
+        cross_machine=cross_machine, regression=options.is_regression(labels), detail=detail,
     )
 
 
@@ -287,7 +291,7 @@ def compare(base: Run, new: Run, options: GateOptions = GateOptions(), speed_nee
                 finding = history_speed(history, verdict.new_median_s, options, len(ids))
                 labels, detail = _with_deterministic(finding, base.results[i], new.results[i], options)
                 verdict = replace(verdict, labels=labels, ratio=finding.ratio, p_value=finding.p_value,
-                                  detail=detail, regression=any(x in options.regression_labels for x in labels))
+                                  detail=detail, regression=options.is_regression(labels))
         verdicts.append(verdict)
     verdicts, compile_note = with_session_findings(verdicts, base.results, new.results, options)
     incomplete = {side: missing for side, run in (("base", base), ("new", new))
@@ -306,8 +310,7 @@ def with_session_findings(verdicts: list[SettingVerdict], base: dict[str, Result
                           options: GateOptions) -> tuple[list[SettingVerdict], str | None]:
     """`verdicts` with the labels decided across the session (compiled.py: `speedup-down`, `compile-slower`)
     added, for settings that ran ok on both sides; and the note on the session's cold compile times."""
-    both = [(v.id, base[v.id], new[v.id]) for v in verdicts if v.base_status == v.new_status == "ok"
-            and v.id in base and v.id in new]
+    both = [(v.id, base[v.id], new[v.id]) for v in verdicts if v.base_status == v.new_status == "ok"]
     found = compiled.speedup_findings(both, options.alpha, options.speedup_tolerance)
     compile_found, note = compiled.compile_findings(both, options.alpha, options.compile_tolerance)
     out = []
@@ -316,7 +319,7 @@ def with_session_findings(verdicts: list[SettingVerdict], base: dict[str, Result
         if extra:
             labels = (*verdict.labels, *(f.label for f in extra))
             verdict = replace(verdict, labels=labels, detail="; ".join([verdict.detail, *(f.detail for f in extra)]),
-                              regression=any(x in options.regression_labels for x in labels))
+                              regression=options.is_regression(labels))
         out.append(verdict)
     return out, note
 
@@ -341,7 +344,7 @@ def _speed_not_gated(verdict: SettingVerdict, why: str, options: GateOptions) ->
     """`verdict` with its speed label (always the first) made `inconclusive` and `why` added to its detail."""
     labels = ("inconclusive", *verdict.labels[1:])
     return replace(verdict, labels=labels, detail=f"{verdict.detail}; {why}",
-                   regression=any(x in options.regression_labels for x in labels))
+                   regression=options.is_regression(labels))
 
 
 def identity_notes(comparison: Comparison) -> list[str]:
@@ -461,7 +464,7 @@ def compare_paired(inputs: list[PairedInput], options: GateOptions = GateOptions
         verdicts.append(replace(verdict, id=x.a.id, labels=labels, ratio=e.ratio, p_value=d.p_adjusted,
                                 ci_low=e.ci_low, ci_high=e.ci_high, detectable=e.detectable,
                                 processes=e.processes, detail=detail,
-                                regression=any(label in options.regression_labels for label in labels)))
+                                regression=options.is_regression(labels)))
     verdicts, compile_note = with_session_findings(verdicts, {x.a.id: x.a for x in inputs},
                                                    {x.a.id: x.b for x in inputs}, options)
     comparison = Comparison(verdicts, options, "side A", "side B")

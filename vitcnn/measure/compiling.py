@@ -101,29 +101,24 @@ def cold_and_warm(first_call: Callable[[], None], between: Callable[[], None] = 
     Cold: the first call in a fresh, empty inductor/Triton cache directory (torch's own `fresh_cache`, which also
     clears the in-memory compiled-code caches). Warm: Dynamo reset and the in-memory caches cleared again, then the
     first call once more, served from that directory's FX-graph and AOTAutograd caches (`compile_cold_cache` and
-    `compile_warm_cache` say whether the caches missed and hit as they should). The directory is deleted afterwards and Dynamo reset, so the setting's own compile (the timed
-    model, `compile_time_s`) runs as before, with the user's caches. `between` undoes a call's side effects (a
-    training step's gradients)."""
+    `compile_warm_cache` say whether the caches missed and hit as they should). The directory is deleted
+    afterwards and Dynamo reset, so the setting's own compile (the timed model, `compile_time_s`) runs as before,
+    with the user's caches. `between` undoes a call's side effects (a training step's gradients)."""
     from torch._inductor.utils import clear_caches, fresh_cache
 
-    def timed() -> float:
-        start = time.perf_counter()
+    def timed() -> tuple[float, str]:
+        before, start = cache_counters(), time.perf_counter()
         first_call()
         seconds = time.perf_counter() - start
         between()
-        return seconds
-
-    def timed_with_verdict() -> tuple[float, str]:
-        before = cache_counters()
-        seconds = timed()
         return seconds, cache_verdict(cache_delta(before, cache_counters()))
 
     with fresh_cache():
         torch._dynamo.reset()
-        cold, cold_cache = timed_with_verdict()
+        cold, cold_cache = timed()
         torch._dynamo.reset()
         clear_caches()
-        warm, warm_cache = timed_with_verdict()
+        warm, warm_cache = timed()
     torch._dynamo.reset()
     return {"compile_cold_s": cold, "compile_cold_cache": cold_cache, "compile_warm_s": warm,
             "compile_warm_cache": warm_cache}

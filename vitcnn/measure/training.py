@@ -104,8 +104,8 @@ class TrainStep:
     def eager_twin(self) -> TrainStep:
         """The same step without torch.compile: the model itself, sharing this step's optimizer and scaler (no
         second optimizer state), for the eager twin (twin.py)."""
-        twin = TrainStep(self.model, self.model, self.x, self.labels, "fp32")
-        twin.autocast_dtype, twin.optimizer, twin.scaler = self.autocast_dtype, self.optimizer, self.scaler
+        twin = copy.copy(self)
+        twin.forward = self.model
         return twin
 
     def __call__(self) -> None:

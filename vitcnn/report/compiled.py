@@ -42,22 +42,20 @@ def speedup_points(results: Mapping[str, Result]) -> list[SpeedupPoint]:
             for r in compiled_results(results) if r.get("speedup_vs_eager") is not None]
 
 
-def _interval(result: Result) -> str:
-    low, high = result.get("speedup_ci_low"), result.get("speedup_ci_high")
-    if result.get("speedup_vs_eager") is None:
-        return table.DASH
+def _interval(result: Result) -> str | None:
+    speedup, low, high = (result.get(k) for k in ("speedup_vs_eager", "speedup_ci_low", "speedup_ci_high"))
+    if speedup is None:
+        return None
     bounds = "unbounded" if low is None or high is None else f"{low:.2f}–{high:.2f}"
-    return f"{result.get('speedup_vs_eager'):.2f}x ({bounds})"
+    return f"{table.times(speedup)} ({bounds})"
 
 
 def compile_markdown(results: Mapping[str, Result], slug: str) -> str | None:
     """The section's table (None when no compiled setting ran) and the figure's link when speedups exist."""
-    rows = []
-    for r in compiled_results(results):
-        compression = r.get("memory_compression")
-        rows.append([r.id, table.num(r.get("compile_time_s")), table.num(r.get("compile_cold_s")),
-                     table.num(r.get("compile_warm_s")), r.get("graphs"), r.get("graph_breaks"), r.get("recompiles"),
-                     _interval(r), None if compression is None else f"{compression:.2f}x"])
+    rows = [[r.id, table.num(r.get("compile_time_s")), table.num(r.get("compile_cold_s")),
+             table.num(r.get("compile_warm_s")), r.get("graphs"), r.get("graph_breaks"), r.get("recompiles"),
+             _interval(r), table.times(r.get("memory_compression"), missing=None)]
+            for r in compiled_results(results)]
     if not rows:
         return None
     header = ["Setting", "Compile (s)", "Cold (s)", "Warm (s)", "Graphs", "Breaks", "Recompiles",
@@ -66,6 +64,6 @@ def compile_markdown(results: Mapping[str, Result], slug: str) -> str | None:
     text = ("Compile: the first call with this machine's caches as they were; cold: empty caches; warm: a second "
             "compile served from them. Speedup: eager time / compiled time, paired blocks in one process. Memory "
             "compression: eager activation peak / compiled.\n\n" + text)
-    if any(r[7] != table.DASH for r in rows):
+    if speedup_points(results):  # the rule figures.py draws the figure by
         text += f"\n\n[figure: speedup over eager vs resolution]({SPEEDUP_FIGURE.format(slug=slug)})"
     return text

@@ -2,8 +2,9 @@
 
 A first run on a new machine (or a new torch) can produce numbers that look fine and are not: a kernel other than
 the one requested, a GPU that idles between launches, an MFU above the datasheet, a memory peak of nothing, a
-compiled artifact reused from another setting, calls that ran at two speeds, a "cold" compile that hit a cache. Each check below names one such symptom, the settings that show
-it, and why it matters; `python -m vitcnn check RUN.json` prints them and exits 1 if any fired.
+compiled artifact reused from another setting, calls that ran at two speeds, a "cold" compile that hit a cache.
+Each check below names one such symptom, the settings that show it, and why it matters; `python -m vitcnn check
+RUN.json` prints them and exits 1 if any fired.
 """
 
 from __future__ import annotations
