@@ -104,9 +104,10 @@ def split_opts(text: str | None) -> tuple[str, ...]:
 
 
 class Checkout:
-    """The directory a side runs from: this project, or a temporary git worktree of `ref` (removed on close)."""
+    """The directory a side runs from: this project, or a temporary git worktree of `ref` (removed on close).
+    `vitcnn history run` checks out the commits it backfills with it too, without the worker check."""
 
-    def __init__(self, ref: str | None, repo: Path = PROJECT_ROOT) -> None:
+    def __init__(self, ref: str | None, repo: Path = PROJECT_ROOT, needs_worker: bool = True) -> None:
         self.ref, self.repo, self.temp = ref, repo, None
         self.root = repo
         if ref is None:
@@ -118,7 +119,7 @@ class Checkout:
         if done.returncode != 0:
             shutil.rmtree(self.temp, ignore_errors=True)
             raise SideError(f"cannot check out {ref!r}: {done.stderr.strip() or done.stdout.strip()}")
-        if not (self.root / "vitcnn" / "ab" / "worker.py").is_file():
+        if needs_worker and not (self.root / "vitcnn" / "ab" / "worker.py").is_file():
             self.close()
             raise SideError(f"{ref!r} has no vitcnn/ab/worker.py: it predates `vitcnn ab`, so it cannot be a side")
 

@@ -1,0 +1,138 @@
+"""`vitcnn history run`: measure past commits, as `asv run` does, and add each run to a history store.
+
+Each commit is checked out in a temporary git worktree (`vitcnn ab`'s Checkout), where that commit's own plugin
+and benchmarks run: `python -m pytest benchmarks --benchmark-only --benchmark-json F` plus the options given, with
+PYTHONPATH at the worktree so its `vitcnn` is the one measured. A commit that cannot run what was asked is skipped
+with the reason: it has no benchmarks/ or plugin yet, or its pytest refuses the options (exit 4: an option or
+profile it predates) or collects nothing (exit 5). A commit whose run fails after starting is reported as failed,
+with its log's tail; what its run file holds (settings measured before the failure) is still added.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from vitcnn.ab.sides import PROJECT_ROOT, Checkout, SideError
+from vitcnn.history.store import HistoryStore
+
+# Variables that would make a backfilled pytest run one shard of somebody's scheduler job instead of the whole
+# selection (vitcnn/scale/shard.py reads them).
+SCHEDULER_VARIABLES = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX",
+                       "SLURM_ARRAY_TASK_STEP", "SLURM_ARRAY_TASK_COUNT", "JOB_COMPLETION_INDEX",
+                       "VITCNN_SHARD_COUNT")
+USAGE_ERROR, NO_TESTS = 4, 5  # pytest's exit codes
+
+
+class BackfillError(ValueError):
+    """A commit range git cannot list."""
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What happened to one commit: "measured", "skipped" (with the reason) or "failed" (with the log's tail)."""
+
+    commit: str
+    outcome: str
+    reason: str | None = None
+    run_file: Path | None = None
+    seconds: float = 0.0
+
+
+def commits(spec: str, every: int = 1, repo: Path = PROJECT_ROOT) -> list[str]:
+    """The commits of `spec`, oldest first: `A..B` is B's first-parent line after A (what was on the branch, not
+    the merged branches' inner commits); a single ref is that commit. `every` keeps every Nth, counted back from
+    the newest so the newest is always measured."""
+    if every < 1:
+        raise BackfillError(f"--every must be at least 1, got {every}")
+    args = ["rev-list", "--first-parent", "--reverse", spec] if ".." in spec else ["rev-parse", "--verify",
+                                                                                    f"{spec}^{{commit}}"]
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BackfillError(f"git cannot list {spec!r}: {done.stderr.strip()}")
+    listed = done.stdout.split()
+    if not listed:
+        raise BackfillError(f"{spec!r} names no commits")
+    return listed[::-1][::every][::-1]
+
+
+def measure_commit(commit: str, out_dir: Path, pytest_args: list[str], repo: Path = PROJECT_ROOT,
+                   python: str = sys.executable) -> Measured:
+    """Run the benchmarks of `commit` in a worktree; its run file is written to OUT_DIR/<commit>.json (an existing
+    one is never replaced: that commit is then measured into a numbered file beside it)."""
+    start = time.monotonic()
+    try:
+        checkout = Checkout(commit, repo, needs_worker=False)
+    except SideError as exc:
+        return Measured(commit, "skipped", str(exc))
+    try:
+        root = checkout.root
+        for needed in ("benchmarks", "vitcnn/plugin.py"):
+            if not (root / needed).exists():
+                return Measured(commit, "skipped", f"predates the suite's layout: no {needed}")
+        run_file = _free_path(out_dir, commit)
+        env = {k: v for k, v in os.environ.items() if k not in SCHEDULER_VARIABLES}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
+        log = out_dir / f"{run_file.stem}.log"
+        command = [python, "-m", "pytest", "benchmarks", "--benchmark-only", f"--benchmark-json={run_file}",
+                   *pytest_args]
+        with open(log, "w") as log_file:
+            rc = subprocess.run(command, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT).returncode
+        seconds = time.monotonic() - start
+        if rc in (USAGE_ERROR, NO_TESTS) and not run_file.exists():
+            why = "its pytest refused the options" if rc == USAGE_ERROR else "it collects no benchmark"
+            return Measured(commit, "skipped", f"{why}: {_last_error(log)}", seconds=seconds)
+        if not run_file.exists():
+            return Measured(commit, "failed", f"pytest exit {rc}, no run file; {log}:\n{_tail(log)}",
+                            seconds=seconds)
+        failed = rc not in (0, 1)  # 1: a setting failed or a gate said regression; the run file says which
+        return Measured(commit, "failed" if failed else "measured",
+                        f"pytest exit {rc}; {log}:\n{_tail(log)}" if failed else None, run_file, seconds)
+    finally:
+        checkout.close()
+
+
+def backfill(store: HistoryStore, spec: str, out_dir: Path, pytest_args: list[str], every: int = 1,
+             repo: Path = PROJECT_ROOT, python: str = sys.executable, report=print) -> list[Measured]:
+    """Measure each commit of `spec` in turn and add its run to `store` at once (an interrupted backfill keeps
+    what it measured). `report` is told about each commit as it finishes."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = []
+    for number, commit in enumerate(commits(spec, every, repo), 1):
+        measured = measure_commit(commit, out_dir, pytest_args, repo, python)
+        if measured.run_file is not None:
+            added = store.add([measured.run_file])[0]
+            if added.outcome == "refused":
+                measured = Measured(commit, "failed", added.reason, measured.run_file, measured.seconds)
+        done.append(measured)
+        report(f"[{number}] {commit[:10]} {measured.outcome} ({measured.seconds:.0f} s)"
+               + (f": {measured.reason}" if measured.reason else ""))
+    return done
+
+
+def _free_path(out_dir: Path, commit: str) -> Path:
+    path, n = out_dir / f"{commit}.json", 1
+    while path.exists():
+        n += 1
+        path = out_dir / f"{commit}-{n}.json"
+    return path
+
+
+def _tail(path: Path, lines: int = 12) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _last_error(path: Path) -> str:
+    """pytest's own words for a usage error (the 'error: ...' line), else the log's last line."""
+    lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or ["(empty log)"])[-1]
+
+
+def temporary_out_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="vitcnn-history-"))
