@@ -84,10 +84,13 @@ def measure_commit(commit: str, out_dir: Path, pytest_args: list[str], repo: Pat
         with open(log, "w") as log_file:
             rc = subprocess.run(command, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT).returncode
         seconds = time.monotonic() - start
-        if rc in (USAGE_ERROR, NO_TESTS) and not run_file.exists():
+        wrote = run_file.exists() and run_file.stat().st_size > 0  # older pytest-benchmarks open it at the start
+        if not wrote:
+            run_file.unlink(missing_ok=True)
+        if rc in (USAGE_ERROR, NO_TESTS) and not wrote:
             why = "its pytest refused the options" if rc == USAGE_ERROR else "it collects no benchmark"
             return Measured(commit, "skipped", f"{why}: {_last_error(log)}", seconds=seconds)
-        if not run_file.exists():
+        if not wrote:
             return Measured(commit, "failed", f"pytest exit {rc}, no run file; {log}:\n{_tail(log)}",
                             seconds=seconds)
         failed = rc not in (0, 1)  # 1: a setting failed or a gate said regression; the run file says which
