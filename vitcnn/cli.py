@@ -409,7 +409,8 @@ def cmd_history_run(args: argparse.Namespace) -> int:
     try:
         store = HistoryStore(args.store, create=True)
         out_dir = Path(args.out_dir) if args.out_dir else backfill.temporary_out_dir()
-        done = backfill.backfill(store, args.commits, out_dir, pytest_args, every=args.every)
+        done = backfill.backfill(store, args.commits, out_dir, pytest_args, every=args.every,
+                                 skip_stored=(args.profile or "") if args.skip_stored else None)
     except (StoreError, backfill.BackfillError, OSError) as exc:
         return error(str(exc), "history run")
     counts = Counter(m.outcome for m in done)
@@ -480,6 +481,8 @@ def add_history(subparsers) -> None:
                      help="A..B: B's first-parent commits after A, oldest first; or one commit")
     run.add_argument("--every", type=int, default=1, metavar="N", help="measure every Nth commit (the newest always)")
     run.add_argument("--profile", help="the --vitcnn-profile each commit runs")
+    run.add_argument("--skip-stored", action="store_true",
+                     help="skip commits the store already has a run of (of --profile, when given)")
     run.add_argument("--out-dir", metavar="DIR", help="keep each commit's run file and log here (default: a temp dir)")
     run.set_defaults(handler=cmd_history_run)
     check = actions.add_parser("check", help="change points per setting and metric; exit 1 when a series ends in a "

@@ -101,13 +101,20 @@ def measure_commit(commit: str, out_dir: Path, pytest_args: list[str], repo: Pat
 
 
 def backfill(store: HistoryStore, spec: str, out_dir: Path, pytest_args: list[str], every: int = 1,
-             repo: Path = PROJECT_ROOT, python: str = sys.executable, report=print) -> list[Measured]:
+             repo: Path = PROJECT_ROOT, python: str = sys.executable, report=print,
+             skip_stored: str | None = None) -> list[Measured]:
     """Measure each commit of `spec` in turn and add its run to `store` at once (an interrupted backfill keeps
-    what it measured). `report` is told about each commit as it finishes."""
+    what it measured). `report` is told about each commit as it finishes. With `skip_stored` (a profile name, or
+    "" for any), a commit the store already holds a run of, of that profile, is skipped (a nightly job measures
+    only what is new)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    stored = {e.commit for e in store.entries if skip_stored == "" or e.profile == skip_stored}
     done = []
     for number, commit in enumerate(commits(spec, every, repo), 1):
-        measured = measure_commit(commit, out_dir, pytest_args, repo, python)
+        if skip_stored is not None and commit in stored:
+            measured = Measured(commit, "skipped", "already in the store")
+        else:
+            measured = measure_commit(commit, out_dir, pytest_args, repo, python)
         if measured.run_file is not None:
             added = store.add([measured.run_file])[0]
             if added.outcome == "refused":
