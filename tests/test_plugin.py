@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import GATE_THREADS
 from tests.pytest_runs import CPU_TOLERANCE, GATE_SUBSET, run_benchmarks
 from tests.test_docs import documented_extra_info
-from vitcnn import settings
+from vitcnn import code_identity, settings
 from vitcnn.cli import main
 from vitcnn.gate import rules
 from vitcnn.runfile import load_run
@@ -31,6 +32,9 @@ def test_smoke_json_has_every_setting_and_field(smoke_run):
     assert {e["id"] for e in data["vitcnn"]["settings"]} == expected
     assert {e["status"] for e in data["vitcnn"]["settings"]} == {"ok"}
     assert data["vitcnn"]["profile"] == "smoke" and data["vitcnn"]["selection"] == "smoke"
+    code = data["vitcnn"]["code"]  # read at session start: what merge and history key on
+    assert code["measured_sha256"] == code_identity.measured_digest(Path(__file__).resolve().parents[1])
+    assert code["commit"] == data["commit_info"]["id"] and code["measured_files"] > 10
     assert {b["extra_info"]["setting_id"] for b in data["benchmarks"]} == expected
     for bench in data["benchmarks"]:
         info, stats = bench["extra_info"], bench["stats"]

@@ -13,14 +13,14 @@ import json
 import os
 import signal
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import torch
 from pytest_benchmark.utils import safe_dumps
 
-from vitcnn import fingerprint, settings
+from vitcnn import code_identity, fingerprint, settings
 from vitcnn.measure.pipeline import MeasureOptions, Outcome, for_profile, measure
 from vitcnn.measure.timing import plain_timer
 from vitcnn.options import AXIS_OPTIONS
@@ -43,6 +43,7 @@ class SessionState:
     lines: list[str] = field(default_factory=list)  # what the session end has to say under the table
     shard: dict | None = None  # the run JSON's vitcnn.shard section when this session runs one shard
     selection: str | None = None  # the profile and what narrowed it (axis options, -k), said in every report
+    code: dict | None = None  # the code measured with, read at session start (code_identity.py)
 
     def record(self, setting: settings.Setting, status: str, reason: str | None) -> None:
         self.records[setting.id] = status_entry(setting, status, reason)
@@ -62,9 +63,11 @@ def describe_selection(profile: str, options: dict[str, str], keyword: str | Non
 
 
 def vitcnn_section(profile: str, entries: list[dict], shard_record: dict | None = None,
-                   selection: str | None = None) -> dict:
+                   selection: str | None = None, code: dict | None = None) -> dict:
     """The run JSON's top-level `vitcnn` section (runfile.py reads it)."""
     section = {"schema": 1, "profile": profile, "selection": selection or profile, "settings": entries}
+    if code is not None:
+        section["code"] = code
     if shard_record is not None:
         section["shard"] = shard_record
     return section
@@ -166,7 +169,8 @@ def pytest_configure(config: pytest.Config) -> None:
     selected, shard_record = _apply_shard(config, selected)
     options = measure_options(config.getoption)
     selection = describe_selection(profile, narrowed, config.getoption("keyword", None) or None)
-    config.stash[STATE] = SessionState(device, profile, selected, options, shard=shard_record, selection=selection)
+    config.stash[STATE] = SessionState(device, profile, selected, options, shard=shard_record, selection=selection,
+                                       code=code_identity.collect(config.rootpath))
     if shard_record:
         config.stash[STATE].lines.append(shard.describe(shard_record))
     if config.getoption("--vitcnn-compile-cache"):
@@ -264,7 +268,8 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: dict) -> None:
     state = config.stash[STATE]
-    output_json["vitcnn"] = vitcnn_section(state.profile, list(state.records.values()), state.shard, state.selection)
+    output_json["vitcnn"] = vitcnn_section(state.profile, list(state.records.values()), state.shard, state.selection,
+                                           state.code)
 
 
 def _run_json(config: pytest.Config) -> dict:

@@ -110,6 +110,17 @@ class Run:
         return cpu if isinstance(cpu, dict) else None
 
     @property
+    def code(self) -> dict:
+        """What the run measured with: commit, commit time, dirty, measured-files digest (code_identity.py) as the
+        plugin read them at session start; for older files pytest-benchmark's commit_info, read at session end."""
+        recorded = self.raw.get("vitcnn", {}).get("code")
+        if isinstance(recorded, dict) and recorded.get("commit"):
+            return recorded
+        info = self.raw.get("commit_info") or {}
+        return {"commit": info.get("id"), "commit_time": info.get("time"), "dirty": info.get("dirty"),
+                **({"measured_sha256": recorded.get("measured_sha256")} if isinstance(recorded, dict) else {})}
+
+    @property
     def selection(self) -> str | None:
         """The profile and what narrowed it (axis options, -k), as the plugin recorded it; older files: the
         profile's name."""

@@ -144,6 +144,26 @@ def test_refuses_shards_of_different_commits():
     assert "commit differs" in refused(data)
 
 
+def test_merges_shards_of_different_commits_that_measured_the_same_code():
+    """The cpu profile's case: a commit landed between shards; the measured files were the same, so they merge, and
+    each shard's commit is kept in vitcnn.shards."""
+    data = shard_runs(2)
+    for d, commit in zip(data, ("aaaa", "bbbb")):
+        d["commit_info"] = {"id": commit}
+        d["vitcnn"]["code"] = {"commit": commit, "dirty": False, "measured_sha256": "same"}
+    merged = merge.merge(runs_of(data))
+    assert [m["commit"] for m in merged["vitcnn"]["shards"]["merged"]] == ["aaaa", "bbbb"]
+
+
+def test_refuses_shards_whose_measured_code_differs_even_at_one_commit():
+    """A dirty tree edited between shards names one commit but measured different code."""
+    data = shard_runs(2)
+    for d, digest in zip(data, ("one", "two")):
+        d["commit_info"] = {"id": "aaaa", "dirty": True}
+        d["vitcnn"]["code"] = {"commit": "aaaa", "dirty": True, "measured_sha256": digest}
+    assert "measured code differs" in refused(data)
+
+
 def test_refuses_a_missing_shard_unless_partial():
     data = shard_runs(3)
     assert "missing shard(s) 2 of 3" in refused([data[0], data[2]])

@@ -79,12 +79,12 @@ def machine_key(run: Run, complete: dict[str, dict]) -> str:
 def build(runs: Iterable[tuple[str, Run]], metrics: Iterable[str] = tuple(METRICS)) -> list[Series]:
     """Series for every (machine, setting, metric) with a value in some run; `runs` are (store key, run) pairs in
     commit order. Runs from a dirty tree or without a commit are left out: no commit to place them at."""
-    runs = [(key, run) for key, run in runs if _commit(run) and not run.raw["commit_info"].get("dirty")]
+    runs = [(key, run) for key, run in runs if run.code.get("commit") and not run.code.get("dirty")]
     complete = {run.slug: run.fingerprint for _, run in runs if fingerprint.is_complete(run.fingerprint)}
     cells: dict[tuple, dict[str, Point]] = defaultdict(dict)
     for key, run in runs:
         machine = machine_key(run, complete)
-        commit, when = _commit(run), run.raw["commit_info"].get("time") or run.raw.get("datetime") or ""
+        commit, when = run.code["commit"], run.code.get("commit_time") or run.raw.get("datetime") or ""
         for result in run.results.values():
             if result.status != "ok":
                 continue
@@ -102,7 +102,3 @@ def build(runs: Iterable[tuple[str, Run]], metrics: Iterable[str] = tuple(METRIC
             point.value = statistics.median(point.values)
         series.append(Series(machine, setting_id, METRICS[name], ordered))
     return series
-
-
-def _commit(run: Run) -> str | None:
-    return (run.raw.get("commit_info") or {}).get("id")

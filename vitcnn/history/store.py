@@ -45,7 +45,7 @@ class Entry:
     slug: str
     commit: str | None
     dirty: bool | None
-    commit_time: str | None  # ISO 8601, the commit's committer time (pytest-benchmark's commit_info["time"])
+    commit_time: str | None  # ISO 8601, the commit's committer time
     run_time: str | None  # ISO 8601, when pytest-benchmark wrote the run
     torch: str | None
     profile: str | None
@@ -73,9 +73,9 @@ def content_key(data: dict) -> str:
 
 
 def entry_of(run: Run, key: str, source: str) -> Entry:
-    commit = run.raw.get("commit_info") or {}
-    return Entry(key=key, slug=run.slug, commit=commit.get("id"), dirty=commit.get("dirty"),
-                 commit_time=commit.get("time"), run_time=run.raw.get("datetime"),
+    code = run.code  # read at session start where the run recorded it (Run.code)
+    return Entry(key=key, slug=run.slug, commit=code.get("commit"), dirty=code.get("dirty"),
+                 commit_time=code.get("commit_time"), run_time=run.raw.get("datetime"),
                  torch=run.fingerprint.get("torch"), profile=run.profile, source=source)
 
 

@@ -3,8 +3,9 @@
 The merged file is an ordinary vitcnn run (pytest-benchmark JSON with raw samples and every setting's status), so
 `compare`, `baseline save`, the gate and `report` read it like any other. Merging refuses, listing what differs:
 - shards of different machines or software (fingerprint identity fields: GPU and its board, MIG slice, ECC,
-  clocks; CPU features and thread count; driver, CUDA, torch, timm, ...; host names are not identity) or of
-  different commits; shards that mix an older fingerprint with a complete one;
+  clocks; CPU features and thread count; driver, CUDA, torch, timm, ...; host names are not identity) or that
+  measured different code (vitcnn.code digests, read at session start; shards without them: different commits);
+  shards that mix an older fingerprint with a complete one;
 - shards of different selections (profile, shard count, selection digest), a shard given twice, a missing shard
   (unless partial), shards whose settings do not add up to the selection;
 - a setting present in two shards, or in a shard it does not belong to.
@@ -51,10 +52,26 @@ def _check_fingerprints(runs: list[Run]) -> list[str]:
                             f"complete: they may come from different kinds of machine; rerun that shard")
         for key, (a, b) in fingerprint.differences(first.fingerprint, run.fingerprint).items():
             problems.append(f"fingerprint field {key!r} differs: {first.path}={a!r} {run.path}={b!r}")
-        commit_a, commit_b = (r.raw.get("commit_info", {}).get("id") for r in (first, run))
-        if commit_a and commit_b and commit_a != commit_b:
-            problems.append(f"commit differs: {first.path}={commit_a!r} {run.path}={commit_b!r}")
+        problems += _code_differs(first, run)
     return problems
+
+
+def _code_differs(first: Run, run: Run) -> list[str]:
+    """Shards must have measured with the same code: equal digests of the measured files (vitcnn.code, read at
+    session start) whatever commit each names; shards without that record fall back to pytest-benchmark's commit,
+    read at session end."""
+    code_a, code_b = (r.raw["vitcnn"].get("code") for r in (first, run))
+    if code_a and code_b:
+        if code_a.get("measured_sha256") != code_b.get("measured_sha256"):
+            return [f"measured code differs: {first.path} (commit {code_a.get('commit')}, dirty "
+                    f"{code_a.get('dirty')}) and {run.path} (commit {code_b.get('commit')}, dirty "
+                    f"{code_b.get('dirty')}) have different digests of the measured files"]
+        return []
+    commit_a, commit_b = (r.raw.get("commit_info", {}).get("id") for r in (first, run))
+    if commit_a and commit_b and commit_a != commit_b:
+        return [f"commit differs: {first.path}={commit_a!r} {run.path}={commit_b!r} (and no record of the measured "
+                f"code to show it is the same)"]
+    return []
 
 
 def _check_selection(runs: list[Run], partial: bool) -> tuple[list[str], list[int]]:
@@ -142,6 +159,7 @@ def merge(runs: list[Run], partial: bool = False) -> dict:
         "count": first["count"], "selection_size": first["selection_size"],
         "selection_sha256": first["selection_sha256"], "missing": missing,
         "merged": [{"index": _shard(run)["index"], "source": _shard(run)["source"], "file": run.path,
+                    "commit": run.code.get("commit"),
                     "node": run.raw["machine_info"].get("node"), "datetime": run.raw.get("datetime"),
                     "settings": len(run.results)} for run in runs],
     }
