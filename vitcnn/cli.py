@@ -410,7 +410,8 @@ def cmd_history_run(args: argparse.Namespace) -> int:
         store = HistoryStore(args.store, create=True)
         out_dir = Path(args.out_dir) if args.out_dir else backfill.temporary_out_dir()
         done = backfill.backfill(store, args.commits, out_dir, pytest_args, every=args.every,
-                                 skip_stored=(args.profile or "") if args.skip_stored else None)
+                                 skip_stored=(args.profile or "") if args.skip_stored else None,
+                                 warm_cache=args.warm_cache)
     except (StoreError, backfill.BackfillError, OSError) as exc:
         return error(str(exc), "history run")
     counts = Counter(m.outcome for m in done)
@@ -483,6 +484,9 @@ def add_history(subparsers) -> None:
     run.add_argument("--profile", help="the --vitcnn-profile each commit runs")
     run.add_argument("--skip-stored", action="store_true",
                      help="skip commits the store already has a run of (of --profile, when given)")
+    run.add_argument("--warm-cache", action="store_true",
+                     help="compile with the machine's inductor/Triton caches (default: empty ones per commit, so "
+                          "every compile time is a cold compile)")
     run.add_argument("--out-dir", metavar="DIR", help="keep each commit's run file and log here (default: a temp dir)")
     run.set_defaults(handler=cmd_history_run)
     check = actions.add_parser("check", help="change points per setting and metric; exit 1 when a series ends in a "

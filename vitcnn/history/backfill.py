@@ -62,9 +62,13 @@ def commits(spec: str, every: int = 1, repo: Path = PROJECT_ROOT) -> list[str]:
 
 
 def measure_commit(commit: str, out_dir: Path, pytest_args: list[str], repo: Path = PROJECT_ROOT,
-                   python: str = sys.executable) -> Measured:
+                   python: str = sys.executable, warm_cache: bool = False) -> Measured:
     """Run the benchmarks of `commit` in a worktree; its run file is written to OUT_DIR/<commit>.json (an existing
-    one is never replaced: that commit is then measured into a numbered file beside it)."""
+    one is never replaced: that commit is then measured into a numbered file beside it).
+
+    Unless `warm_cache`, the commit compiles into empty inductor and Triton caches of its own (removed with the
+    worktree): every commit's compile time is then a cold compile, and no commit can be served kernels that an
+    earlier one left behind. With `warm_cache` the machine's caches are used, as a plain run would."""
     start = time.monotonic()
     try:
         checkout = Checkout(commit, repo, needs_worker=False)
@@ -78,6 +82,9 @@ def measure_commit(commit: str, out_dir: Path, pytest_args: list[str], repo: Pat
         run_file = _free_path(out_dir, commit)
         env = {k: v for k, v in os.environ.items() if k not in SCHEDULER_VARIABLES}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
+        if not warm_cache:
+            env["TORCHINDUCTOR_CACHE_DIR"] = str(checkout.temp / "inductor-cache")
+            env["TRITON_CACHE_DIR"] = str(checkout.temp / "triton-cache")
         log = out_dir / f"{run_file.stem}.log"
         command = [python, "-m", "pytest", "benchmarks", "--benchmark-only", f"--benchmark-json={run_file}",
                    *pytest_args]
@@ -102,7 +109,7 @@ def measure_commit(commit: str, out_dir: Path, pytest_args: list[str], repo: Pat
 
 def backfill(store: HistoryStore, spec: str, out_dir: Path, pytest_args: list[str], every: int = 1,
              repo: Path = PROJECT_ROOT, python: str = sys.executable, report=print,
-             skip_stored: str | None = None) -> list[Measured]:
+             skip_stored: str | None = None, warm_cache: bool = False) -> list[Measured]:
     """Measure each commit of `spec` in turn and add its run to `store` at once (an interrupted backfill keeps
     what it measured). `report` is told about each commit as it finishes. With `skip_stored` (a profile name, or
     "" for any), a commit the store already holds a run of, of that profile, is skipped (a nightly job measures
@@ -114,7 +121,7 @@ def backfill(store: HistoryStore, spec: str, out_dir: Path, pytest_args: list[st
         if skip_stored is not None and commit in stored:
             measured = Measured(commit, "skipped", "already in the store")
         else:
-            measured = measure_commit(commit, out_dir, pytest_args, repo, python)
+            measured = measure_commit(commit, out_dir, pytest_args, repo, python, warm_cache)
         if measured.run_file is not None:
             added = store.add([measured.run_file])[0]
             if added.outcome == "refused":
