@@ -32,6 +32,15 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.fixture(autouse=True)
+def empty_local_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """In this process, inductor's local cache directory is an empty one of the test's: save must not pack the
+    machine's real cache (the real round trips run in processes of their own)."""
+    local = tmp_path / "local-inductor"
+    monkeypatch.setattr(compile_cache, "local_cache_dir", lambda: local)
+    return local
+
+
 def _compile_in_fresh_process(root: Path, inductor_dir: Path) -> str:
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(inductor_dir), "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(root)], env=env, capture_output=True, text=True,
@@ -51,9 +60,17 @@ def test_a_fresh_inductor_cache_is_warmed_from_the_store(tmp_path):
     assert "nothing stored" in first and "fxgraph 0 1" in first  # a cold start: inductor compiled the graph
     saved = re.search(r"saved (\d+) artifacts", first)
     assert saved and int(saved[1]) >= 1, first
+    assert re.search(r"packed \d+ files", first), first
+    built = {p.relative_to(tmp_path / "inductor-a") for p in (tmp_path / "inductor-a").rglob("*.so")}
+    assert built  # the C++ kernel the CPU compile built
     second = _compile_in_fresh_process(store, tmp_path / "inductor-b")  # another empty inductor cache
     assert f"loaded {saved[1]} artifacts from 1 file(s)" in second, second
     assert "fxgraph 1 0" in second  # inductor found the graph it had never compiled in this cache dir
+    assert re.search(r"unpacked \d+ local files from 1 pack", second), second
+    # The kernel objects came from the pack and nothing was built again (a rebuild would write new .so files)
+    after = {p.relative_to(tmp_path / "inductor-b") for p in (tmp_path / "inductor-b").rglob("*.so")}
+    assert after == built
+    assert "no new files" in second  # and the second save packs nothing it did not load
     slug_dirs = list(store.iterdir())
     assert len(slug_dirs) == 1 and f"torch{torch.__version__.split('+')[0]}" in slug_dirs[0].name
 
@@ -182,3 +199,56 @@ def test_the_pytest_option_stores_a_sessions_artifacts_and_the_next_session_comp
     second = _compile_cache_session(store, tmp_path / "inductor-b", tmp_path / "b.json")
     assert f"vitcnn: compile cache: loaded {saved[1]} artifacts from 1 file(s)" in second["stdout"]
     assert second["compile_cache"] == "hit", second["compile_cache_counters"]
+
+
+def _local_dir(root: Path, files: dict[str, bytes]) -> Path:
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def test_packs_carry_new_files_only_and_leave_locks_behind(tmp_path):
+    store = tmp_path / "store"
+    local = _local_dir(tmp_path / "local", {"ab/cab.so": b"kernel", "ab/cab.cpp": b"source", "fxgraph/x/y": b"g",
+                                           "locks/ab.lock": b"", "ab/tmpx1": b"half-written"})
+    first = compile_cache.pack_local_files(store, local)
+    assert "packed 3 files" in first
+    assert "no new files" in compile_cache.pack_local_files(store, local)  # nothing new: no second pack
+    (local / "cd").mkdir()
+    (local / "cd/ccd.so").write_bytes(b"another")
+    assert "packed 1 files" in compile_cache.pack_local_files(store, local)
+    assert len(list(store.glob("inductor-*.tar"))) == 2
+    fresh = tmp_path / "fresh"
+    line = compile_cache.unpack_local_files(store, fresh)
+    assert "unpacked 4 local files from 2 pack(s)" in line
+    assert sorted(p.relative_to(fresh).as_posix() for p in fresh.rglob("*") if p.is_file()) == \
+        ["ab/cab.cpp", "ab/cab.so", "cd/ccd.so", "fxgraph/x/y"]
+
+
+def test_equal_files_make_an_equal_pack(tmp_path):
+    """Packs are named by content and carry no time or owner: two shards with the same files write one name."""
+    files = {"ab/cab.so": b"kernel", "ab/cab.cpp": b"source"}
+    one = compile_cache.pack_local_files(tmp_path / "s1", _local_dir(tmp_path / "l1", files))
+    two = compile_cache.pack_local_files(tmp_path / "s2", _local_dir(tmp_path / "l2", files))
+    assert one.split("into ")[1] == two.split("into ")[1]
+
+
+def test_unpacking_never_replaces_a_local_file_and_skips_damage_and_escapes(tmp_path):
+    import io
+    import tarfile
+
+    store = tmp_path / "store"
+    compile_cache.pack_local_files(store, _local_dir(tmp_path / "src", {"ab/cab.so": b"from the pack"}))
+    (store / "inductor-damaged.tar").write_bytes(b"not a tar")
+    escape = io.BytesIO()
+    with tarfile.open(fileobj=escape, mode="w") as tar:
+        info = tarfile.TarInfo("../outside.so")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    (store / "inductor-escape.tar").write_bytes(escape.getvalue())
+    local = _local_dir(tmp_path / "local", {"ab/cab.so": b"already here"})
+    line = compile_cache.unpack_local_files(store, local)
+    assert (local / "ab/cab.so").read_bytes() == b"already here"
+    assert "1 already there" in line and "inductor-damaged.tar" in line and "skipped (kept)" in line
+    assert not (tmp_path / "outside.so").exists() and (store / "inductor-damaged.tar").exists()
