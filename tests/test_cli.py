@@ -59,11 +59,15 @@ def test_python_dash_m_runs_the_cli():
 
 
 def test_every_subcommand_is_registered_and_has_help(capsys):
-    commands = ["compare", "baseline", "report", "check", "merge", "sweep", "ab"]
+    commands = ["compare", "baseline", "report", "check", "merge", "sweep", "ab", "fingerprint", "history",
+                "publish"]
     assert [add.__name__ for add in SUBCOMMANDS] == [f"add_{command}" for command in commands]
     for command in commands:
         assert cli([command, "--help"]) == 0
+    for action in ("add", "run", "check", "show"):
+        assert cli(["history", action, "--help"]) == 0
     assert cli([]) == 2
+    assert cli(["history"]) == 2  # no action given
 
 
 # ---------------------------------------------------------------------------------------------------- compare
@@ -270,3 +274,90 @@ def test_check_exits_0_on_a_sound_run_1_on_a_symptom_2_on_an_unreadable_file(tmp
     assert f"[spread] {S2.id}" in capsys.readouterr().out
     (tmp_path / "bad.json").write_text("{}")
     assert cli(["check", str(tmp_path / "bad.json")]) == 2
+
+
+# ----------------------------------------------------------------------------------------------------- history
+
+
+HISTORY_RUNS = ("results/cpu/shard-1.json", "results/cpu-smoke/run.json", "results/cpu-smoke/run-2.json")
+
+
+def test_history_add_then_show_lists_the_runs_oldest_commit_first(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    store = str(tmp_path / "store")
+    assert cli(["history", "add", store, *HISTORY_RUNS[1:]]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["added", "added"]
+    assert cli(["history", "add", store, *HISTORY_RUNS]) == 0  # two already stored: still a success
+    assert [line.split()[:2] for line in capsys.readouterr().out.splitlines()] == [
+        ["added", HISTORY_RUNS[0]], ["present", HISTORY_RUNS[1]], ["present", HISTORY_RUNS[2]]]
+    assert cli(["history", "show", store]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == f"3 run(s) in {store}"
+    commits = [load_run(REPO / path).raw["commit_info"]["id"][:10] for path in HISTORY_RUNS]
+    assert [line.split()[1] for line in lines[:-1]] == commits  # shard-1's commit (Nov 22) before the smoke runs'
+
+
+def test_history_add_refuses_a_foreign_file_but_adds_the_others(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    foreign = write_json(tmp_path / "foreign.json", {"benchmarks": [], "machine_info": {}})
+    store = tmp_path / "store"
+    assert cli(["history", "add", str(store), str(foreign), HISTORY_RUNS[1]]) == 2
+    out = capsys.readouterr().out
+    assert f"refused  {foreign}: {foreign}: no vitcnn section" in out and f"added    {HISTORY_RUNS[1]}" in out
+    assert cli(["history", "show", str(store)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"1 run(s) in {store}"
+    (tmp_path / "empty").mkdir()
+    assert cli(["history", "add", str(store), str(tmp_path / "empty")]) == 2
+    assert "no run files in" in capsys.readouterr().err
+
+
+def test_history_commands_refuse_a_damaged_store_and_leave_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    store = tmp_path / "store"
+    assert cli(["history", "add", str(store), HISTORY_RUNS[1]]) == 0
+    (store / "index.json").write_text('{"vitcnn_history": 1, "runs": [')
+    before = sorted((p.name, p.read_bytes()) for p in store.rglob("*") if p.is_file() and p.name != ".lock")
+    capsys.readouterr()
+    for argv in (["add", str(store), HISTORY_RUNS[2]], ["show", str(store)], ["check", str(store)]):
+        assert cli(["history", *argv]) == 2, argv
+        assert "unreadable index" in capsys.readouterr().err
+    assert sorted((p.name, p.read_bytes()) for p in store.rglob("*") if p.is_file() and p.name != ".lock") == before
+    assert cli(["history", "show", str(tmp_path / "nowhere")]) == 2
+    assert cli(["history", "check", str(tmp_path / "nowhere")]) == 2
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_options_after_dash_dash_are_for_history_run_only(tmp_path, capsys, monkeypatch):
+    """`history run STORE --commits A..B --profile P -- OPTIONS` hands OPTIONS to each commit's pytest (after the
+    profile); any other subcommand refuses them instead of ignoring them. The backfill itself is replaced here:
+    no commit is measured."""
+    from vitcnn.history import backfill
+
+    calls = []
+
+    def fake_backfill(store, spec, out_dir, pytest_args, every=1, **options):
+        calls.append((spec, pytest_args, every, options))
+        return [backfill.Measured("a" * 40, "measured"), backfill.Measured("b" * 40, "skipped", "why")]
+
+    monkeypatch.setattr(backfill, "backfill", fake_backfill)
+    store = str(tmp_path / "store")
+    assert cli(["history", "run", store, "--commits", "A..B", "--every", "3", "--profile", "smoke",
+                "--out-dir", str(tmp_path / "out"), "--", "--vitcnn-threads", "1", "-k", "vit"]) == 0
+    assert calls == [("A..B", ["--vitcnn-profile=smoke", "--vitcnn-threads", "1", "-k", "vit"], 3,
+                      {"skip_stored": None, "warm_cache": False})]
+    assert capsys.readouterr().out.splitlines()[-1].startswith("2 commit(s): 1 measured, 1 skipped")
+    assert cli(["history", "run", store, "--commits", "A..B", "--skip-stored", "--warm-cache"]) == 0
+    assert calls[-1][1:] == ([], 1, {"skip_stored": "", "warm_cache": True})
+    assert cli(["history", "check", store, "--", "--vitcnn-threads", "1"]) == 2
+    assert "only for `history run`" in capsys.readouterr().err
+    monkeypatch.setattr(backfill, "backfill", lambda *a, **k: [backfill.Measured("c" * 40, "failed", "boom")])
+    assert cli(["history", "run", store, "--commits", "A..B"]) == 1  # a commit failed
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--commits", "no-such-ref..HEAD"], "git cannot list"),
+    (["--commits", "HEAD~1..HEAD", "--every", "0"], "at least 1"),
+])
+def test_history_run_refuses_a_range_git_cannot_list(tmp_path, capsys, argv, message):
+    assert cli(["history", "run", str(tmp_path / "store"), *argv]) == 2
+    assert message in capsys.readouterr().err
