@@ -5,6 +5,7 @@ from __future__ import annotations
 from tests.factories import CPU_FINGERPRINT, result, run_json, setting
 from tests.history.planted import fake_commit
 from tests.site.conftest import OTHER_MACHINE, SMOKE_MACHINE
+from vitcnn.history import series
 from vitcnn.history.store import content_key, entry_of
 from vitcnn.runfile import parse_run
 from vitcnn.site.machines import machines, merge_results, newest_runs
@@ -29,6 +30,12 @@ def test_the_planted_store_has_two_machines_the_newest_measured_first(planted_st
     assert smoke.commit == fake_commit(13) and len(smoke.runs) == 14 and len(smoke.newest) == 1
     assert smoke.results.keys() == smoke.newest[0][1].results.keys()
     assert smoke.label == "CPU measurement: Intel(R) Xeon(R) Processor, 2 cores, with AMX"
+    assert found[1].label == "CPU measurement: Intel(R) Xeon(R) Processor, 4 cores, with AMX"
+
+
+def test_the_site_names_the_machines_the_history_series_name(planted_store):
+    runs = list(planted_store.runs())
+    assert {m.key for m in machines(runs)} == {s.machine for s in series.build((e.key, r) for e, r in runs)}
 
 
 def test_runs_of_the_newest_commit_merge_to_the_median_run_per_setting():
