@@ -49,9 +49,6 @@ def test_a_regression_undone_later_is_listed_but_does_not_fail():
     assert verdicts(found) == ["improvement", "regression (undone later)"]
 
 
-@pytest.mark.xfail(strict=True, reason="check fails a series only when its latest change is a regression: a 50% "
-                                       "slowdown followed by a 13% recovery ends 30% slower and passes; compare the "
-                                       "last level with the level before the latest regression instead")
 def test_a_regression_only_partly_undone_still_fails():
     found = findings([series_of([(10.0, 8), (15.0, 6), (13.0, 6)])])
     assert any(f.fails for f in found)

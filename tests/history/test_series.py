@@ -60,10 +60,6 @@ def first_format_run(strip_amx: bool = False, **fingerprint_changes) -> Run:
     return parse_run(data, str(FIRST_FORMAT))
 
 
-@pytest.mark.xfail(strict=True, reason="series.machine_key keeps identity_version in the 'legacy' view of the "
-                                       "complete fingerprint, so identity() reads it as complete (cpu_features "
-                                       "etc. None) and it never equals a first-format identity: no first-format "
-                                       "run ever joins; drop identity_version as fingerprint.legacy_slug does")
 @pytest.mark.parametrize("complete", ["the committed complete run", "amx_machine()"])
 def test_a_first_format_run_joins_the_complete_machine_it_provably_is(complete):
     """results/cpu/shard-1.json (first format, py-cpuinfo flags of the AMX VM) is the machine of the committed
@@ -84,7 +80,6 @@ def test_a_first_format_run_stays_apart_when_the_match_is_not_proven(why):
     assert machine_key(legacy, {fingerprint.slug(full): full}) == legacy.slug
 
 
-@pytest.mark.xfail(strict=True, reason="same bug as test_a_first_format_run_joins_the_complete_machine_...")
 def test_first_format_and_complete_runs_of_one_machine_make_one_series():
     """The same VM before and after the fingerprint's version 2: shard-1 as written, then the same settings with
     the complete fingerprint (amx_machine) at a later commit; every setting is one series of two commits."""
@@ -148,9 +143,6 @@ def test_points_follow_commit_time_not_the_order_runs_were_given():
     assert series.values == [0.01, 0.02, 0.03]
 
 
-@pytest.mark.xfail(strict=True, reason="commit times are ISO strings with the committer's UTC offset (git %cI) and "
-                                       "are sorted as strings: 10:00+02:00 (08:00 UTC) sorts after 09:00+00:00; "
-                                       "sort by datetime.fromisoformat(...) instead (also Entry.order)")
 def test_commit_order_is_by_instant_whatever_the_committers_time_zone():
     runs = keyed(run(2, "2026-01-01T09:00:00+00:00", 0.02), run(1, "2026-01-01T10:00:00+02:00", 0.01))
     [series] = latency(build(runs))

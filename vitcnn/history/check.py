@@ -1,8 +1,10 @@
-"""`vitcnn history check`: the change points of every series, which are regressions, and whether the newest is.
+"""`vitcnn history check`: the change points of every series, which are regressions, and whether a series ends in
+one.
 
-A series fails the check when its latest change point is a regression beyond the tolerance: a slowdown that a
-later change undid no longer fails it, but stays listed. A change needs MIN_SEGMENT commits measured on each side
-(changepoints.py), so a regression at the newest commit is confirmed by the next one.
+A series fails the check when it ends in a regression: its newest level is still more than the tolerance above the
+level before its latest regression change point. A slowdown that later changes undid no longer fails it but stays
+listed; one that a later change only partly undid (+50%, then -13%) still fails. A change needs MIN_SEGMENT commits
+measured on each side (changepoints.py), so a regression at the newest commit is confirmed by the next one.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 
 from vitcnn import table
 from vitcnn.history.changepoints import Change, changes
-from vitcnn.history.series import Series
+from vitcnn.history.series import Series, order_key
 
 
 @dataclass(frozen=True)
@@ -19,10 +21,7 @@ class Finding:
     change: Change
     regression: bool
     latest: bool  # the last change point of its series
-
-    @property
-    def fails(self) -> bool:
-        return self.regression and self.latest
+    fails: bool  # the latest regression of a series that ends above its level before it
 
 
 def findings(series: list[Series], tolerance: float | None = None) -> list[Finding]:
@@ -30,8 +29,15 @@ def findings(series: list[Series], tolerance: float | None = None) -> list[Findi
     found = []
     for one in series:
         steps = changes(one)
-        found += [Finding(c, c.is_regression(tolerance), i == len(steps) - 1) for i, c in enumerate(steps)]
-    return sorted(found, key=lambda f: f.change.series.points[f.change.index].commit_time, reverse=True)
+        regressions = [i for i, c in enumerate(steps) if c.is_regression(tolerance)]
+        failing = None
+        if regressions:
+            latest = steps[regressions[-1]]
+            tol = one.metric.tolerance if tolerance is None else tolerance
+            if steps[-1].after > latest.before * (1 + tol):  # the newest level, against the level before it
+                failing = regressions[-1]
+        found += [Finding(c, i in regressions, i == len(steps) - 1, i == failing) for i, c in enumerate(steps)]
+    return sorted(found, key=lambda f: order_key(f.change.series.points[f.change.index].commit_time), reverse=True)
 
 
 HEADER = ("verdict", "machine", "setting", "metric", "commits (last good..first bad)", "before", "after", "change")

@@ -13,6 +13,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from vitcnn import cpu_isa, fingerprint
 from vitcnn.runfile import Result, Run
@@ -67,6 +68,15 @@ class Series:
         return [p.value for p in self.points]
 
 
+def order_key(timestamp: str | None) -> datetime:
+    """An ISO 8601 time as an instant, for ordering: commits carry their committer's UTC offset, so the strings do
+    not sort by time; a time without an offset is taken as UTC, and a missing one sorts first."""
+    if not timestamp:
+        return datetime.min.replace(tzinfo=timezone.utc)
+    when = datetime.fromisoformat(timestamp)
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
 def machine_key(run: Run, complete: dict[str, dict]) -> str:
     """The machine a run belongs to: its slug, or for a first-format fingerprint the complete fingerprint's slug
     it provably matches (see the module docstring); `complete` maps slugs to complete fingerprints in the store."""
@@ -76,7 +86,7 @@ def machine_key(run: Run, complete: dict[str, dict]) -> str:
     cpu = run.machine_cpu
     features = cpu_isa.from_pytest_benchmark(cpu)["cpu_features"] if cpu and cpu.get("flags") else None
     for slug, full in sorted(complete.items()):
-        legacy = {k: v for k, v in full.items() if k not in fingerprint.ADDED_IN_V2}
+        legacy = {k: v for k, v in full.items() if k not in fingerprint.ADDED_IN_V2 and k != "identity_version"}
         if fingerprint.identity(legacy) == fingerprint.identity(fp) and features is not None and \
                 features == full.get("cpu_features") and fp.get("device") != "cuda":
             return slug
@@ -104,7 +114,7 @@ def build(runs: Iterable[tuple[str, Run]], metrics: Iterable[str] = tuple(METRIC
                 point.run_keys.append(key)
     series = []
     for (machine, setting_id, name), points in sorted(cells.items()):
-        ordered = sorted(points.values(), key=lambda p: p.commit_time)
+        ordered = sorted(points.values(), key=lambda p: order_key(p.commit_time))
         for point in ordered:
             point.value = statistics.median(point.values)
         series.append(Series(machine, setting_id, METRICS[name], ordered))

@@ -52,9 +52,12 @@ class Entry:
     source: str  # the path it was added from
 
     @property
-    def order(self) -> tuple[str, str]:
-        """Commit order first (a backfill measures old commits late), then when it ran."""
-        return (self.commit_time or self.run_time or "", self.run_time or "")
+    def order(self) -> tuple:
+        """Commit order first (a backfill measures old commits late), then when it ran; as instants, whatever the
+        committer's UTC offset."""
+        from vitcnn.history.series import order_key
+
+        return (order_key(self.commit_time or self.run_time), order_key(self.run_time))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from vitcnn.history import check
 from vitcnn.history.changepoints import Change
 from vitcnn.history.series import METRICS as HISTORY_METRICS
-from vitcnn.history.series import Series
+from vitcnn.history.series import Series, order_key
 from vitcnn.report.best import Best, best_settings, model_order
 from vitcnn.report.claims import Claim, check_claims
 from vitcnn.report.metrics import METRICS, TASK_METRICS, Metric, metric_value
@@ -173,7 +173,7 @@ class SettingHistory:
     def commits(self) -> list[tuple[str, str]]:
         """(commit, time) of every commit any of its metrics was measured at, in commit order."""
         seen = {p.commit: p.commit_time for s in self.series for p in s.points}
-        return sorted(seen.items(), key=lambda kv: (kv[1], kv[0]))
+        return sorted(seen.items(), key=lambda kv: (order_key(kv[1]), kv[0]))
 
     @property
     def failing(self) -> list[check.Finding]:
