@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from vitcnn import __version__, cpu_isa
 from vitcnn.history.check import Finding
+from vitcnn.history.series import METRICS as HISTORY_METRICS
 from vitcnn.report.claims import Claim
 from vitcnn.runfile import cpu_features
 from vitcnn.site import data as site_data
@@ -95,9 +96,9 @@ def essay_page(essay: dict, footer: str) -> str:
 def history_index(histories: list[SettingHistory], machines: list[Machine], footer: str) -> str:
     """history.html: every setting of every machine, linked to its history page, with its change points."""
     labels = {m.key: m.label for m in machines}
-    parts = [("<p>Every setting measured on each machine, with the number of commits measured and the change "
-              "points found in its median latency, activation memory and compile time. Open a setting for its "
-              "history.</p>")]
+    tracked = ", ".join(m.label for m in HISTORY_METRICS.values())
+    parts = [(f"<p>Every setting measured on each machine, with the number of commits measured and the change "
+              f"points found in its series ({esc(tracked)}). Open a setting for its history.</p>")]
     by_machine: dict[str, list[SettingHistory]] = {}
     for h in histories:
         by_machine.setdefault(h.machine, []).append(h)
@@ -145,11 +146,11 @@ def regressions_page(found: list[Finding], histories: list[SettingHistory], labe
                      esc(site_data.change_range(c)), esc(f"{c.before * s.metric.scale:.4g} {s.metric.unit}"),
                      esc(f"{c.after * s.metric.scale:.4g} {s.metric.unit}"), esc(site_data.change_size(c))])
     tolerance = ", ".join(f"{name} {value:.0%}" for name, value in site_data.tolerances().items())
-    intro = ("<p>Every change point that grew a metric beyond its tolerance (" + esc(tolerance) + "), newest first. "
-             "<b>REGRESSION</b>: the last change of its series, so the series still ends slower or larger "
-             "(<code>python -m vitcnn history check</code> exits 1 for it); <b>regression (undone later)</b>: a later "
-             f"change point brought it back. {len(found) - len(regressions)} other change point(s) (improvements, "
-             "changes within tolerance) are on the setting pages.</p>")
+    intro = ("<p>Every change point that grew a metric beyond its tolerance (" + esc(tolerance) + "), newest first, "
+             "in the words of <code>python -m vitcnn history check</code>. <b>REGRESSION</b>: its series still ends "
+             "above the level before it (the check exits 1); <b>regression (undone later)</b>: later changes brought "
+             f"the series back. {len(found) - len(regressions)} other change point(s) (improvements, changes within "
+             "tolerance) are on the setting pages.</p>")
     body = intro + (table(["verdict", "machine", "setting", "metric", "commits (last good..first bad)", "before",
                            "after", "change"], rows, numeric=(5, 6, 7)) if rows else "<p>No regression found.</p>")
     return page("Regressions", body, current="regressions.html", footer=footer)
