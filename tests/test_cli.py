@@ -361,3 +361,20 @@ def test_options_after_dash_dash_are_for_history_run_only(tmp_path, capsys, monk
 def test_history_run_refuses_a_range_git_cannot_list(tmp_path, capsys, argv, message):
     assert cli(["history", "run", str(tmp_path / "store"), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ fingerprint
+
+
+def test_fingerprint_prints_the_slug_a_run_records_and_refuses_a_missing_gpu(capsys):
+    import torch
+
+    from vitcnn import fingerprint
+
+    assert cli(["fingerprint", "--slug", "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.strip() == fingerprint.slug(fingerprint.collect(torch.device("cpu")))
+    assert cli(["fingerprint", "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out)["device"] == "cpu"
+    if not torch.cuda.is_available():
+        assert cli(["fingerprint", "--device", "cuda"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
