@@ -50,8 +50,34 @@ def test_a_regression_undone_later_is_listed_but_does_not_fail():
 
 
 def test_a_regression_only_partly_undone_still_fails():
-    found = findings([series_of([(10.0, 8), (15.0, 6), (13.0, 6)])])
-    assert any(f.fails for f in found)
+    found = findings([series_of([(10.0, 8), (15.0, 6), (13.0, 6)])])  # +50%, then -13%: still +30%
+    assert [(f.change.index, f.fails) for f in found] == [(14, False), (8, True)]
+    assert verdicts(found) == ["improvement", "REGRESSION"]
+
+
+def test_a_regression_followed_by_a_rise_within_tolerance_still_fails():
+    found = findings([series_of([(10.0, 8), (13.0, 6), (13.6, 6)])])  # +30%, then +4.6%
+    assert verdicts(found) == ["change within tolerance", "REGRESSION"]
+
+
+def test_only_the_newest_regression_of_a_series_fails():
+    found = findings([series_of([(10.0, 6), (13.0, 6), (10.0, 6), (12.0, 6)])])
+    assert [(f.change.index, f.fails) for f in found] == [(18, True), (12, False), (6, False)]
+    assert verdicts(found) == ["REGRESSION", "improvement", "regression (undone later)"]
+
+
+def test_the_reference_is_the_level_before_the_newest_regression():
+    """+30%, -12%, +17%, -7%: the newest regression (+17% from 11.5) is undone to within 10% of 11.5, so the series
+    passes, although it ends 25% above where it started (the first regression was judged undone when it fell)."""
+    found = findings([series_of([(10.0, 5), (13.0, 5), (11.5, 5), (13.5, 5), (12.5, 5)])])
+    assert [f.change.index for f in found] == [20, 15, 10, 5]
+    assert not any(f.fails for f in found)
+
+
+def test_an_undone_regression_within_tolerance_of_the_old_level_passes():
+    # back to +5% of where it was before the +30%: within latency's 10%, so undone
+    found = findings([series_of([(10.0, 8), (13.0, 6), (10.5, 6)])])
+    assert not any(f.fails for f in found)
 
 
 def test_an_improvement_and_a_change_within_tolerance_do_not_fail():

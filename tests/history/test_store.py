@@ -110,6 +110,15 @@ def test_a_file_killed_between_its_two_writes_is_completed_by_the_next_add(tmp_p
     assert [e.key for e in HistoryStore(tmp_path / "h").entries] == [key]
 
 
+def test_runs_come_oldest_commit_first_whatever_the_committers_time_zone(tmp_path):
+    # 10:00+02:00 is 08:00 UTC: before 09:00+00:00, although it sorts after it as a string
+    store = HistoryStore(tmp_path / "h", create=True)
+    later = tiny_run(tmp_path / "later.json", "2026-01-01T09:00:00+00:00")
+    earlier = tiny_run(tmp_path / "earlier.json", "2026-01-01T10:00:00+02:00")
+    store.add([later, earlier])
+    assert [Path(e.source).name for e, _ in HistoryStore(tmp_path / "h").runs()] == ["earlier.json", "later.json"]
+
+
 # --------------------------------------------------------------------------------------------- refused stores
 
 
