@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vitcnn import fingerprint
-from vitcnn.history.series import machine_key
+from vitcnn.history.series import machine_key, order_key
 from vitcnn.history.store import Entry
 from vitcnn.report.best import is_timed
 from vitcnn.runfile import Result, Run
@@ -59,7 +59,7 @@ def machines(runs: list[tuple[Entry, Run]]) -> list[Machine]:
     for key, own in by_machine.items():
         newest = newest_runs(own)
         out.append(Machine(key, own, newest, merge_results([run for _, run in newest])))
-    return sorted(out, key=lambda m: (max(e.run_time or "" for e, _ in m.runs), m.key), reverse=True)
+    return sorted(out, key=lambda m: (max(order_key(e.run_time) for e, _ in m.runs), m.key), reverse=True)
 
 
 def newest_runs(runs: list[tuple[Entry, Run]]) -> list[tuple[Entry, Run]]:
