@@ -120,11 +120,16 @@ def test_options_mentioned_anywhere_in_the_docs_exist():
 # -------------------------------------------------------------------------------------------------- command line
 
 
+NESTED = ("baseline", "history")  # subcommands with subcommands of their own
+
+
 def _subcommands() -> list[str]:
     top = _help("-m", "vitcnn")
     names = re.search(r"\{([a-z,]+)\}", top).group(1).split(",")
-    nested = re.search(r"\{([a-z,]+)\}", _help("-m", "vitcnn", "baseline")).group(1).split(",")
-    return names + [f"baseline {n}" for n in nested]
+    for group in NESTED:
+        nested = re.search(r"\{([a-z,]+)\}", _help("-m", "vitcnn", group)).group(1).split(",")
+        names += [f"{group} {n}" for n in nested]
+    return names
 
 
 def test_every_subcommand_has_a_section_in_the_cli_reference():
@@ -163,8 +168,8 @@ def _commands(text: str) -> list[tuple[str, list[str]]]:
     for m in re.finditer(r"python -m vitcnn ([a-z]+)([^`\n|]*)", joined):
         name, args = m.group(1), m.group(2).split(" #")[0].split(" -- ")[0]
         words = args.split()
-        if name == "baseline" and words and words[0] in ("save", "show"):
-            name = f"baseline {words[0]}"
+        if name in NESTED and words and not words[0].startswith("-"):
+            name = f"{name} {words[0]}"
         found.append((name, [w.split("=")[0] for w in words if w.startswith("--")]))
     return found
 
