@@ -449,8 +449,8 @@ def cmd_history_run(args: argparse.Namespace) -> int:
 
 
 def cmd_history_check(args: argparse.Namespace) -> int:
-    """Exit 0: no series ends in a regression; 1: the latest change point of some series is a regression beyond
-    the tolerance; 2: unreadable store or bad options."""
+    """Exit 0: no series ends in a regression; 1: some series does (its newest level is more than the tolerance
+    above the level before its latest regression change point); 2: unreadable store or bad options."""
     from vitcnn.history import check, series
     from vitcnn.history.store import HistoryStore, StoreError
 
