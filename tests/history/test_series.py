@@ -9,8 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import CPU_FINGERPRINT, LEGACY_CPU_FINGERPRINT, S1, S2, amx_machine, non_amx_machine, result, \
-    run_json
+from tests.factories import (
+    CPU_FINGERPRINT,
+    LEGACY_CPU_FINGERPRINT,
+    S1,
+    S2,
+    amx_machine,
+    non_amx_machine,
+    result,
+    run_json,
+)
 from vitcnn import fingerprint
 from vitcnn.history.series import METRICS, build, machine_key
 from vitcnn.runfile import Run, parse_run

@@ -63,7 +63,7 @@ def test_real_runs_round_trip_with_their_keys(tmp_path):
         assert all(loaded.results[k].samples == original.results[k].samples for k in original.results)
         assert loaded.fingerprint == original.fingerprint
     # runs() yields oldest commit first: the first-format shard's commit (Nov 22) precedes the smoke runs' (Nov 27)
-    assert [e.source for e, _ in reopened.runs()][0] == str(FIRST_FORMAT)
+    assert next(e.source for e, _ in reopened.runs()) == str(FIRST_FORMAT)
 
 
 def test_the_same_run_twice_even_reindented_is_one_entry(tmp_path):
