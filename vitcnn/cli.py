@@ -573,13 +573,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; returns its exit code (argparse's usage errors are 2, --help is 0)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    passthrough = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[:argv.index("--")] if "--" in argv else argv
+    passthrough = []
+    if argv[:2] == ["history", "run"] and "--" in argv:  # each commit's pytest options (sweep parses its own --)
+        argv, passthrough = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    if passthrough and args.handler is not cmd_history_run:
-        return error(f"options after -- ({' '.join(passthrough)}) are only for `history run`")
     args.passthrough = passthrough
     return int(args.handler(args))

@@ -254,10 +254,6 @@ def _options_entry_point() -> bool:
 
 
 @pytest.mark.skipif(not _options_entry_point(), reason="vitcnn is not installed with its pytest11 entry point")
-@pytest.mark.xfail(strict=True, reason="the installed pytest11 entry point imports vitcnn.options in every commit's "
-                                       "pytest; a commit without vitcnn/options.py (before c4cbe07) gets today's file "
-                                       "through the editable install's finder, whose --vitcnn-profile clashes with "
-                                       "the commit's own plugin: 'option names already added', exit 1, failed")
 def test_a_commit_from_before_the_options_module_runs_with_its_own_options(tmp_path):
     """Before c4cbe07 the plugin registered its options itself and there was no vitcnn/options.py (the real
     c4cbe07~1 fails the same way: ValueError: option names {'--vitcnn-profile'} already added)."""

@@ -82,12 +82,16 @@ def measure_commit(commit: str, out_dir: Path, pytest_args: list[str], repo: Pat
         run_file = _free_path(out_dir, commit)
         env = {k: v for k, v in os.environ.items() if k not in SCHEDULER_VARIABLES}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
+        # Only the commit's own plugins: the installed vitcnn's pytest11 entry point would import today's
+        # vitcnn/options.py into a commit that has none (before c4cbe07) and clash with its plugin's options. The
+        # commit's conftest.py loads its own plugin; pytest-benchmark is loaded by name.
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         if not warm_cache:
             env["TORCHINDUCTOR_CACHE_DIR"] = str(checkout.temp / "inductor-cache")
             env["TRITON_CACHE_DIR"] = str(checkout.temp / "triton-cache")
         log = out_dir / f"{run_file.stem}.log"
-        command = [python, "-m", "pytest", "benchmarks", "--benchmark-only", f"--benchmark-json={run_file}",
-                   *pytest_args]
+        command = [python, "-m", "pytest", "-p", "pytest_benchmark.plugin", "benchmarks", "--benchmark-only",
+                   f"--benchmark-json={run_file}", *pytest_args]
         with open(log, "w") as log_file:
             rc = subprocess.run(command, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT).returncode
         seconds = time.monotonic() - start
