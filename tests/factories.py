@@ -30,7 +30,7 @@ GPU_FINGERPRINT = {
     "gpu_application_clocks_mhz": {"sm": 1755, "mem": 2619}, "gpu_persistence": "on", "gpu_nvml_error": None,
 }
 
-RESULTS_CPU_RUN = Path(__file__).resolve().parents[1] / "results" / "cpu" / "shard-1.json"
+RESULTS_CPU_RUN = Path(__file__).resolve().parents[1] / "results" / "cpu" / "2026-11-22" / "shard-1.json"
 
 
 def amx_machine() -> dict:

@@ -279,7 +279,7 @@ def test_check_exits_0_on_a_sound_run_1_on_a_symptom_2_on_an_unreadable_file(tmp
 # ----------------------------------------------------------------------------------------------------- history
 
 
-HISTORY_RUNS = ("results/cpu/shard-1.json", "results/cpu-smoke/run.json", "results/cpu-smoke/run-2.json")
+HISTORY_RUNS = ("results/cpu/2026-11-22/shard-1.json", "results/cpu-smoke/run.json", "results/cpu-smoke/run-2.json")
 
 
 def test_history_add_then_show_lists_the_runs_oldest_commit_first(tmp_path, capsys, monkeypatch):

@@ -24,7 +24,8 @@ from vitcnn.history.series import METRICS, build, machine_key
 from vitcnn.runfile import Run, parse_run
 
 REPO = Path(__file__).resolve().parents[2]
-FIRST_FORMAT = REPO / "results" / "cpu" / "shard-1.json"  # first-format fingerprint + py-cpuinfo record (AMX VM)
+# first-format fingerprint + py-cpuinfo record (AMX VM)
+FIRST_FORMAT = REPO / "results" / "cpu" / "2026-11-22" / "shard-1.json"
 COMPLETE = REPO / "results" / "cpu-smoke" / "run.json"  # complete fingerprint, measured on that VM later
 
 
@@ -70,8 +71,8 @@ def first_format_run(strip_amx: bool = False, **fingerprint_changes) -> Run:
 
 @pytest.mark.parametrize("complete", ["the committed complete run", "amx_machine()"])
 def test_a_first_format_run_joins_the_complete_machine_it_provably_is(complete):
-    """results/cpu/shard-1.json (first format, py-cpuinfo flags of the AMX VM) is the machine of the committed
-    smoke run (complete fingerprint, same VM): same legacy identity and the same kernel features."""
+    """results/cpu/2026-11-22/shard-1.json (first format, py-cpuinfo flags of the AMX VM) is the machine of the
+    committed smoke run (complete fingerprint, same VM): same legacy identity and the same kernel features."""
     full = json.loads(COMPLETE.read_text())["machine_info"]["vitcnn_fingerprint"] if complete.startswith("the") \
         else amx_machine()
     assert machine_key(first_format_run(), {fingerprint.slug(full): full}) == fingerprint.slug(full)

@@ -18,7 +18,8 @@ from vitcnn.runfile import load_run
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "results" / "cpu-smoke" / "run.json"
 SMOKE_2 = REPO / "results" / "cpu-smoke" / "run-2.json"
-FIRST_FORMAT = REPO / "results" / "cpu" / "shard-1.json"  # a run written before the fingerprint's version 2
+# a run written before the fingerprint's version 2
+FIRST_FORMAT = REPO / "results" / "cpu" / "2026-11-22" / "shard-1.json"
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

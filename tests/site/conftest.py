@@ -1,8 +1,8 @@
 """A history store with a known regression and two machines, shared by the site's tests.
 
 Store: 14 commits of the real smoke run (tests/history/planted.py) where every vit_t16 setting is 15% slower from
-commit 9 on, plus a run of another machine so the essay's machine choice has two options: results/cpu/shard-1.json
-(first-format fingerprint, ViT-B/ConvNeXt-B settings) with its core count changed to 4. Unchanged it is the smoke
+commit 9 on, plus a run of another machine so the essay's machine choice has two options:
+results/cpu/2026-11-22/shard-1.json (first-format fingerprint, ViT-B/ConvNeXt-B settings) with its core count changed to 4. Unchanged it is the smoke
 run's own VM (same legacy identity and kernel features), which the history may rightly merge into that machine.
 """
 
@@ -29,7 +29,7 @@ PLANTED_RANGE = f"{fake_commit(STEP_AT - 1)[:10]}..{fake_commit(STEP_AT)[:10]}"
 
 
 def other_machine_run(out_dir: Path) -> Path:
-    """results/cpu/shard-1.json as measured on a 4-core machine (a different legacy identity)."""
+    """results/cpu/2026-11-22/shard-1.json as measured on a 4-core machine (a different legacy identity)."""
     data = json.loads(RESULTS_CPU_RUN.read_text())
     data["machine_info"]["vitcnn_fingerprint"]["cpu_count"] = OTHER_CORES
     path = out_dir / "other-machine.json"
