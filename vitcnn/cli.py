@@ -36,7 +36,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         options = rules.GateOptions(
             tolerance=args.tolerance, alpha=args.alpha, memory_rel_tolerance=args.memory_tolerance,
             memory_abs_tolerance=int(args.memory_abs_mib * MIB), allow_missing=args.allow_missing,
-            allow_cross_machine=args.allow_cross_machine)
+            allow_cross_machine=args.allow_cross_machine, instructions_tolerance=args.instructions_tolerance)
         base, new = load_run(args.base), load_run(args.new)
         # As the stored gate: a CPU's speed is judged from the base's saved runs (one run file is one of them)
         comparison = rules.compare(base, new, options, speed_needs_history=new.fingerprint.get("device") != "cuda")
@@ -65,6 +65,9 @@ def add_compare(subparsers) -> None:
                    help="relative activation-memory growth allowed (default %(default)s)")
     p.add_argument("--memory-abs-mib", type=float, default=defaults.memory_abs_tolerance / MIB,
                    help="absolute activation-memory growth allowed in MiB (default %(default)s)")
+    p.add_argument("--instructions-tolerance", type=float, default=defaults.instructions_tolerance,
+                   help="relative growth of a call's instruction count allowed, where both runs counted them "
+                        "(default %(default)s)")
     p.add_argument("--allow-missing", action="store_true", help="settings absent from the new run are no regression")
     p.add_argument("--allow-cross-machine", action="store_true",
                    help="compare runs of different fingerprints anyway (numbers are not comparable)")
@@ -299,6 +302,8 @@ def cmd_ab(args: argparse.Namespace) -> int:
         return error("--rounds must be >= 2", "vitcnn ab")
     if not 0 < args.alpha < 1 or not args.threshold >= 0 or not args.detect > 0:
         return error("--alpha must be in (0, 1), --threshold >= 0 and --detect > 0", "vitcnn ab")
+    if not args.instructions_tolerance >= 0:
+        return error("--instructions-tolerance must be >= 0", "vitcnn ab")
     try:
         import torch
 
@@ -321,7 +326,8 @@ def cmd_ab(args: argparse.Namespace) -> int:
         threads=args.threads, processes=args.processes, first=args.first_processes, rounds=args.rounds,
         threshold=args.threshold, alpha=args.alpha, detect=args.detect,
         markdown=Path(args.markdown) if args.markdown else None, json_path=Path(args.json) if args.json else None,
-        out_dir=Path(args.out_dir) if args.out_dir else None)
+        out_dir=Path(args.out_dir) if args.out_dir else None, metric=args.metric,
+        instructions_tolerance=args.instructions_tolerance)
     return driver.run(options)
 
 
@@ -371,6 +377,11 @@ def add_ab(subparsers) -> None:
     p.add_argument("--detect", type=float, default=defaults.detect,
                    help="a setting that could not have seen this slowdown (80%% power) is inconclusive, not "
                         "same (default %(default)s)")
+    p.add_argument("--metric", choices=("time", "instructions"), default=defaults.metric,
+                   help="time: interleaved wall time (default); instructions: each setting's instructions per call "
+                        "counted under Callgrind on both sides at once, no timing (CPU only, needs valgrind)")
+    p.add_argument("--instructions-tolerance", type=float, default=defaults.instructions_tolerance,
+                   help="--metric instructions: instructions-up beyond this relative growth (default %(default)s)")
     p.add_argument("--markdown", metavar="FILE", help="write the verdict table as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
     p.add_argument("--json", metavar="FILE", help="write every block of both sides and the verdicts as JSON")
     p.add_argument("--out-dir", metavar="DIR", help="write each side's run file (a.json, b.json) here")

@@ -27,7 +27,8 @@ AXIS_OPTIONS = {  # command-line option -> (settings.Axes field, parser)
     "--vitcnn-task": ("tasks", str),
 }
 MEASURE_DEFAULTS = {"target_seconds": 1.0, "warmup_seconds": 1.0, "min_rounds": 10, "max_rounds": 200}
-GATE_DEFAULTS = {"tolerance": 0.05, "alpha": 0.01, "memory_rel_tolerance": 0.01}
+GATE_DEFAULTS = {"tolerance": 0.05, "alpha": 0.01, "memory_rel_tolerance": 0.01, "instructions_tolerance": 0.01}
+METRICS = ("time", "instructions")
 
 
 def _add_vitcnn_options(parser: pytest.Parser) -> None:
@@ -54,6 +55,9 @@ def _add_vitcnn_options(parser: pytest.Parser) -> None:
     group.addoption("--vitcnn-eager-twin", choices=("on", "off"), default=None,
                     help="compiled settings: time the model eagerly in blocks alternating with the compiled ones, "
                          "for speedup over eager and memory compression (default: on for smoke and blog-lite)")
+    group.addoption("--vitcnn-metric", choices=METRICS, default="time",
+                    help="time: wall time (and memory, FLOPs, ...); instructions: also count each setting's "
+                         "instructions per call under Callgrind (CPU only, needs valgrind; docs/instructions.md)")
     group.addoption("--vitcnn-gate", action="store_true",
                     help="compare this run with <baseline dir>/<slug>.json; fail the session on a regression")
     group.addoption("--vitcnn-save-baseline", action="store_true",
@@ -66,6 +70,9 @@ def _add_vitcnn_options(parser: pytest.Parser) -> None:
     group.addoption("--vitcnn-memory-tolerance", type=float, default=None,
                     help="gate: allowed relative activation-memory growth "
                          f"(default: {GATE_DEFAULTS['memory_rel_tolerance']}, at least 1 MiB)")
+    group.addoption("--vitcnn-instructions-tolerance", type=float, default=None,
+                    help="gate: allowed relative growth of a call's instruction count "
+                         f"(default: {GATE_DEFAULTS['instructions_tolerance']})")
     group.addoption("--vitcnn-allow-missing", action="store_true",
                     help="gate: baseline settings absent from this run are not regressions")
     group.addoption("--vitcnn-allow-cross-machine", action="store_true",

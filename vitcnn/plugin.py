@@ -44,6 +44,7 @@ class SessionState:
     shard: dict | None = None  # the run JSON's vitcnn.shard section when this session runs one shard
     selection: str | None = None  # the profile and what narrowed it (axis options, -k), said in every report
     code: dict | None = None  # the code measured with, read at session start (code_identity.py)
+    counting: CountingSession | None = None  # --vitcnn-metric instructions
 
     def record(self, setting: settings.Setting, status: str, reason: str | None) -> None:
         self.records[setting.id] = status_entry(setting, status, reason)
@@ -88,6 +89,82 @@ def measure_options(getoption) -> MeasureOptions:
         inference_mode=not getoption("--vitcnn-no-inference-mode"),
         compile_times=ON_OFF[getoption("--vitcnn-compile-times")], eager_twin=ON_OFF[getoption("--vitcnn-eager-twin")],
     )
+
+
+MAX_COUNTING_WORKERS = 4
+
+
+class CountingSession:
+    """--vitcnn-metric instructions: the settings that ran, counted after the last one was timed (so no count runs
+    beside a timing) by a counting worker under callgrind and its plain compiling twin (vitcnn/ab/counted.py), with
+    this session's profile, threads and `-p` modules; each count joins its setting's extra_info before
+    pytest-benchmark writes the JSON."""
+
+    def __init__(self, config: pytest.Config, profile: str, lines: list[str]) -> None:
+        self.config, self.profile = config, profile
+        self.pending: list[tuple[settings.Setting, dict]] = []  # (setting, its benchmark's extra_info)
+        self.lines = lines  # the session's lines under the terminal table
+        self.failed = 0
+
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int):
+        """Count before pytest-benchmark's own session end writes the JSON (it is a wrapper too; this one runs
+        first); a setting that could not be counted fails the session."""
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            self.lines.append("vitcnn: instructions not counted: the session was interrupted")
+        else:
+            self.count_pending()
+        yield
+        if self.failed:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def add(self, setting: settings.Setting, extra_info: dict) -> None:
+        self.pending.append((setting, extra_info))
+
+    def count_pending(self) -> None:
+        """Count every pending setting (once); a setting that cannot be counted keeps its timing and says why."""
+        import tempfile
+        import time
+
+        from vitcnn.ab.counted import Counter, count_all, counted_fields
+        from vitcnn.ab.sides import Checkout, Side, SideError
+
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, []
+        config = self.config
+        modules = [m for m in (getattr(config.option, "plugins", None) or []) if not m.startswith("no:")]
+        args = ["--vitcnn-device", "cpu", "--vitcnn-profile", self.profile, *sum((["-p", m] for m in modules), []),
+                *(["--vitcnn-no-inference-mode"] if config.getoption("--vitcnn-no-inference-mode") else [])]
+        logs = Path(tempfile.mkdtemp(prefix="vitcnn-callgrind-logs-"))
+        started = time.perf_counter()
+        # valgrind runs a process on one core at a time: one counting worker (and its compiling twin) per core
+        names = [str(k) for k in range(max(1, min(len(pending), os.cpu_count() or 1, MAX_COUNTING_WORKERS)))]
+        rows = [{name: pending[i + k][0] for k, name in enumerate(names) if i + k < len(pending)}
+                for i in range(0, len(pending), len(names))]
+        counters = {}
+        try:
+            for name in names:
+                counters[name] = Counter(Side(f"counting-{name}"), Checkout(None), args, logs)
+            for counter in counters.values():
+                counter.hello()
+            infos = iter(extra_info for _, extra_info in pending)
+            for row, done in zip(rows, count_all(counters, rows)):
+                for name in row:
+                    next(infos).update(counted_fields(done[name]))
+        except SideError as exc:
+            self.lines.append(f"vitcnn: instructions NOT counted: {exc}")
+        finally:
+            for counter in counters.values():
+                counter.close()
+        missing = [f"{s.id}: {info.get('instructions_error') or 'not counted'}" for s, info in pending
+                   if not info.get("instructions_per_call")]
+        self.failed = len(missing)
+        self.lines.append(f"vitcnn: instructions of {len(pending) - len(missing)} setting(s) counted under callgrind "
+                          f"in {time.perf_counter() - started:.0f} s (worker logs in {logs})")
+        if missing:
+            self.lines += [f"vitcnn: instructions NOT counted for {len(missing)} setting(s):",
+                           *(f"  {line}" for line in missing)]
 
 
 ON_OFF = {"on": True, "off": False, None: None}  # None: the profile decides (pipeline.for_profile)
@@ -173,6 +250,16 @@ def pytest_configure(config: pytest.Config) -> None:
                                        code=code_identity.collect(config.rootpath))
     if shard_record:
         config.stash[STATE].lines.append(shard.describe(shard_record))
+    if config.getoption("--vitcnn-metric") == "instructions":
+        from vitcnn.measure.instructions import unavailable_reason
+
+        if device.type != "cpu":
+            raise pytest.UsageError("--vitcnn-metric instructions counts on the CPU only (valgrind cannot see a "
+                                    "GPU's work): add --vitcnn-device cpu")
+        if unavailable_reason():
+            raise pytest.UsageError(f"--vitcnn-metric instructions: {unavailable_reason()}")
+        config.stash[STATE].counting = CountingSession(config, profile, config.stash[STATE].lines)
+        config.pluginmanager.register(config.stash[STATE].counting, "vitcnn-instructions")
     if config.getoption("--vitcnn-compile-cache"):
         config.stash[STATE].lines.append(compile_cache.load(config.getoption("--vitcnn-compile-cache"), device))
 
@@ -257,6 +344,8 @@ def vitcnn_measure(request: pytest.FixtureRequest, benchmark):
                 pytest.xfail(f"{setting.id}: {outcome.reason}")
             pytest.fail(f"{setting.id}: {outcome.reason}", pytrace=False)
         benchmark.extra_info.update(outcome.info)
+        if state.counting is not None:
+            state.counting.add(setting, benchmark.extra_info)
         return outcome
 
     return run
@@ -332,6 +421,7 @@ def _gate_options(config: pytest.Config):
 
     given = {"tolerance": config.getoption("--vitcnn-tolerance"), "alpha": config.getoption("--vitcnn-alpha"),
              "memory_rel_tolerance": config.getoption("--vitcnn-memory-tolerance"),
+             "instructions_tolerance": config.getoption("--vitcnn-instructions-tolerance"),
              "allow_missing": config.getoption("--vitcnn-allow-missing"),
              "allow_cross_machine": config.getoption("--vitcnn-allow-cross-machine")}
     return GateOptions(**{k: v for k, v in given.items() if v is not None})

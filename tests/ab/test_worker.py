@@ -79,7 +79,7 @@ def test_a_worker_that_dies_between_blocks_is_a_side_error(tmp_path):
 
 def test_serve_answers_bad_requests_without_dying():
     fake = SimpleNamespace(**{name: (lambda request, _n=name: {"ok": True, "cmd": _n})
-                              for name in ("hello", "setup", "block", "finish", "free")})
+                              for name in ("hello", "setup", "block", "count", "finish", "free")})
     replies = io.StringIO()
     worker.serve(fake, io.StringIO('not json\n{"cmd": "dance"}\n\n{"cmd": "hello"}\n{"cmd": "quit"}\n'
                                    '{"cmd": "hello"}\n'), replies)

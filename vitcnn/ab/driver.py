@@ -27,7 +27,7 @@ from pathlib import Path
 from vitcnn import fingerprint
 from vitcnn.ab.sidefile import SideResult, run_json
 from vitcnn.ab.sides import Checkout, Side, SideError, WorkerProcess
-from vitcnn.gate import compiled, paired, rules, verdicts
+from vitcnn.gate import compiled, instructions, paired, rules, verdicts
 from vitcnn.measure.pipeline import MeasureOptions
 from vitcnn.runfile import parse_run, write_atomic
 from vitcnn.settings import Setting, invalid_reason
@@ -56,6 +56,8 @@ class ABOptions:
     markdown: Path | None = None
     json_path: Path | None = None
     out_dir: Path | None = None
+    metric: str = "time"  # or "instructions": counted under Callgrind, no timing (vitcnn/ab/counted.py)
+    instructions_tolerance: float = instructions.DEFAULT_TOLERANCE
 
     def __post_init__(self) -> None:
         if not 2 <= self.first <= self.processes:
@@ -286,6 +288,10 @@ def _verdict_json(v: rules.SettingVerdict) -> dict:
 
 def run(options: ABOptions) -> int:
     """The whole session; exit 0 (no regression), 1 (a regression), 2 (a side cannot start, refused)."""
+    if options.metric == "instructions":
+        from vitcnn.ab import counted
+
+        return counted.run(options)
     started = time.perf_counter()
     checkouts: list[Checkout] = []
     workers: dict[str, list[WorkerProcess]] = {"A": [], "B": []}

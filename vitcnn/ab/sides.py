@@ -23,6 +23,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vitcnn.measure import instructions
 from vitcnn.options import AXIS_OPTIONS, argparse_options
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -133,17 +134,22 @@ class Checkout:
 
 
 class WorkerProcess:
-    """A running worker: send a request, read its one-line reply. Its stderr goes to a log file."""
+    """A running worker: send a request, read its one-line reply. Its stderr goes to a log file.
 
-    def __init__(self, side: Side, checkout: Checkout, worker_args: list[str], log_path: Path) -> None:
+    With `counting_dir` it runs under callgrind (vitcnn/measure/instructions.py) with the counting environment,
+    its dumps in that directory, and can answer "count"."""
+
+    def __init__(self, side: Side, checkout: Checkout, worker_args: list[str], log_path: Path,
+                 counting_dir: Path | None = None) -> None:
         self.side, self.log_path = side, log_path
-        env = {**os.environ, **side.env}
+        env = {**os.environ, **(instructions.environment(counting_dir) if counting_dir else {}), **side.env}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(checkout.root), side.env.get("PYTHONPATH", ""),
                                                          os.environ.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
         self.log = open(log_path, "w")
+        argv = [side.python, "-m", WORKER_MODULE, *worker_args, *side.opts]
         try:
-            self.process = subprocess.Popen([side.python, "-m", WORKER_MODULE, *worker_args, *side.opts],
+            self.process = subprocess.Popen(instructions.command(argv, counting_dir) if counting_dir else argv,
                                             cwd=checkout.root, env=env, stdin=subprocess.PIPE,
                                             stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1)
         except OSError as exc:

@@ -5,8 +5,11 @@ the side's interpreter, environment and checkout. Protocol: one JSON object per 
 on stdout (anything else the process prints goes to stderr, so library chatter cannot corrupt the channel):
 
   {"cmd": "hello"}                     -> {"ok": true, "machine_info": {...}, "python": ..., "env": {...}}
-  {"cmd": "setup", "setting": {...}}   -> {"ok": true, "status": "ok", "per_call_s": s} | status "oom"/"error"
+  {"cmd": "setup", "setting": {...}}   -> {"ok": true, "status": "ok", "per_call_s": s, "info": {...}} | status
+                                          "oom"/"error"
   {"cmd": "block", "calls": n}         -> {"ok": true, "status": "ok", "samples": [s, ...]} | status "oom"/"error"
+  {"cmd": "count", "calls": n}         -> {"ok": true, "status": "ok", "counted": {...}, "info": {...}} (only in a
+                                          process started under callgrind: vitcnn/measure/instructions.py)
   {"cmd": "finish"}                    -> {"ok": true, "status": ..., "reason": ..., "info": {...}, "samples": [...]}
   {"cmd": "free"}                      -> {"ok": true}
   {"cmd": "quit"}                      -> (exits)
@@ -30,7 +33,7 @@ import torch
 from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
 
 import vitcnn
-from vitcnn.measure import pipeline
+from vitcnn.measure import instructions, pipeline
 from vitcnn.measure.timing import gc_paused
 from vitcnn.options import argparse_options, option_value
 from vitcnn.plugin import machine_fields, measure_options
@@ -54,7 +57,11 @@ class Worker:
     """The state of one side: its options and the setting prepared now (at most one)."""
 
     def __init__(self, argv: list[str]) -> None:
-        namespace = argparse_options("vitcnn.ab.worker").parse_args(argv)
+        parser = argparse_options("vitcnn.ab.worker")
+        parser.add_argument("--counting", action="store_true",
+                            help="a counting worker under callgrind (vitcnn/ab/counted.py): no FLOP count, references "
+                                 "or check (a plain worker compiled and checked the graph), one warm-up call")
+        namespace = parser.parse_args(argv)
         for name in namespace.plugins:  # test-only hooks, as `pytest -p MODULE` loads them in the plugin
             hook = getattr(importlib.import_module(name), "pytest_configure", None)
             if hook is not None:
@@ -67,6 +74,8 @@ class Worker:
         # process on 2 cores): off in A/B unless a side's options turn them on.
         options = replace(options, compile_times=bool(options.compile_times), eager_twin=bool(options.eager_twin))
         self.options = pipeline.for_profile(options, namespace.vitcnn_profile or DEFAULT_PROFILE[self.device.type])
+        if namespace.counting:
+            self.options = replace(self.options, checks=False, warmup_calls=1, warmup_seconds=0.0)
         self.setting: Setting | None = None
         self.prepared: pipeline.Prepared | None = None
         self.gc_pause = ExitStack()  # the cyclic GC stays paused from a setup to its free, not collected per block
@@ -86,7 +95,7 @@ class Worker:
         except Exception as exc:
             return self._failed(exc)
         self.gc_pause.enter_context(gc_paused())
-        return {"ok": True, "status": "ok", "per_call_s": self.prepared.per_call_s}
+        return {"ok": True, "status": "ok", "per_call_s": self.prepared.per_call_s, "info": self.prepared.info}
 
     def block(self, request: dict) -> dict:
         """Time `calls` calls after an untimed lead-in (lead_in_calls)."""
@@ -97,6 +106,17 @@ class Worker:
         except Exception as exc:
             return self._failed(exc)
         return {"ok": True, "status": "ok", "samples": samples}
+
+    def count(self, request: dict) -> dict:
+        """Instructions per call of the prepared setting (instructions.count), with the setting's info so far: its
+        compile-cache verdict and reference check say which graph was counted."""
+        if self.prepared is None:
+            return {"ok": False, "error": "count before a successful setup"}
+        try:
+            counted = instructions.count(self.prepared.call, int(request.get("calls", instructions.DEFAULT_CALLS)))
+        except Exception as exc:
+            return self._failed(exc)
+        return {"ok": True, "status": "ok", "counted": counted, "info": self.prepared.info}
 
     def finish(self, request: dict) -> dict:
         """Probe and memory after the last block, then free the model and derive MFU etc. (as measure does)."""
@@ -129,7 +149,8 @@ class Worker:
 
 def serve(worker: Worker, requests: TextIO, replies: TextIO) -> None:
     """Answer one request per line until "quit" or end of input."""
-    handlers = {"hello": worker.hello, "setup": worker.setup, "block": worker.block, "finish": worker.finish,
+    handlers = {"hello": worker.hello, "setup": worker.setup, "block": worker.block, "count": worker.count,
+                "finish": worker.finish,
                 "free": worker.free}
     for line in requests:
         if not line.strip():

@@ -5,6 +5,9 @@ Verdicts per setting:
   test on the raw samples is significant; a big move without significance is `inconclusive`, a small one `same`.
   The tolerance is never tighter than the run-to-run spread the baseline recorded for that setting;
 - memory: `memory-up` / `memory-down` when the activation peak moved by more than max(relative, absolute) tolerance;
+- instructions (vitcnn/gate/instructions.py): `instructions-up` / `instructions-down` when the Callgrind count of a
+  call moved beyond a relative tolerance (deterministic: one run on each side decides it; `compare_counted` is the
+  A/B without timing);
 - compile (vitcnn/gate/compiled.py): `graph-breaks-up` / `recompiles-up` when Dynamo broke the graph or recompiled
   more often than in the base (deterministic: exact on any machine); `speedup-down` when the paired speedup over
   eager fell; `compile-slower` when the session's cold compile times grew;
@@ -31,7 +34,7 @@ import numpy as np
 from scipy import stats
 
 from vitcnn import fingerprint
-from vitcnn.gate import baseline, compiled, paired
+from vitcnn.gate import baseline, compiled, instructions, paired
 from vitcnn.gate.compiled import Finding
 from vitcnn.runfile import Result, Run
 from vitcnn.table import MIB
@@ -39,10 +42,11 @@ from vitcnn.table import MIB
 MIN_SAMPLES = 3  # fewer raw samples on a side and no significance test is attempted
 FAILED = ("oom", "error")
 
-LABELS = ("slower", "faster", "inconclusive", "same", "memory-up", "memory-down", "graph-breaks-up", "recompiles-up",
-          "speedup-down", "compile-slower", "now-oom", "now-error", "fixed", "missing", "new")
-ALWAYS_REGRESSIONS = frozenset({"slower", "memory-up", "graph-breaks-up", "recompiles-up", "speedup-down",
-                                "compile-slower", "now-oom", "now-error"})
+LABELS = ("slower", "faster", "inconclusive", "same", "memory-up", "memory-down", "instructions-up",
+          "instructions-down", "graph-breaks-up", "recompiles-up", "speedup-down", "compile-slower", "now-oom",
+          "now-error", "fixed", "missing", "new")
+ALWAYS_REGRESSIONS = frozenset({"slower", "memory-up", "instructions-up", "graph-breaks-up", "recompiles-up",
+                                "speedup-down", "compile-slower", "now-oom", "now-error"})
 REGRESSIONS = ALWAYS_REGRESSIONS | {"missing"}
 
 
@@ -57,6 +61,7 @@ class GateOptions:
     memory_abs_tolerance: int = MIB
     speedup_tolerance: float = 0.20  # speedup over eager may fall this much (new/base speedup >= 1/1.20)
     compile_tolerance: float = 0.20  # cold compile time may grow this much (geometric mean over the session)
+    instructions_tolerance: float = instructions.DEFAULT_TOLERANCE  # a call's instruction count may grow this much
     allow_missing: bool = False
     allow_cross_machine: bool = False
 
@@ -67,8 +72,8 @@ class GateOptions:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
         if not (self.memory_rel_tolerance >= 0 and self.memory_abs_tolerance >= 0):
             raise ValueError("memory tolerances must be >= 0")
-        if not (self.speedup_tolerance >= 0 and self.compile_tolerance >= 0):
-            raise ValueError("speedup and compile tolerances must be >= 0")
+        if not (self.speedup_tolerance >= 0 and self.compile_tolerance >= 0 and self.instructions_tolerance >= 0):
+            raise ValueError("speedup, compile and instructions tolerances must be >= 0")
 
     @property
     def regression_labels(self) -> frozenset[str]:
@@ -101,6 +106,8 @@ class SettingVerdict:
     ci_high: float | None = None  # measurement would have caught (80% power) and the processes per side
     detectable: float | None = None
     processes: int | None = None
+    base_instructions: float | None = None  # instructions per call (Callgrind) of a side that was counted
+    new_instructions: float | None = None
 
 
 @dataclass
@@ -214,9 +221,11 @@ def _memory(base: Result, new: Result, options: GateOptions) -> Finding:
 
 
 def _with_deterministic(speed: Finding, base: Result, new: Result, options: GateOptions) -> tuple[tuple, str]:
-    """Labels and detail of a setting both sides ran: the speed finding first (always), then memory and compile
-    findings, which need no statistics."""
-    others = [f for f in (_memory(base, new, options), *compiled.counts(base, new)) if f.label]
+    """Labels and detail of a setting both sides ran: the speed finding first (always), then memory, instruction
+    and compile findings, which need no statistics."""
+    others = [f for f in (_memory(base, new, options),
+                          instructions.finding(base, new, options.instructions_tolerance),
+                          *compiled.counts(base, new)) if f.label]
     labels = (speed.label, *(f.label for f in others))
     return labels, "; ".join(t for t in (speed.detail, *(f.detail for f in others)) if t)
 
@@ -266,6 +275,7 @@ def compare_result(base: Result | None, new: Result | None, options: GateOptions
         base_memory_bytes=ran_base.activation_peak_bytes if ran_base else None,
         new_memory_bytes=ran_new.activation_peak_bytes if ran_new else None,
         cross_machine=cross_machine, regression=options.is_regression(labels), detail=detail,
+        base_instructions=instructions.per_call(base), new_instructions=instructions.per_call(new),
     )
 
 
@@ -475,6 +485,30 @@ def compare_paired(inputs: list[PairedInput], options: GateOptions = GateOptions
                                 f"spent over {looks} look{'s' if looks > 1 else ''}); detectable: the smallest "
                                 f"slowdown the setting's measurement would have flagged (80% power); `same` "
                                 f"resolved {detect:.0%} or better, `inconclusive` did not")
+    return comparison
+
+
+def compare_counted(pairs: list[tuple[Result, Result]], options: GateOptions = GateOptions(),
+                    notes: list[str] | None = None) -> Comparison:
+    """Verdicts of an A/B by instruction counts alone (`vitcnn ab --metric instructions`; side A is the base): per
+    setting `instructions-up` / `instructions-down` beyond `options.instructions_tolerance`, else `same`; the status
+    labels as everywhere (now-oom, now-error, fixed, missing). Nothing was timed: no speed label."""
+    verdicts = []
+    for a, b in pairs:
+        verdict = compare_result(a, b, options)
+        if a.status == b.status == "ok":
+            found = instructions.finding(a, b, options.instructions_tolerance)
+            if found.ratio is None:
+                found = Finding("missing", "not counted on both sides")
+            labels = (found.label or "same",)
+            renamed = "" if a.id == b.id else f"B runs {b.id}; "
+            verdict = replace(verdict, labels=labels, ratio=found.ratio, p_value=None, base_median_s=None,
+                              new_median_s=None, detail=renamed + found.detail,
+                              regression=options.is_regression(labels))
+        verdicts.append(replace(verdict, id=a.id))
+    comparison = Comparison(verdicts, options, "side A", "side B")
+    comparison.notes += [*(notes or []), f"instructions per call counted under Callgrind; `instructions-up` beyond "
+                                         f"+{options.instructions_tolerance:.1%}"]
     return comparison
 
 

@@ -89,3 +89,37 @@ def paired_markdown(comparison: Comparison) -> str:
     lines += [f"> {note}" for note in comparison.notes] + ([""] if comparison.notes else [])
     rows = [_row(v, comparison, markdown=True, ci=True) for v in comparison.verdicts]
     return "\n".join(lines) + "\n" + table.markdown(PAIRED_HEADER, rows, right=PAIRED_NUMERIC) + "\n"
+
+
+# ------------------------------------------------------------------------------------ A/B by instruction counts
+
+COUNTED_HEADER = ["setting", "verdict", "A Minstr/call", "B Minstr/call", "B/A", "detail"]
+COUNTED_NUMERIC = (2, 3, 4)
+
+
+def _instructions_cell(count: float | None, status: str | None) -> str:
+    if status is None:
+        return "-"
+    return (f"{count / 1e6:,.2f}" if count is not None else "-") if status == "ok" else status
+
+
+def _counted_row(v: SettingVerdict, comparison: Comparison, markdown: bool) -> list[str]:
+    setting, verdict = _row(v, comparison, markdown)[:2]
+    return [setting, verdict, _instructions_cell(v.base_instructions, v.base_status),
+            _instructions_cell(v.new_instructions, v.new_status), table.fixed(v.ratio, ".4f"), v.detail]
+
+
+def format_counted_table(comparison: Comparison) -> str:
+    """An A/B by instruction counts for a terminal: both counts per call and B/A; regressions marked '!'."""
+    rows = [_counted_row(v, comparison, markdown=False) for v in comparison.verdicts]
+    lines = [comparison.summary(), *comparison.notes]
+    return "\n".join([*lines, table.text(COUNTED_HEADER, rows, right=COUNTED_NUMERIC)]) + "\n"
+
+
+def counted_markdown(comparison: Comparison) -> str:
+    """An A/B by instruction counts as Markdown (e.g. for $GITHUB_STEP_SUMMARY); regression labels are bold."""
+    lines = ["### vitcnn ab: B (candidate) against A (base), instructions per call (Callgrind)", "",
+             table.cell(comparison.summary()), ""]
+    lines += [f"> {note}" for note in comparison.notes] + ([""] if comparison.notes else [])
+    rows = [_counted_row(v, comparison, markdown=True) for v in comparison.verdicts]
+    return "\n".join(lines) + "\n" + table.markdown(COUNTED_HEADER, rows, right=COUNTED_NUMERIC) + "\n"

@@ -62,6 +62,9 @@ class MeasureOptions:
     # Compiled settings only; None: the profile decides (settings.PROFILE_COMPILE_EXTRAS), see for_profile.
     compile_times: bool | None = None  # cold and warm compile time (compiling.cold_and_warm): ~2 extra compiles
     eager_twin: bool | None = None  # speedup over eager and memory compression (twin.py): ~SECONDS more timing
+    # False only in a counting worker under callgrind (vitcnn/ab/counted.py): no FLOP count, no references and no
+    # output check there, as a plain worker compiled and checked the same cached graph first.
+    checks: bool = True
 
 
 def for_profile(options: MeasureOptions, profile: str) -> MeasureOptions:
@@ -191,9 +194,10 @@ class Prepared:
             "cuda_graphs": graphs, "compile_cache_isolation": isolation,
             "params": sum(p.numel() for p in model.parameters()), "weights_bytes": _weights_bytes(model),
         }
-        info.update(_flop_fields(model, x, spec.has_attention, essay, labels))
-        refs = (training.references(model, x, labels, setting.precision) if train
-                else reference.references(model, x))
+        if options.checks:
+            info.update(_flop_fields(model, x, spec.has_attention, essay, labels))
+            refs = (training.references(model, x, labels, setting.precision) if train
+                    else reference.references(model, x))
 
         self.compiled = compiled = compiling.compile_model(model, setting.compile_mode)
         self.step = step = training.TrainStep(compiled, model, x, labels, setting.precision) if train else None
@@ -221,8 +225,10 @@ class Prepared:
         self.dynamo_after_compile = None if eager else compiling.dynamo_counts()
         info.update({"graphs": None, "graph_breaks": None, "graph_break_reasons": None} if eager
                     else compiling.graph_fields(dynamo_before, self.dynamo_after_compile))
-        info.update(reference.check(out, refs, setting.precision))
-        del out, refs
+        if options.checks:
+            info.update(reference.check(out, refs, setting.precision))
+            del refs
+        del out
         if train:  # the first step's optimizer step creates the optimizer state: held from here on
             step.apply()
             info["gradient_bytes"] = training.gradient_bytes(model)

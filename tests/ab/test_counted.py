@@ -1,0 +1,105 @@
+"""Instruction counts under a real callgrind (vitcnn/ab/counted.py, vitcnn/measure/instructions.py): an A/A is never
+flagged, a planted extra matmul always is, and the pytest plugin records counts of a compiled setting whose graph
+came from the cache (marker `valgrind`: skipped, with the reason, where valgrind is not installed); and what a
+count adds to a result."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.factories import setting
+from tests.pytest_runs import run_benchmarks
+from vitcnn import cli
+from vitcnn.ab import counted
+from vitcnn.ab.sides import Checkout, Side, SideError
+from vitcnn.measure import instructions
+from vitcnn.runfile import load_run
+
+needs_valgrind = [pytest.mark.valgrind, pytest.mark.slow,
+                  pytest.mark.skipif(instructions.unavailable_reason() is not None,
+                                     reason=str(instructions.unavailable_reason()))]
+
+
+def under_valgrind(test):
+    for mark in needs_valgrind:
+        test = mark(test)
+    return test
+
+EAGER = ("--models", "vit_t16", "--res", "64", "--batch", "1", "--compile", "eager", "--device", "cpu")
+PLANT = ("--b-env", "VITCNN_PLANT_MATMUL=1", "--b-opts=-p tests.plant_matmul")
+
+
+@under_valgrind
+def test_ab_by_instructions_finds_the_planted_matmul_and_calls_an_identical_side_same(tmp_path, capsys):
+    code = cli.main(["ab", "--metric", "instructions", *EAGER, "--models", "vit_t16,convnext_atto", *PLANT,
+                     "--json", str(tmp_path / "ab.json"), "--markdown", str(tmp_path / "ab.md")])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    data = json.loads((tmp_path / "ab.json").read_text())
+    assert data["metric"] == "instructions"
+    for entry in data["settings"]:
+        assert entry["verdict"]["labels"] == ["instructions-up"], entry
+        a, b = (entry["counted"][side]["instructions_per_call"] for side in "AB")
+        assert b > a * 1.03, entry  # about +8% FLOPs planted in every block
+    assert "instructions-up" in (tmp_path / "ab.md").read_text()
+
+    code = cli.main(["ab", "--metric", "instructions", *EAGER, "--json", str(tmp_path / "aa.json")])
+    assert code == 0, capsys.readouterr().out
+    entry = json.loads((tmp_path / "aa.json").read_text())["settings"][0]
+    a, b = (entry["counted"][side]["instructions_per_call"] for side in "AB")
+    assert entry["verdict"]["labels"] == ["same"] and abs(b / a - 1) < 0.005  # the issue's A/A goal
+
+
+@under_valgrind
+def test_a_worker_that_is_not_under_callgrind_refuses_to_count(tmp_path):
+    from vitcnn.ab.sides import WorkerProcess
+
+    worker = WorkerProcess(Side("A"), Checkout(None), ["--vitcnn-device", "cpu", "--vitcnn-warmup-seconds", "0"],
+                           tmp_path / "w.log")
+    try:
+        worker.request("hello")
+        assert worker.request("setup", setting=setting().as_dict())["status"] == "ok"
+        reply = worker.request("count", calls=1)
+        assert reply["status"] == "error" and "not a counting process" in reply["reason"]
+    finally:
+        worker.close()
+
+
+@under_valgrind
+def test_the_plugin_counts_a_compiled_setting_from_the_graph_it_compiled_first(tmp_path):
+    out = tmp_path / "run.json"
+    done = run_benchmarks("--vitcnn-metric", "instructions", "--vitcnn-models", "vit_t16", "--vitcnn-res", "64",
+                          "--vitcnn-batch", "1", "--vitcnn-compile", "default", "--vitcnn-target-seconds", "0.1",
+                          f"--benchmark-json={out}")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = next(iter(load_run(out).results.values()))
+    assert result.get("instructions_per_call") > 1e6
+    assert result.get("instructions_compile_cache") == "hit"  # the plain worker's compile, loaded
+    assert result.get("instructions_check_max_rel_err") is not None  # which the plain worker checked
+    assert result.get("instructions_error") is None and result.median_s > 0  # timed as always
+    assert "instructions of 1 setting(s) counted under callgrind" in done.stdout
+
+
+def test_counting_without_valgrind_is_refused_with_how_to_install_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(instructions.shutil, "which", lambda tool: None)
+    with pytest.raises(SideError, match="apt-get install valgrind"):
+        counted.Counter(Side("A"), Checkout(None), [], tmp_path)
+
+
+def test_a_counted_result_carries_the_checked_graphs_numbers_and_the_loaded_graphs_verdict():
+    checked = {"flops": 1e9, "check_max_rel_err": 1e-6, "compile_cache": "miss", "compile_time_s": 9.0}
+    reply = {"info": {"compile_cache": "hit", "compile_time_s": 30.0},
+             "counted": {"instructions_per_call": 2e7, "instructions_calls": 2, "instructions_source": "callgrind"}}
+    info = counted.counted_info(checked, reply)
+    assert info["flops"] == 1e9 and info["compile_time_s"] == 30.0
+    assert info["instructions_compile_cache"] == "hit" and info["instructions_check_max_rel_err"] == 1e-6
+    fields = counted.counted_fields(counted.Counted(setting(), "ok", None, info))
+    assert fields["instructions_per_call"] == 2e7 and fields["instructions_error"] is None
+    assert "flops" not in fields  # the timed run's own fields stay the timed run's
+
+
+def test_a_setting_that_could_not_be_counted_says_why_and_has_no_count():
+    fields = counted.counted_fields(counted.Counted(setting(), "error", "CountError: no dump"))
+    assert fields == {"instructions_per_call": None, "instructions_error": "error: CountError: no dump"}
