@@ -4,12 +4,14 @@
 instructions.py) and, before it, a plain worker with the same environment that compiles each setting first:
 compiling under valgrind would run inductor's Python code generation some ten times slower, while the plain worker
 fills the inductor cache (same key: same environment, threads and graph) from which the counting worker then loads
-the compiled graph. The counting worker still traces, loads, checks the output against both references and warms
-up on its own, so the counted graph is one that passed the check in the counted process; its compile-cache verdict
-(`instructions_compile_cache`, "hit" when the plain worker's compile was reused) is recorded beside the count.
+the compiled graph. The plain worker counts the FLOPs and checks the compiled output against both references; the
+counting worker (`--counting`: no FLOP count, references or check) traces and loads the graph, warms up with one
+call and counts. Its compile-cache verdict (`instructions_compile_cache`, "hit": it loaded the plain worker's
+compile, by a key that covers the graph, environment and threads) says that the counted graph is the checked one;
+the plain worker's check is kept beside the count (`instructions_check_max_rel_err`).
 
 `run` is `vitcnn ab --metric instructions`: one Counter per side, both sides counting each setting at the same
-time (valgrind runs one thread of a process at a time, and a count does not depend on what runs beside it), then
+time (valgrind runs a process on one core at a time, and a count does not depend on what runs beside it), then
 `rules.compare_counted`.
 """
 
@@ -18,9 +20,9 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from vitcnn.ab.sides import Checkout, Side, SideError, WorkerProcess
