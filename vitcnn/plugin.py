@@ -256,8 +256,9 @@ def pytest_configure(config: pytest.Config) -> None:
         if device.type != "cpu":
             raise pytest.UsageError("--vitcnn-metric instructions counts on the CPU only (valgrind cannot see a "
                                     "GPU's work): add --vitcnn-device cpu")
-        if unavailable_reason():
-            raise pytest.UsageError(f"--vitcnn-metric instructions: {unavailable_reason()}")
+        why_not = unavailable_reason()
+        if why_not:
+            raise pytest.UsageError(f"--vitcnn-metric instructions: {why_not}")
         config.stash[STATE].counting = CountingSession(config, profile, config.stash[STATE].lines)
         config.pluginmanager.register(config.stash[STATE].counting, "vitcnn-instructions")
     if config.getoption("--vitcnn-compile-cache"):

@@ -152,13 +152,12 @@ def counted_fields(counted: Counted) -> dict:
 
 def run(options: ABOptions) -> int:
     """`vitcnn ab --metric instructions`; exit 0 (no regression), 1 (a regression), 2 (a side cannot start)."""
+    from vitcnn.ab.driver import session_worker_args, sides_json, verdict_json
     from vitcnn.gate import rules, verdicts
 
     started = time.perf_counter()
     logs = Path(tempfile.mkdtemp(prefix="vitcnn-ab-logs-"))
-    worker_args = [*(["--vitcnn-device", options.device] if options.device else []),
-                   *(["--vitcnn-threads", str(options.threads)] if options.threads else []),
-                   "--vitcnn-profile", options.profile]
+    worker_args = session_worker_args(options)
     checkouts: list[Checkout] = []
     counters: dict[str, Counter] = {}
     try:
@@ -217,15 +216,10 @@ def run(options: ABOptions) -> int:
             "schema": 1, "metric": "instructions", "profile": options.profile, "wall_s": wall_s,
             "options": {"instructions_tolerance": options.instructions_tolerance, "device": options.device,
                         "threads": options.threads},
-            "sides": {name: {"python": side.python, "env": side.env, "ref": side.ref, "opts": list(side.opts),
-                             "worker": {k: v for k, v in hello[name].items() if k != "ok"}}
-                      for name, side in (("A", options.a), ("B", options.b))},
+            "sides": sides_json(options, hello),
             "settings": [{"id": r["A"].setting.id, "a_id": r["A"].setting.id, "b_id": r["B"].setting.id,
                           "status": {n: r[n].status for n in "AB"},
                           "counted": {n: counted_fields(r[n]) for n in "AB"},
-                          "verdict": {"labels": list(by_id[r["A"].setting.id].labels),
-                                      "regression": by_id[r["A"].setting.id].regression,
-                                      "ratio": by_id[r["A"].setting.id].ratio,
-                                      "detail": by_id[r["A"].setting.id].detail}} for r in records]})
+                          "verdict": verdict_json(by_id[r["A"].setting.id])} for r in records]})
     print(f"vitcnn ab: {'FAILED' if comparison.has_regression else 'passed'}: {comparison.summary()}")
     return 1 if comparison.has_regression else 0

@@ -268,20 +268,32 @@ def _write_outputs(options: ABOptions, hello: dict, records: list[SettingRecord]
                         "looks": options.looks, "threshold": options.threshold, "alpha": options.alpha,
                         "detect": options.detect, "target_seconds": options.target_seconds,
                         "device": options.device, "threads": options.threads},
-            "sides": {name: {"python": side.python, "env": side.env, "ref": side.ref, "opts": list(side.opts),
-                             "worker": {k: v for k, v in hello[name].items() if k != "ok"}}
-                      for name, side in (("A", options.a), ("B", options.b))},
+            "sides": sides_json(options, hello),
             "settings": [{"id": r.a_setting.id, "a_id": r.a_setting.id, "b_id": r.b_setting.id,
                           "status": {n: r.results[n].status for n in "AB"}, "calls_per_block": r.calls,
                           "processes": r.processes, "rounds": r.rounds, "looks": r.looks,
-                          "verdict": _verdict_json(by_id[r.a_setting.id]), "blocks": r.blocks} for r in records],
+                          "verdict": verdict_json(by_id[r.a_setting.id]), "blocks": r.blocks} for r in records],
         }
         options.json_path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(options.json_path, data)
     return lines
 
 
-def _verdict_json(v: rules.SettingVerdict) -> dict:
+def session_worker_args(options: ABOptions) -> list[str]:
+    """The options every worker of the session starts with (device, threads, profile); a side adds its own."""
+    return [*(["--vitcnn-device", options.device] if options.device else []),
+            *(["--vitcnn-threads", str(options.threads)] if options.threads else []),
+            "--vitcnn-profile", options.profile]
+
+
+def sides_json(options: ABOptions, hello: dict[str, dict]) -> dict:
+    """Each side of the session as the --json output records it: how it was asked for and what its worker said."""
+    return {name: {"python": side.python, "env": side.env, "ref": side.ref, "opts": list(side.opts),
+                   "worker": {k: v for k, v in hello[name].items() if k != "ok"}}
+            for name, side in (("A", options.a), ("B", options.b))}
+
+
+def verdict_json(v: rules.SettingVerdict) -> dict:
     return {"labels": list(v.labels), "regression": v.regression, "ratio": v.ratio, "ci": [v.ci_low, v.ci_high],
             "p_adjusted": v.p_value, "detectable": v.detectable, "processes": v.processes, "detail": v.detail}
 
@@ -296,9 +308,7 @@ def run(options: ABOptions) -> int:
     checkouts: list[Checkout] = []
     workers: dict[str, list[WorkerProcess]] = {"A": [], "B": []}
     logs = Path(tempfile.mkdtemp(prefix="vitcnn-ab-logs-"))
-    worker_args = [*(["--vitcnn-device", options.device] if options.device else []),
-                   *(["--vitcnn-threads", str(options.threads)] if options.threads else []),
-                   "--vitcnn-profile", options.profile]
+    worker_args = session_worker_args(options)
     try:
         for side in (options.a, options.b):
             checkout = Checkout(side.ref)
