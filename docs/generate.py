@@ -3,7 +3,7 @@
     python docs/generate.py            # rewrite docs/reference/options.md and docs/reference/cli.md
     python docs/generate.py --check    # exit 1 if a committed page differs from what the code says
 
-Sources: the profiles (vitcnn.settings.PROFILES, PROFILE_PURPOSE, profile_settings), the pytest options
+Sources: the profiles (vitcnn.settings.PROFILES, profile_settings), the pytest options
 (vitcnn.options, the same parser `pytest --help` shows) and the command line (vitcnn.cli.build_parser). The docs
 build (docs/conf.py) and tests/test_docs.py run the check.
 """
@@ -74,9 +74,10 @@ def profile_rows() -> list[list[str]]:
     from vitcnn import settings
 
     rows = []
-    for name, axes in settings.PROFILES.items():
+    for name, profile in settings.PROFILES.items():
+        axes = profile.axes
         counts = [len(settings.profile_settings(name, device)) for device in ("cpu", "cuda")]
-        rows.append([code(name), cell(settings.PROFILE_PURPOSE[name]), cell(_axis(axes.models)),
+        rows.append([code(name), cell(profile.purpose), cell(_axis(axes.models)),
                      cell(_axis(axes.resolutions)), cell(_axis(axes.batches)), cell(_axis(axes.precisions)),
                      cell(_axis(axes.sdpa)), cell(_axis(axes.layouts)), cell(_axis(axes.compile_modes)),
                      cell(_axis(axes.tasks)), str(counts[0]), str(counts[1])])
@@ -85,14 +86,13 @@ def profile_rows() -> list[list[str]]:
 
 def axis_choice_rows() -> list[list[str]]:
     from vitcnn import settings
-    from vitcnn.options import AXIS_OPTIONS
     from vitcnn.zoo import models
 
-    choices = {"models": models.names(), "resolutions": ["a multiple of the model's stride (16 or 32)"],
-               "batches": ["any integer >= 1"], "precisions": settings.PRECISIONS, "sdpa": settings.SDPA_BACKENDS,
-               "compile_modes": settings.COMPILE_MODES, "layouts": settings.LAYOUTS, "tasks": settings.TASKS}
-    return [[code(option), cell(axis), cell(", ".join(str(c) for c in choices[axis]))]
-            for option, (axis, _) in AXIS_OPTIONS.items()]
+    unchecked = {"models": models.names(), "resolutions": ["a multiple of the model's stride (16 or 32)"],
+                 "batches": ["any integer >= 1"]}
+    return [[code(axis.pytest_option), cell(axis.name),
+             cell(", ".join(str(c) for c in (axis.choices or unchecked[axis.name])))]
+            for axis in settings.AXES.values()]
 
 
 def pytest_option_actions() -> list[argparse.Action]:

@@ -72,8 +72,8 @@ def pytest_configure(config) -> None:
 
 
 def _exit_at_block(n: int) -> None:
-    """Wrap the worker's block handler (the worker runs as __main__ under `python -m vitcnn.ab.worker`)."""
-    from vitcnn.ab import worker
+    """Wrap the worker's block handler (the worker runs as __main__ under `python -m vitcnn.workers.worker`)."""
+    from vitcnn.workers import worker
 
     served = []
     for module in {sys.modules.get("__main__"), worker}:

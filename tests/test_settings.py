@@ -92,7 +92,7 @@ def test_blog_profile_gives_vits_and_cnns_equally_many_candidates():
 def test_essay_profile_times_cuda_graphs_everywhere_under_essay_conventions():
     essay = profile_settings("essay", "cuda")
     assert {s.compile_mode for s in essay} == {"reduce-overhead"} and {s.batch for s in essay} == {1, 8, 32}
-    assert settings.PROFILE_CONVENTIONS["essay"] == "essay"
+    assert settings.PROFILES["essay"].conventions == "essay"
     assert len(set(settings.candidates_per_model(essay).values())) == 1
 
 

@@ -26,10 +26,12 @@ import os
 import platform
 import re
 import subprocess
-
-import torch
+from typing import TYPE_CHECKING
 
 from vitcnn import cpu_isa, nvml
+
+if TYPE_CHECKING:
+    import torch
 
 IDENTITY_VERSION = 2  # fingerprint["identity_version"]; absent in fingerprints of the first format
 
@@ -94,7 +96,10 @@ def _pci_bus_id(props) -> str | None:
 
 
 def collect(device: torch.device | str | None = None) -> dict:
-    """The fingerprint of this machine for benchmarks on `device` (CUDA if available, else CPU)."""
+    """The fingerprint of this machine for benchmarks on `device` (CUDA if available, else CPU). The only part of
+    this module that needs torch: reading fingerprints (slugs, identity, differences) does not import it."""
+    import torch
+
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     fp: dict = {
         "identity_version": IDENTITY_VERSION,
@@ -115,6 +120,12 @@ def collect(device: torch.device | str | None = None) -> dict:
         uuid = getattr(props, "uuid", None)
         fp.update(gpu_fields(props, nvml.device_info(str(uuid) if uuid else None, _pci_bus_id(props))))
     return fp
+
+
+def machine_fields(device: torch.device | str | None = None) -> dict:
+    """What vitcnn adds to pytest-benchmark's machine_info: the fingerprint and its slug."""
+    fp = collect(device)
+    return {"vitcnn_fingerprint": fp, "vitcnn_slug": slug(fp)}
 
 
 def is_complete(fp: dict) -> bool:

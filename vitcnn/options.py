@@ -1,8 +1,10 @@
-"""vitcnn's pytest command-line options, in a module light enough to load before pytest parses arguments.
+"""vitcnn's pytest command-line options and the MeasureOptions they become, light enough to load before pytest
+parses arguments.
 
 Installed, it is a `pytest11` entry point, so `--vitcnn-baseline-dir /some/existing/dir` is read as an option value
-and never mistaken for a path to collect. Defaults are plain literals here (no torch import at start-up);
-tests/test_options.py checks that they equal the defaults of MeasureOptions, GateOptions and the profiles.
+and never mistaken for a path to collect. Nothing here imports torch, numpy or scipy (tests/test_options.py checks
+it): the axis options come from settings.AXES, the profiles from settings.PROFILES, the measurement defaults from
+MeasureOptions and the gate's thresholds from the gate's table of metrics (vitcnn/gate/metrics.py).
 
 It also makes `--benchmark-json=out/run.json` create `out/`: pytest-benchmark opens that file while pytest parses
 the command line (argparse.FileType), before any plugin hook could make the directory.
@@ -11,41 +13,49 @@ the command line (argparse.FileType), before any plugin hook could make the dire
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-PROFILE_NAMES = ("smoke", "blog-lite", "blog", "essay", "smoke-train", "blog-train", "cpu")
-AXIS_OPTIONS = {  # command-line option -> (settings.Axes field, parser)
-    "--vitcnn-models": ("models", str),
-    "--vitcnn-res": ("resolutions", int),
-    "--vitcnn-batch": ("batches", int),
-    "--vitcnn-precision": ("precisions", str),
-    "--vitcnn-sdpa": ("sdpa", str),
-    "--vitcnn-compile": ("compile_modes", str),
-    "--vitcnn-layout": ("layouts", str),
-    "--vitcnn-task": ("tasks", str),
-}
-MEASURE_DEFAULTS = {"target_seconds": 1.0, "warmup_seconds": 1.0, "min_rounds": 10, "max_rounds": 200}
-GATE_DEFAULTS = {"tolerance": 0.05, "alpha": 0.01, "memory_rel_tolerance": 0.01, "instructions_tolerance": 0.01}
+from vitcnn import settings
+from vitcnn.gate.metrics import add_gate_options
+from vitcnn.measure.options import MeasureOptions
+
 METRICS = ("time", "instructions")
+ON_OFF = {"on": True, "off": False, None: None}  # None: the profile decides (measure.options.for_profile)
+
+
+def measure_options(getoption: Callable[[str], object]) -> MeasureOptions:
+    """MeasureOptions from the --vitcnn-* options (`getoption(name)`: pytest's config.getoption, or the same
+    lookup on a side's options in `vitcnn ab`), so both read one set of names."""
+    return MeasureOptions(
+        target_seconds=getoption("--vitcnn-target-seconds"), warmup_seconds=getoption("--vitcnn-warmup-seconds"),
+        min_rounds=getoption("--vitcnn-min-rounds"), max_rounds=getoption("--vitcnn-max-rounds"),
+        inference_mode=not getoption("--vitcnn-no-inference-mode"),
+        compile_times=ON_OFF[getoption("--vitcnn-compile-times")], eager_twin=ON_OFF[getoption("--vitcnn-eager-twin")],
+    )
 
 
 def _add_vitcnn_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("vitcnn", "vitcnn: vision backbone speed/memory suite")
+    defaults = MeasureOptions()
     group.addoption("--vitcnn-profile", default=None,
-                    help=f"settings profile: {', '.join(PROFILE_NAMES)} (default: smoke on CPU, blog-lite on GPU)")
-    for option, (axis, _) in AXIS_OPTIONS.items():
-        group.addoption(option, default=None, metavar="A,B,...", help=f"comma-separated override of the {axis} axis")
+                    help=f"settings profile: {', '.join(settings.PROFILES)} (default: "
+                         f"{settings.default_profile('cpu').name} on CPU, {settings.default_profile('cuda').name} "
+                         f"on GPU)")
+    for axis in settings.AXES.values():
+        group.addoption(axis.pytest_option, default=None, metavar="A,B,...",
+                        help=f"comma-separated override of the {axis.name} axis")
     group.addoption("--vitcnn-device", default=None, help="cuda or cpu (default: cuda if available)")
     group.addoption("--vitcnn-threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    group.addoption("--vitcnn-target-seconds", type=float, default=MEASURE_DEFAULTS["target_seconds"],
+    group.addoption("--vitcnn-target-seconds", type=float, default=defaults.target_seconds,
                     help="timed seconds per setting; rounds = this / time per call (default: %(default)s)")
-    group.addoption("--vitcnn-warmup-seconds", type=float, default=MEASURE_DEFAULTS["warmup_seconds"],
+    group.addoption("--vitcnn-warmup-seconds", type=float, default=defaults.warmup_seconds,
                     help="warm-up seconds per setting after compiling, before timing (default: %(default)s)")
-    group.addoption("--vitcnn-min-rounds", type=int, default=MEASURE_DEFAULTS["min_rounds"],
+    group.addoption("--vitcnn-min-rounds", type=int, default=defaults.min_rounds,
                     help="fewest timed calls per setting (default: %(default)s)")
-    group.addoption("--vitcnn-max-rounds", type=int, default=MEASURE_DEFAULTS["max_rounds"],
+    group.addoption("--vitcnn-max-rounds", type=int, default=defaults.max_rounds,
                     help="most timed calls per setting (default: %(default)s)")
     group.addoption("--vitcnn-no-inference-mode", action="store_true",
                     help="run forwards with autograd on (keeps activations): a planted memory regression")
@@ -63,21 +73,7 @@ def _add_vitcnn_options(parser: pytest.Parser) -> None:
     group.addoption("--vitcnn-save-baseline", action="store_true",
                     help="save (merge) this run into <baseline dir>/<slug>.json")
     group.addoption("--vitcnn-baseline-dir", default="baselines", help="where baselines live (default: %(default)s)")
-    group.addoption("--vitcnn-tolerance", type=float, default=None,
-                    help=f"gate: allowed slowdown, new/base median - 1 (default: {GATE_DEFAULTS['tolerance']})")
-    group.addoption("--vitcnn-alpha", type=float, default=None,
-                    help=f"gate: Mann-Whitney U significance level (default: {GATE_DEFAULTS['alpha']})")
-    group.addoption("--vitcnn-memory-tolerance", type=float, default=None,
-                    help="gate: allowed relative activation-memory growth "
-                         f"(default: {GATE_DEFAULTS['memory_rel_tolerance']}, at least 1 MiB)")
-    group.addoption("--vitcnn-instructions-tolerance", type=float, default=None,
-                    help="gate: allowed relative growth of a call's instruction count "
-                         f"(default: {GATE_DEFAULTS['instructions_tolerance']})")
-    group.addoption("--vitcnn-allow-missing", action="store_true",
-                    help="gate: baseline settings absent from this run are not regressions")
-    group.addoption("--vitcnn-allow-cross-machine", action="store_true",
-                    help="gate: judge speed against a baseline whose identity is incomplete (saved by an older "
-                         "vitcnn); its verdicts are marked cross-machine")
+    add_gate_options(group.addoption, "--vitcnn-", pytest=True)
     group.addoption("--vitcnn-gate-markdown", default=None, metavar="FILE", help="gate: write the verdicts as Markdown")
     group.addoption("--vitcnn-report", default=None, metavar="DIR", help="write the report (figures, report.md) to DIR")
     group.addoption("--vitcnn-shard", default=None, metavar="K/N",

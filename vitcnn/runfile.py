@@ -8,10 +8,10 @@ vitcnn adds to pytest-benchmark's JSON (docs/reference/run-json.md):
   selection in words (the profile and the axis options or -k that narrowed it), and every setting of the session
   with its status ("ok", "oom", "error", "skipped") and reason, including those that produced no timing.
 - in a baseline, `vitcnn["median_history"]`: each setting's medians over the saved runs (see baseline.py).
-This module turns that into `Run` / `Result` records: the only shape a finished setting has outside measure.py.
-The plugin builds one Run at session end and hands it to the terminal table, the gate, the baseline store and
-the report; files read later become the same records. The median, images/s, TFLOP/s and MFU are derived here,
-once, from the raw samples and the FLOP count, so no two places can disagree about them.
+This module writes the `vitcnn` section (status_entry, vitcnn_section: the plugin and `vitcnn ab` both use them) and
+reads a file back into a `Run` of `Result` records (vitcnn/result.py: the one shape of a setting's outcome). The
+plugin builds one Run at session end and hands it to the terminal table, the gate, the baseline store and the
+report; files read later become the same records.
 """
 
 from __future__ import annotations
@@ -19,72 +19,46 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import statistics
 import tempfile
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from vitcnn import cpu_isa
 from vitcnn.fingerprint import is_complete, slug
+from vitcnn.result import STATUSES, Result
 from vitcnn.settings import Setting
 
 SCHEMA = 1
-STATUSES = ("ok", "oom", "error", "skipped")
 
 
 class RunFileError(ValueError):
     """A file that is not a readable vitcnn run."""
 
 
-@dataclass
-class Result:
-    """One setting of a run: its status and, when it ran, its raw samples and measured numbers."""
+def status_entry(setting: Setting, status: str, reason: str | None) -> dict:
+    """One setting's entry in the run JSON's vitcnn.settings list (every setting, timed or not)."""
+    return {"setting": setting.as_dict(), "id": setting.id, "status": status, "reason": reason}
 
-    setting: Setting
-    status: str
-    reason: str | None = None
-    samples: list[float] = field(default_factory=list)  # seconds per call, as timed
-    extra: dict = field(default_factory=dict)  # the benchmark's extra_info
-    stats: dict = field(default_factory=dict)  # pytest-benchmark's stats (without data)
 
-    @property
-    def id(self) -> str:
-        return self.setting.id
+def vitcnn_section(profile: str, entries: list[dict], shard_record: dict | None = None,
+                   selection: str | None = None, code: dict | None = None) -> dict:
+    """The run JSON's top-level `vitcnn` section (parse_run reads it)."""
+    section = {"schema": SCHEMA, "profile": profile, "selection": selection or profile, "settings": entries}
+    if code is not None:
+        section["code"] = code
+    if shard_record is not None:
+        section["shard"] = shard_record
+    return section
 
-    @property
-    def median_s(self) -> float | None:
-        """Median seconds per call: of the raw samples when kept, else pytest-benchmark's median."""
-        if self.samples:
-            return statistics.median(self.samples)
-        return self.stats.get("median")
 
-    iqr_s = property(lambda self: self.stats.get("iqr"), doc="Interquartile range of the seconds per call.")
-
-    @property
-    def images_per_s(self) -> float | None:
-        median = self.median_s
-        return self.setting.batch / median if median else None
-
-    flops = property(lambda self: self.extra.get("flops"),
-                     doc="FLOPs of one call (whole batch); may be an undercount when `flops_error` is set.")
-    flops_error = property(lambda self: self.extra.get("flops_error"),
-                           doc="Why the FLOP count failed or missed an op; FLOP-based numbers are then suspect.")
-    activation_peak_bytes = property(lambda self: self.extra.get("activation_peak_bytes"),
-                                     doc="CUDA activation peak in bytes; None where not measured.")
-
-    @property
-    def tflops_per_s(self) -> float | None:
-        median = self.median_s
-        return self.flops / median / 1e12 if median and self.flops else None
-
-    def mfu(self, peak: str) -> float | None:
-        """Model FLOP utilisation (a fraction) against `peak`: "spec" (datasheet) or "matmul" (measured)."""
-        tflops, peak_tflops = self.tflops_per_s, self.extra.get(f"peak_tflops_{peak}")
-        return tflops / peak_tflops if tflops and peak_tflops else None
-
-    def get(self, key: str, default=None):
-        """A measured number from extra_info (None when not measured)."""
-        return self.extra.get(key, default)
+def order_key(timestamp: str | None) -> datetime:
+    """An ISO 8601 time as an instant, for ordering: commits carry their committer's UTC offset, so the strings do
+    not sort by time; a time without an offset is taken as UTC, and a missing one sorts first."""
+    if not timestamp:
+        return datetime.min.replace(tzinfo=timezone.utc)
+    when = datetime.fromisoformat(timestamp)
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 @dataclass
@@ -175,7 +149,7 @@ def parse_run(data: dict, path: str = "<memory>") -> Run:
             stats = dict(bench.get("stats", {}))
             samples = [float(s) for s in stats.pop("data", [])]
             result = results.setdefault(setting.id, Result(setting, extra.get("status", "ok")))
-            result.samples, result.extra, result.stats = samples, extra, stats
+            result.samples, result.info, result.stats = samples, extra, stats
     except (KeyError, TypeError) as exc:
         raise RunFileError(f"{path}: malformed vitcnn entry ({exc!r})") from exc
     return Run(path, fingerprint, slug(fingerprint), vitcnn.get("profile"), results, data, _history(vitcnn, path))

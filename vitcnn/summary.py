@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from vitcnn import table
+from vitcnn.gate.metrics import GRAPH_BREAKS, RECOMPILES
 from vitcnn.runfile import Result, Run
 
 COLUMNS = ("setting", "status", "median ms", "img/s", "TFLOP/s", "MFU", "act MiB", "vs eager", "sdpa", "note")
@@ -27,8 +28,7 @@ def _row(result: Result) -> list[str]:
     if result.status != "ok":
         return [result.id, result.status, *["-"] * (len(COLUMNS) - 3), (result.reason or "")[:NOTE_LIMIT]]
     tflops, mfu = table.fixed(result.tflops_per_s, ".2f"), _mfu_cell(result)
-    notes = [f"{n} {noun}" for key, noun in (("graph_breaks", "graph breaks"), ("recompiles", "recompiles"))
-             if (n := result.get(key))]
+    notes = [f"{n} {metric.noun}" for metric in (GRAPH_BREAKS, RECOMPILES) if (n := result.get(metric.field))]
     if result.flops_error:
         notes.append(f"FLOP count incomplete: {result.flops_error}")
         tflops, mfu = tflops + SUSPECT, mfu + SUSPECT

@@ -4,11 +4,12 @@ and real sessions on tiny eager settings (cheap: a few short blocks each)."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
 from vitcnn import cli
-from vitcnn.ab import driver
+from vitcnn.ab import design, driver
 from vitcnn.ab.sides import Side
 from vitcnn.runfile import load_run
 
@@ -27,7 +28,7 @@ def test_pair_order_is_balanced_abba_baab():
 
 def test_calls_per_block_follow_the_slower_side():
     assert driver.calls_per_block([0.001, 0.002], target_seconds=1.0, blocks=10) == 50
-    assert driver.calls_per_block([0.5, 0.2], target_seconds=1.0, blocks=10) == driver.MIN_CALLS
+    assert driver.calls_per_block([0.5, 0.2], target_seconds=1.0, blocks=10) == design.MIN_CALLS
 
 
 def _hello(torch_version: str) -> dict:
@@ -142,3 +143,15 @@ def test_a_side_that_dies_in_the_middle_of_the_blocks_ends_the_session_with_exit
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_side_of_several_processes_pools_their_pairs_and_takes_the_median_compile_times():
+    infos = [{"speedup_log_ratios": [0.1, 0.2], "compile_cold_s": 10.0, "compile_warm_s": 1.0},
+             {"speedup_log_ratios": [0.3, 0.4], "compile_cold_s": 14.0, "compile_warm_s": 3.0},
+             {"speedup_log_ratios": [0.2, 0.2], "compile_cold_s": 30.0, "compile_warm_s": 2.0}]
+    pooled = driver.pooled(infos)
+    assert pooled["speedup_log_ratios"] == [0.1, 0.2, 0.3, 0.4, 0.2, 0.2]
+    assert pooled["speedup_vs_eager"] == pytest.approx(math.exp(1.4 / 6))
+    assert pooled["speedup_ci_low"] < pooled["speedup_vs_eager"] < pooled["speedup_ci_high"]
+    assert (pooled["compile_cold_s"], pooled["compile_warm_s"]) == (14.0, 2.0)
+    assert driver.pooled([{}, {}]) == {}

@@ -1,4 +1,5 @@
-"""What a side of `vitcnn ab` is (vitcnn/ab/sides.py): env and option parsing, git checkouts, starting a worker."""
+"""What a side of `vitcnn ab` is (vitcnn/ab/sides.py): env and option parsing; and the checkout and worker process
+it starts from (vitcnn/workers/checkout.py, process.py)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,9 @@ import subprocess
 
 import pytest
 
-from vitcnn.ab.sides import (
-    PROJECT_ROOT,
-    Checkout,
-    Side,
-    SideError,
-    WorkerProcess,
-    parse_env,
-    parse_side_opts,
-)
+from vitcnn.ab.sides import Side, SideError, parse_env, parse_side_opts
+from vitcnn.workers.checkout import PROJECT_ROOT, Checkout
+from vitcnn.workers.process import WorkerProcess
 
 
 def test_env_pairs():
@@ -41,11 +36,25 @@ def test_axis_overrides_replace_one_field_per_option():
         Side("B", opts=("--vitcnn-sdpa=math,flash",)).axis_overrides()
 
 
+def test_every_axis_option_replaces_its_field_the_task_too():
+    assert Side("B", opts=("--vitcnn-task=train", "--vitcnn-compile=eager", "--vitcnn-res=128")).axis_overrides() \
+        == {"task": "train", "compile_mode": "eager", "resolution": 128}
+
+
+def test_a_ref_from_before_the_workers_package_runs_its_own_worker_module():
+    checkout = Checkout("c9e4b7d")  # the last commit whose worker was vitcnn/ab/worker.py
+    try:
+        assert checkout.worker_module == "vitcnn.ab.worker"
+    finally:
+        checkout.close()
+
+
 def test_a_ref_is_a_temporary_worktree_removed_afterwards():
     checkout = Checkout("HEAD")
     root = checkout.root
     try:
-        assert (root / "vitcnn" / "ab" / "worker.py").is_file() and root != PROJECT_ROOT
+        assert (root / "vitcnn" / "workers" / "worker.py").is_file() and root != PROJECT_ROOT
+        assert checkout.worker_module == "vitcnn.workers.worker"
         listed = subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "list"], capture_output=True, text=True)
         assert str(root) in listed.stdout
     finally:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 from scipy import stats
 
 from tests.factories import make_run, result, setting
-from vitcnn.gate import compiled, paired, rules
+from vitcnn.gate import compiled, metrics, paired, rules
 from vitcnn.settings import Setting
 
 ALPHA = 0.01
@@ -188,17 +187,5 @@ def test_the_ab_comparison_adds_them_too():
     assert any(note.startswith("cold compile time:") for note in comparison.notes)
 
 
-def test_a_side_of_several_processes_pools_their_pairs_and_takes_the_median_compile_times():
-    infos = [{"speedup_log_ratios": [0.1, 0.2], "compile_cold_s": 10.0, "compile_warm_s": 1.0},
-             {"speedup_log_ratios": [0.3, 0.4], "compile_cold_s": 14.0, "compile_warm_s": 3.0},
-             {"speedup_log_ratios": [0.2, 0.2], "compile_cold_s": 30.0, "compile_warm_s": 2.0}]
-    pooled = compiled.pooled(infos)
-    assert pooled["speedup_log_ratios"] == [0.1, 0.2, 0.3, 0.4, 0.2, 0.2]
-    assert pooled["speedup_vs_eager"] == pytest.approx(math.exp(1.4 / 6))
-    assert pooled["speedup_ci_low"] < pooled["speedup_vs_eager"] < pooled["speedup_ci_high"]
-    assert (pooled["compile_cold_s"], pooled["compile_warm_s"]) == (14.0, 2.0)
-    assert compiled.pooled([{}, {}]) == {}
-
-
 def test_the_labels_are_known_to_the_tables_and_regressions():
-    assert {"speedup-down", "compile-slower"} <= set(rules.LABELS) & rules.ALWAYS_REGRESSIONS
+    assert {"speedup-down", "compile-slower"} <= set(metrics.LABELS) & metrics.ALWAYS_REGRESSIONS

@@ -14,7 +14,7 @@ S = setting()
 
 
 def counted(count: float | None, status: str = "ok") -> Result:
-    return Result(S, status, None if status == "ok" else "boom", extra={} if count is None else
+    return Result(S, status, None if status == "ok" else "boom", info={} if count is None else
                   {"instructions_per_call": count})
 
 
@@ -57,7 +57,7 @@ def test_the_stored_baseline_gate_flags_instructions_up_as_a_regression_beside_t
 def test_compare_counted_decides_by_counts_alone_and_keeps_status_labels():
     other = setting(resolution=128)
     pairs = [(counted(100e6), counted(100.2e6)), (counted(100e6), counted(112e6)),
-             (Result(other, "ok", extra={"instructions_per_call": 5e6}), Result(other, "error", "boom"))]
+             (Result(other, "ok", info={"instructions_per_call": 5e6}), Result(other, "error", "boom"))]
     comparison = rules.compare_counted(pairs, rules.GateOptions(instructions_tolerance=0.01))
     labels = [v.labels for v in comparison.verdicts]
     assert labels == [("same",), ("instructions-up",), ("now-error",)]
@@ -69,6 +69,16 @@ def test_compare_counted_decides_by_counts_alone_and_keeps_status_labels():
 def test_compare_counted_calls_a_setting_counted_on_one_side_only_missing():
     comparison = rules.compare_counted([(counted(100e6), counted(None))])
     assert comparison.verdicts[0].labels == ("missing",) and comparison.verdicts[0].regression
+
+
+def test_compare_counted_shares_the_compare_core_deterministic_findings():
+    """The same core as the stored gate and the timed A/B: a graph break that appears with the same count is
+    flagged too (compare_counted once dropped everything but the count)."""
+    base = Result(S, "ok", info={"instructions_per_call": 100e6, "graph_breaks": 0})
+    new = Result(S, "ok", info={"instructions_per_call": 100.1e6, "graph_breaks": 2, "graph_break_reasons": ["x"]})
+    [verdict] = rules.compare_counted([(base, new)]).verdicts
+    assert verdict.labels == ("same", "graph-breaks-up") and verdict.regression
+    assert "graph breaks 0 -> 2 (first: x)" in verdict.detail
 
 
 def test_gate_options_refuse_a_negative_instructions_tolerance():

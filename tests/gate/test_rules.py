@@ -27,7 +27,7 @@ from tests.factories import (
     setting,
 )
 from vitcnn.gate import baseline as bl
-from vitcnn.gate import paired, rules
+from vitcnn.gate import paired, rules, speed
 from vitcnn.gate.verdicts import (
     format_paired_table,
     format_table,
@@ -308,7 +308,7 @@ def test_incomplete_identity_with_cross_machine_allowed_judges_speed():
 
 def test_gate_uses_an_older_baseline_of_this_machine_and_says_so(tmp_path):
     old = make_run(result(S1, low_noise(0.01, seed=1)), fp=LEGACY_CPU_FINGERPRINT)
-    for _ in range(rules.MIN_HISTORY):
+    for _ in range(speed.MIN_HISTORY):
         bl.save_baseline(old, tmp_path)
     comparison = rules.gate_against_baseline(make_run(result(S1, low_noise(0.05, seed=3))), tmp_path)
     assert comparison.incomplete == {"base": rules.fingerprint.missing_identity(LEGACY_CPU_FINGERPRINT)}
@@ -408,8 +408,8 @@ def test_gate_with_corrupt_baseline(tmp_path):
 # ------------------------------------------------------------------- run-to-run spread learnt from repeated saves
 
 def test_run_to_run_spread():
-    assert rules.run_to_run_spread([]) == rules.run_to_run_spread([0.01]) == 0
-    assert rules.run_to_run_spread([0.010, 0.013, 0.011]) == pytest.approx(0.3)
+    assert speed.run_to_run_spread([]) == speed.run_to_run_spread([0.01]) == 0
+    assert speed.run_to_run_spread([0.010, 0.013, 0.011]) == pytest.approx(0.3)
 
 
 def test_gate_allows_the_spread_seen_between_saved_runs(tmp_path):
@@ -439,11 +439,11 @@ def test_cpu_speed_from_saved_runs_holds_its_false_alarm_rate_where_one_run_s_sa
     for _ in range(trials):
         medians = 0.01 * np.exp(rng.normal(0, 0.05, 4))  # 3 saved runs and the new one
         runs = [low_noise(m, seed=int(rng.integers(1 << 30))) for m in medians]
-        spread = rules.run_to_run_spread(list(medians[:3]))
+        spread = speed.run_to_run_spread(list(medians[:3]))
         old = rules.compare_result(make_run(result(S1, runs[2])).results[S1.id],
                                    make_run(result(S1, runs[3])).results[S1.id], options, spread=spread)
         per_run_alarms += old.labels[0] in ("slower", "faster")
-        new = rules.history_speed(list(medians[:3]), float(np.median(runs[3])), options, tests=1)
+        new = speed.history_speed(list(medians[:3]), float(np.median(runs[3])), options, tests=1)
         history_alarms += new.label in ("slower", "faster")
     assert per_run_alarms / trials > 0.1, per_run_alarms
     assert stats.binomtest(history_alarms, trials, options.alpha, alternative="greater").pvalue >= 0.05
@@ -452,13 +452,13 @@ def test_cpu_speed_from_saved_runs_holds_its_false_alarm_rate_where_one_run_s_sa
 def test_cpu_speed_from_saved_runs_catches_a_change_far_beyond_their_spread():
     options = rules.GateOptions()
     three = [0.0100, 0.0103, 0.0098]  # 2.5% apart: with 2 degrees of freedom only a gross change can stand out
-    assert rules.history_speed(three, 0.0600, options, tests=32).label == "slower"
-    assert rules.history_speed(three, 0.0015, options, tests=32).label == "faster"
-    coarse = rules.history_speed(three, 0.0200, options, tests=32)
+    assert speed.history_speed(three, 0.0600, options, tests=32).label == "slower"
+    assert speed.history_speed(three, 0.0015, options, tests=32).label == "faster"
+    coarse = speed.history_speed(three, 0.0200, options, tests=32)
     assert coarse.label == "same" and "against the mean of 3 saved runs" in coarse.detail and "t with 2 df" in coarse.detail
     ten = three * 3 + [0.0101]  # the same spread over 10 saves: a 25% slowdown now stands out
-    assert rules.history_speed(ten, 0.0125, options, tests=32).label == "slower"
-    assert rules.history_speed([0.01] * 3, 0.0104, options, tests=1).label == "same"  # within the tolerance
+    assert speed.history_speed(ten, 0.0125, options, tests=32).label == "slower"
+    assert speed.history_speed([0.01] * 3, 0.0104, options, tests=1).label == "same"  # within the tolerance
 
 
 

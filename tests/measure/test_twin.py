@@ -16,9 +16,10 @@ from scipy import stats
 from tests.factories import setting
 from tests.measure.test_pipeline import gpu
 from vitcnn.measure import compiling, pipeline, twin
+from vitcnn.measure.options import MeasureOptions, for_profile
 
-QUICK = pipeline.MeasureOptions(target_seconds=0.1, warmup_seconds=0.1, min_rounds=5, compile_times=False,
-                                eager_twin=True)
+QUICK = MeasureOptions(target_seconds=0.1, warmup_seconds=0.1, min_rounds=5, compile_times=False,
+                       eager_twin=True)
 
 
 @settings(max_examples=60, deadline=None)
@@ -107,12 +108,12 @@ def test_eager_settings_have_no_twin_fields():
 
 
 def test_profiles_decide_unless_the_options_say_so():
-    on = pipeline.for_profile(pipeline.MeasureOptions(), "smoke")
-    off = pipeline.for_profile(pipeline.MeasureOptions(), "blog")
-    forced = pipeline.for_profile(pipeline.MeasureOptions(compile_times=False, eager_twin=False), "smoke")
+    on = for_profile(MeasureOptions(), "smoke")
+    off = for_profile(MeasureOptions(), "blog")
+    forced = for_profile(MeasureOptions(compile_times=False, eager_twin=False), "smoke")
     assert (on.compile_times, on.eager_twin, off.compile_times, off.eager_twin) == (True, True, False, False)
     assert (forced.compile_times, forced.eager_twin) == (False, False)
-    assert pipeline.for_profile(pipeline.MeasureOptions(), "essay").conventions == "essay"
+    assert for_profile(MeasureOptions(), "essay").conventions == "essay"
 
 
 def test_an_unbounded_interval_is_written_as_none_never_as_infinity_or_zero():
@@ -130,7 +131,7 @@ def test_an_unbounded_interval_is_written_as_none_never_as_infinity_or_zero():
 def test_gpu_cold_warm_compile_and_the_eager_twin(mode):
     # CUDA paths never run on CPU: the cold compile's Triton cache in a fresh dir, a Dynamo reset between CUDA-graph
     # recordings, the twin's blocks between graph replays, the eager peak from the allocator's counters.
-    options = pipeline.MeasureOptions(target_seconds=0.2, warmup_seconds=0.2, compile_times=True, eager_twin=True)
+    options = MeasureOptions(target_seconds=0.2, warmup_seconds=0.2, compile_times=True, eager_twin=True)
     s = setting("vit_t16", resolution=64, batch=2, precision="bf16", compile_mode=mode)
     outcome = pipeline.measure(s, "cuda", options=options)
     assert outcome.status == "ok", outcome.reason

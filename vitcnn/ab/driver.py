@@ -17,7 +17,7 @@ target-seconds / (rounds x first processes) of the slowest process, at least MIN
 
 from __future__ import annotations
 
-import math
+import statistics
 import sys
 import tempfile
 import time
@@ -25,62 +25,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vitcnn import fingerprint
-from vitcnn.ab.sidefile import SideResult, run_json
-from vitcnn.ab.sides import Checkout, Side, SideError, WorkerProcess
-from vitcnn.gate import compiled, instructions, paired, rules, verdicts
-from vitcnn.measure.pipeline import MeasureOptions
-from vitcnn.runfile import parse_run, write_atomic
+from vitcnn.ab.design import ABOptions, calls_per_block, pair_order
+from vitcnn.ab.outputs import sides_json, verdict_json, write, write_outputs
+from vitcnn.ab.sidefile import run_json
+from vitcnn.gate import paired, rules, verdicts
+from vitcnn.result import Result
 from vitcnn.settings import Setting, invalid_reason
-
-MIN_CALLS = 3  # a block's median needs a few calls
-
-
-@dataclass(frozen=True)
-class ABOptions:
-    """One A/B session: the two sides, the settings (A's view; a side's axis options replace fields for it),
-    the design (processes per side, rounds per stage) and the statistics."""
-
-    a: Side
-    b: Side
-    settings: list[Setting]
-    profile: str
-    device: str | None = None
-    threads: int | None = None
-    processes: int = 3  # at most, per side
-    first: int = 2  # processes per side in stage 1
-    rounds: int = 8  # rounds per stage (each process times one block per round)
-    threshold: float = 0.03
-    alpha: float = 0.05
-    detect: float = 0.05  # a `same` must have resolved this slowdown (80% power), else `inconclusive`
-    target_seconds: float = MeasureOptions().target_seconds  # timed seconds per side and setting in stage 1
-    markdown: Path | None = None
-    json_path: Path | None = None
-    out_dir: Path | None = None
-    metric: str = "time"  # or "instructions": counted under Callgrind, no timing (vitcnn/ab/counted.py)
-    instructions_tolerance: float = instructions.DEFAULT_TOLERANCE
-
-    def __post_init__(self) -> None:
-        if not 2 <= self.first <= self.processes:
-            raise ValueError(f"need 2 <= first ({self.first}) <= processes ({self.processes}): a side's spread "
-                             f"between processes needs two of them")
-        if self.rounds < 2:
-            raise ValueError(f"rounds must be >= 2, got {self.rounds}")
-
-    @property
-    def looks(self) -> int:
-        """Looks the sequential design allows per setting: one per stage."""
-        return self.processes - self.first + 1
-
-
-def pair_order(p: int) -> str:
-    """"AB" or "BA" for pair p: the Thue-Morse sequence (parity of the number of one bits of p)."""
-    return "BA" if bin(p).count("1") % 2 else "AB"
-
-
-def calls_per_block(per_call_s: list[float], target_seconds: float, blocks: int) -> int:
-    """Calls per block so that the slowest process spends about target_seconds / blocks per block."""
-    slowest = max(max(per_call_s), 1e-6)
-    return max(MIN_CALLS, math.ceil(target_seconds / blocks / slowest))
+from vitcnn.workers import SideError
+from vitcnn.workers.checkout import Checkout
+from vitcnn.workers.process import WorkerProcess
 
 
 @dataclass
@@ -89,7 +42,7 @@ class SettingRecord:
 
     a_setting: Setting
     b_setting: Setting
-    results: dict[str, SideResult] = field(default_factory=dict)
+    results: dict[str, Result] = field(default_factory=dict)
     calls: int | None = None
     processes: int = 0  # per side, set up so far
     rounds: int = 0
@@ -117,7 +70,7 @@ class _Setting:
         return bool(self.record.results)
 
     def _fail(self, name: str, reply: dict) -> None:
-        self.record.results.setdefault(name, SideResult(self.settings[name], reply["status"], reply.get("reason")))
+        self.record.results.setdefault(name, Result(self.settings[name], reply["status"], reply.get("reason")))
 
     def add_processes(self, count: int) -> None:
         """Set the setting up in `count` more processes per side, all at once (building, counting and compiling are
@@ -180,9 +133,9 @@ class _Setting:
                     record.infos[name].append(reply.get("info") or {})
                     record.samples[name] += reply.get("samples") or []
             if name not in record.results:
-                info = {**record.infos[name][0], **compiled.pooled(record.infos[name]),
+                info = {**record.infos[name][0], **pooled(record.infos[name]),
                         "ab_processes": self.held[name], "ab_rounds": record.rounds}
-                record.results[name] = SideResult(self.settings[name], "ok", None, info, record.samples[name])
+                record.results[name] = Result(self.settings[name], "ok", samples=record.samples[name], info=info)
         # + 1: a setup that failed may hold something; finishing frees nothing, so every holder is freed
         holders = [w for name in "AB" for w in self.pools[name][:self.held[name] + 1]]
         for worker in holders:
@@ -208,7 +161,7 @@ def _measure_setting(pools: dict[str, list[WorkerProcess]], record: SettingRecor
     for name in "AB":
         why_not = invalid_reason(run.settings[name], device_type)
         if why_not:
-            record.results[name] = SideResult(run.settings[name], "skipped", why_not)
+            record.results[name] = Result(run.settings[name], "skipped", why_not)
     e = None
     if len(record.results) < 2:
         run.add_processes(options.first)
@@ -248,54 +201,43 @@ def _fingerprint_check(hello: dict[str, dict], options: ABOptions) -> tuple[list
 def _write_outputs(options: ABOptions, hello: dict, records: list[SettingRecord], comparison: rules.Comparison,
                    wall_s: float) -> list[str]:
     lines = []
-    runs = {}
-    for name in "AB":
-        runs[name] = run_json([r.results[name] for r in records], hello[name]["machine_info"], options.profile)
     if options.out_dir:
-        options.out_dir.mkdir(parents=True, exist_ok=True)
         for name in "AB":
             path = options.out_dir / f"{name.lower()}.json"
-            write_atomic(path, runs[name])
+            write(path, run_json([r.results[name] for r in records], hello[name]["machine_info"], options.profile))
             lines.append(f"vitcnn ab: side {name}'s run file (for `vitcnn report`/`compare`): {path}")
-    if options.markdown:
-        options.markdown.parent.mkdir(parents=True, exist_ok=True)
-        options.markdown.write_text(verdicts.paired_markdown(comparison))
-    if options.json_path:
-        by_id = {v.id: v for v in comparison.verdicts}
-        data = {
-            "schema": 1, "profile": options.profile, "wall_s": wall_s,
-            "options": {"processes": options.processes, "first": options.first, "rounds": options.rounds,
-                        "looks": options.looks, "threshold": options.threshold, "alpha": options.alpha,
-                        "detect": options.detect, "target_seconds": options.target_seconds,
-                        "device": options.device, "threads": options.threads},
-            "sides": sides_json(options, hello),
-            "settings": [{"id": r.a_setting.id, "a_id": r.a_setting.id, "b_id": r.b_setting.id,
-                          "status": {n: r.results[n].status for n in "AB"}, "calls_per_block": r.calls,
-                          "processes": r.processes, "rounds": r.rounds, "looks": r.looks,
-                          "verdict": verdict_json(by_id[r.a_setting.id]), "blocks": r.blocks} for r in records],
-        }
-        options.json_path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(options.json_path, data)
+    by_id = {v.id: v for v in comparison.verdicts}
+    write_outputs(options, verdicts.paired_markdown(comparison), {
+        "schema": 1, "profile": options.profile, "wall_s": wall_s,
+        "options": {"processes": options.processes, "first": options.first, "rounds": options.rounds,
+                    "looks": options.looks, "threshold": options.threshold, "alpha": options.alpha,
+                    "detect": options.detect, "target_seconds": options.target_seconds,
+                    "device": options.device, "threads": options.threads},
+        "sides": sides_json(options, hello),
+        "settings": [{"id": r.a_setting.id, "a_id": r.a_setting.id, "b_id": r.b_setting.id,
+                      "status": {n: r.results[n].status for n in "AB"}, "calls_per_block": r.calls,
+                      "processes": r.processes, "rounds": r.rounds, "looks": r.looks,
+                      "verdict": verdict_json(by_id[r.a_setting.id]), "blocks": r.blocks} for r in records],
+    })
     return lines
 
 
-def session_worker_args(options: ABOptions) -> list[str]:
-    """The options every worker of the session starts with (device, threads, profile); a side adds its own."""
-    return [*(["--vitcnn-device", options.device] if options.device else []),
-            *(["--vitcnn-threads", str(options.threads)] if options.threads else []),
-            "--vitcnn-profile", options.profile]
+def pooled(infos: list[dict]) -> dict:
+    """The compile fields of a side that ran one setting in several processes: every process's speedup pairs
+    together, the median of their cold and warm compile times."""
+    from vitcnn.measure.twin import speedup  # the measuring side's statistic; imports torch, so only here
 
-
-def sides_json(options: ABOptions, hello: dict[str, dict]) -> dict:
-    """Each side of the session as the --json output records it: how it was asked for and what its worker said."""
-    return {name: {"python": side.python, "env": side.env, "ref": side.ref, "opts": list(side.opts),
-                   "worker": {k: v for k, v in hello[name].items() if k != "ok"}}
-            for name, side in (("A", options.a), ("B", options.b))}
-
-
-def verdict_json(v: rules.SettingVerdict) -> dict:
-    return {"labels": list(v.labels), "regression": v.regression, "ratio": v.ratio, "ci": [v.ci_low, v.ci_high],
-            "p_adjusted": v.p_value, "detectable": v.detectable, "processes": v.processes, "detail": v.detail}
+    logs = [x for info in infos for x in (info.get("speedup_log_ratios") or [])]
+    fields: dict = {}
+    if logs:
+        pooled_speedup = speedup(logs)
+        fields.update(speedup_log_ratios=logs, speedup_vs_eager=pooled_speedup.ratio,
+                      speedup_ci_low=pooled_speedup.ci_low, speedup_ci_high=pooled_speedup.ci_high)
+    for key in ("compile_cold_s", "compile_warm_s"):
+        values = [v for info in infos if (v := info.get(key)) is not None]
+        if values:
+            fields[key] = statistics.median(values)
+    return fields
 
 
 def run(options: ABOptions) -> int:
@@ -308,7 +250,7 @@ def run(options: ABOptions) -> int:
     checkouts: list[Checkout] = []
     workers: dict[str, list[WorkerProcess]] = {"A": [], "B": []}
     logs = Path(tempfile.mkdtemp(prefix="vitcnn-ab-logs-"))
-    worker_args = session_worker_args(options)
+    worker_args = options.worker_args()
     try:
         for side in (options.a, options.b):
             checkout = Checkout(side.ref)
@@ -346,7 +288,7 @@ def run(options: ABOptions) -> int:
         for checkout in checkouts:
             checkout.close()
     wall_s = time.perf_counter() - started
-    comparison = _compare(options, hello, records, notes)
+    comparison = _compare(options, records, notes)
     used = [r.processes for r in records if r.processes]
     spread = f"{min(used)}-{max(used)}" if used and min(used) != max(used) else str(used[0] if used else 0)
     comparison.notes.append(f"{len(records)} settings, {spread} processes per side ({options.rounds} rounds per "
@@ -378,10 +320,7 @@ def _prime(workers: dict[str, list[WorkerProcess]], settings: list[tuple[Setting
         worker.receive("free")
 
 
-def _compare(options: ABOptions, hello: dict, records: list[SettingRecord], notes: list[str]) -> rules.Comparison:
-    runs = {name: parse_run(run_json([r.results[name] for r in records], hello[name]["machine_info"],
-                                     options.profile), f"side {name}") for name in "AB"}
-    pairs = [rules.PairedInput(runs["A"].results[r.a_setting.id], runs["B"].results[r.b_setting.id],
-                               r.paired_blocks()) for r in records]
+def _compare(options: ABOptions, records: list[SettingRecord], notes: list[str]) -> rules.Comparison:
+    pairs = [rules.PairedInput(r.results["A"], r.results["B"], r.paired_blocks()) for r in records]
     return rules.compare_paired(pairs, rules.GateOptions(tolerance=options.threshold, alpha=options.alpha),
                                 notes=notes, looks=options.looks, detect=options.detect)

@@ -1,38 +1,27 @@
 """Each side of `vitcnn ab` as a run file: the pytest-benchmark JSON the plugin writes, built by the same code.
 
 pytest-benchmark's own `Metadata` holds the samples and computes the stats; its `pytest_benchmark_generate_json`
-lays out the file; the plugin's `status_entry` / `vitcnn_section` / `machine_fields` (in the worker's hello) add
-vitcnn's parts. So `vitcnn report`, `vitcnn compare` and `vitcnn baseline save` read a side like any pytest run.
+lays out the file; runfile's `status_entry` / `vitcnn_section` and fingerprint's `machine_fields` (in the worker's
+hello) add vitcnn's parts. So `vitcnn report`, `vitcnn compare` and `vitcnn baseline save` read a side like any
+pytest run.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 from pytest_benchmark.plugin import pytest_benchmark_generate_json
 from pytest_benchmark.stats import Metadata
 from pytest_benchmark.utils import safe_dumps
 
-from vitcnn.plugin import status_entry, vitcnn_section
-from vitcnn.settings import Setting
+from vitcnn.result import Result
+from vitcnn.runfile import status_entry, vitcnn_section
 
 BENCHMARK = "benchmarks/test_inference.py::test_inference"  # where pytest would have measured the setting
 
 
-@dataclass
-class SideResult:
-    """What one side's worker reported for one setting."""
-
-    setting: Setting
-    status: str
-    reason: str | None = None
-    info: dict = field(default_factory=dict)
-    samples: list[float] = field(default_factory=list)
-
-
-def _benchmark(result: SideResult) -> Metadata:
+def _benchmark(result: Result) -> Metadata:
     name = BENCHMARK.rsplit("::", 1)[1]
     fixture = SimpleNamespace(
         name=f"{name}[{result.setting.id}]", fullname=f"{BENCHMARK}[{result.setting.id}]", group=None,
@@ -44,7 +33,7 @@ def _benchmark(result: SideResult) -> Metadata:
     return bench
 
 
-def run_json(results: list[SideResult], machine_info: dict, profile: str) -> dict:
+def run_json(results: list[Result], machine_info: dict, profile: str) -> dict:
     """The run file of one side: every setting's status, and benchmarks (raw samples) for those that ran."""
     benchmarks = [_benchmark(r) for r in results if r.status == "ok" and r.samples]
     data = pytest_benchmark_generate_json(config=None, benchmarks=benchmarks, include_data=True,

@@ -20,39 +20,25 @@
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable
-from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
 
-from vitcnn.runfile import Result
+from vitcnn.gate.metrics import COMPILE, GRAPH_BREAKS, SPEEDUP, Finding, GateOptions, Metric
+from vitcnn.result import Result
 
-COMPILE_COUNTS = (("graph_breaks", "graph-breaks-up", "graph breaks"), ("recompiles", "recompiles-up", "recompiles"))
 MIN_SETTINGS = 3  # paired cold compile times before `compile-slower` is decided
 
 
-class Finding(NamedTuple):
-    """What one gate rule (speed, memory, compile) found: a label (None: nothing to report) and the numbers behind
-    it."""
-
-    label: str | None
-    detail: str
-    ratio: float | None = None
-    p_value: float | None = None
-
-
-def counts(base: Result, new: Result) -> list[Finding]:
-    """Graph breaks and recompiles that went up (the first new graph-break reason in the detail); a count recorded
-    on one side only (an eager setting, an older run) decides nothing."""
-    found = []
-    for key, label, noun in COMPILE_COUNTS:
-        b, n = base.get(key), new.get(key)
-        if b is not None and n is not None and n > b:
-            reasons = new.get("graph_break_reasons") if key == "graph_breaks" else None
-            found.append(Finding(label, f"{noun} {b} -> {n}" + (f" (first: {reasons[0]})" if reasons else "")))
-    return found
+def count_rule(metric: Metric, base: Result, new: Result, options: GateOptions) -> Finding:
+    """Graph breaks or recompiles (`metric`) that went up, the first new graph-break reason in the detail; a count
+    recorded on one side only (an eager setting, an older run) decides nothing."""
+    b, n = base.get(metric.field), new.get(metric.field)
+    if b is None or n is None or n <= b:
+        return Finding(None, "")
+    reasons = new.get("graph_break_reasons") if metric is GRAPH_BREAKS else None
+    return Finding(metric.labels[0], f"{metric.noun} {b} -> {n}" + (f" (first: {reasons[0]})" if reasons else ""))
 
 
 def _log_ratios(result: Result) -> list[float] | None:
@@ -73,7 +59,7 @@ def speedup_findings(pairs: Iterable[tuple[str, Result, Result]], alpha: float, 
         if math.isnan(p):  # identical constant ratios on both sides: no spread to test against
             p = 0.0 if change < 0 else 1.0
         if change < -math.log1p(tolerance) and p < level:
-            found[i] = Finding("speedup-down", f"speedup over eager {math.exp(np.mean(b)):.2f}x -> "
+            found[i] = Finding(SPEEDUP.labels[0], f"{SPEEDUP.noun} {math.exp(np.mean(b)):.2f}x -> "
                                                f"{math.exp(np.mean(n)):.2f}x (p={p:.2g} < {level:.2g})")
     return found
 
@@ -94,23 +80,17 @@ def compile_findings(pairs: Iterable[tuple[str, Result, Result]], alpha: float, 
             f"`compile-slower` needs p < {alpha:g} and more than {tolerance:.0%}")
     if not slower:
         return {}, note
-    return {i: Finding("compile-slower", f"cold compile {math.expm1(x):+.0%}; session {math.expm1(mean):+.0%}")
+    return {i: Finding(COMPILE.labels[0], f"cold compile {math.expm1(x):+.0%}; session {math.expm1(mean):+.0%}")
             for i, x in logs.items() if x > math.log1p(tolerance)}, note
 
 
-def pooled(infos: list[dict]) -> dict:
-    """The compile fields of a side that ran one setting in several processes (`vitcnn ab`): every process's
-    speedup pairs together, the median of their cold and warm compile times."""
-    from vitcnn.measure.twin import speedup  # the measuring side's statistic; imports torch, so only here
+def speedup_rule(pairs: Iterable[tuple[str, Result, Result]], options: GateOptions
+                 ) -> tuple[dict[str, Finding], str | None]:
+    """The gate's rule: speedup_findings at the options' alpha and tolerance (no session note)."""
+    return speedup_findings(pairs, options.alpha, options.speedup_tolerance), None
 
-    logs = [x for info in infos for x in (info.get("speedup_log_ratios") or [])]
-    fields: dict = {}
-    if logs:
-        pooled_speedup = speedup(logs)
-        fields.update(speedup_log_ratios=logs, speedup_vs_eager=pooled_speedup.ratio,
-                      speedup_ci_low=pooled_speedup.ci_low, speedup_ci_high=pooled_speedup.ci_high)
-    for key in ("compile_cold_s", "compile_warm_s"):
-        values = [v for info in infos if (v := info.get(key)) is not None]
-        if values:
-            fields[key] = statistics.median(values)
-    return fields
+
+def compile_rule(pairs: Iterable[tuple[str, Result, Result]], options: GateOptions
+                 ) -> tuple[dict[str, Finding], str | None]:
+    """The gate's rule: compile_findings at the options' alpha and tolerance."""
+    return compile_findings(pairs, options.alpha, options.compile_tolerance)

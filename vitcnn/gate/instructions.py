@@ -9,11 +9,12 @@ memory traffic, the host's own ISA paths or a GPU (the docs list what only timin
 
 from __future__ import annotations
 
-from vitcnn.gate.compiled import Finding
-from vitcnn.runfile import Result
+from vitcnn.gate.metrics import INSTRUCTIONS, Finding, GateOptions, Metric
+from vitcnn.result import Result
 
-FIELD = "instructions_per_call"
-DEFAULT_TOLERANCE = 0.01  # 1%: A/A spread on the 2-core VM was far below it (docs/instructions.md)
+FIELD = INSTRUCTIONS.field
+# 1%: A/A spread on the 2-core VM was far below it (docs/instructions.md)
+DEFAULT_TOLERANCE = INSTRUCTIONS.parameters[0].default
 
 
 def per_call(result: Result | None) -> float | None:
@@ -32,8 +33,14 @@ def finding(base: Result, new: Result, tolerance: float = DEFAULT_TOLERANCE) -> 
         return Finding(None, "")
     ratio = n / b
     detail = f"instructions {ratio - 1:+.2%} ({b / 1e6:,.1f}M -> {n / 1e6:,.1f}M per call)"
+    up, down = INSTRUCTIONS.labels
     if ratio - 1 > tolerance:
-        return Finding("instructions-up", detail, ratio)
+        return Finding(up, detail, ratio)
     if 1 - ratio > tolerance:
-        return Finding("instructions-down", detail, ratio)
+        return Finding(down, detail, ratio)
     return Finding(None, detail, ratio)
+
+
+def rule(metric: Metric, base: Result, new: Result, options: GateOptions) -> Finding:
+    """The gate's rule: finding() at the options' tolerance."""
+    return finding(base, new, options.instructions_tolerance)

@@ -38,7 +38,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import optimize, stats
 
-LABELS = ("slower", "faster", "same", "inconclusive")
+from vitcnn.gate.metrics import SPEED_LABELS
+
 POWER = 0.8  # the detectable effect is the slowdown flagged with this probability
 EFFECT_DIGITS = 12  # process effects are rounded to this many decimals of log time (see process_effects)
 
@@ -83,7 +84,7 @@ class PairedVerdict:
     p_adjusted: float  # Benjamini-Hochberg adjusted p in the direction the estimate moved
 
     def __post_init__(self) -> None:
-        assert self.label in LABELS
+        assert self.label in SPEED_LABELS
 
 
 def block_median(samples: Sequence[float]) -> float:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vitcnn import table
-from vitcnn.gate.rules import Comparison, SettingVerdict
+from vitcnn.gate.comparison import Comparison, SettingVerdict
 
 HEADER = ["setting", "verdict", "base ms", "new ms", "ratio", "p", "act. MiB", "detail"]
 NUMERIC = (2, 3, 4, 5, 6)  # right-aligned in Markdown; the terminal leaves the memory column left-aligned

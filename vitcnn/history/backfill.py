@@ -18,8 +18,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from vitcnn.ab.sides import PROJECT_ROOT, Checkout, SideError
 from vitcnn.history.store import HistoryStore
+from vitcnn.workers import SideError
+from vitcnn.workers.checkout import PROJECT_ROOT, Checkout
 
 # Variables that would make a backfilled pytest run one shard of somebody's scheduler job instead of the whole
 # selection (vitcnn/scale/shard.py reads them).

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from vitcnn import table
 from vitcnn.history.changepoints import Change, changes
-from vitcnn.history.series import Series, order_key
+from vitcnn.history.series import Series
+from vitcnn.runfile import order_key
 
 
 @dataclass(frozen=True)

@@ -11,38 +11,16 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from vitcnn import cpu_isa, fingerprint
-from vitcnn.runfile import Result, Run
+from vitcnn.gate.metrics import HistorySeries, tracked_series
+from vitcnn.runfile import Run, order_key
 
-
-@dataclass(frozen=True)
-class Metric:
-    """A number tracked over commits; all of them are worse when higher."""
-
-    name: str
-    label: str
-    unit: str
-    scale: float  # display value = raw value * scale
-    read: Callable[[Result], float | None]
-    tolerance: float  # default relative change below which a change point is not a regression
-
-
-METRICS = {m.name: m for m in (
-    Metric("latency", "median latency", "ms", 1e3, lambda r: r.median_s, 0.10),
-    Metric("activation_memory", "activation memory", "MiB", 1 / 2**20, lambda r: r.activation_peak_bytes, 0.05),
-    # A compile served from the cache and a cold one are different quantities: two series, by the cache verdict.
-    Metric("compile_time", "compile time (cold cache)", "s", 1.0, lambda r: _compile_time(r, "miss"), 0.25),
-    Metric("compile_time_warm", "compile time (warm cache)", "s", 1.0, lambda r: _compile_time(r, "hit"), 0.25),
-)}
-
-
-def _compile_time(result: Result, verdict: str) -> float | None:
-    """The timed model's compile time when its cache verdict is `verdict` (a partial hit belongs to neither)."""
-    return result.get("compile_time_s") if result.get("compile_cache") == verdict else None
+# The series tracked per setting (latency, activation memory, cold and warm compile time), from the gate's table of
+# metrics (vitcnn/gate/metrics.py), so the history and the gate name and read a metric one way.
+METRICS: dict[str, HistorySeries] = tracked_series()
 
 
 @dataclass
@@ -60,21 +38,12 @@ class Point:
 class Series:
     machine: str
     setting_id: str
-    metric: Metric
+    metric: HistorySeries
     points: list[Point]
 
     @property
     def values(self) -> list[float]:
         return [p.value for p in self.points]
-
-
-def order_key(timestamp: str | None) -> datetime:
-    """An ISO 8601 time as an instant, for ordering: commits carry their committer's UTC offset, so the strings do
-    not sort by time; a time without an offset is taken as UTC, and a missing one sorts first."""
-    if not timestamp:
-        return datetime.min.replace(tzinfo=timezone.utc)
-    when = datetime.fromisoformat(timestamp)
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def machine_key(run: Run, complete: dict[str, dict]) -> str:

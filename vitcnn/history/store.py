@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vitcnn.runfile import Run, RunFileError, parse_run, write_atomic
+from vitcnn.runfile import Run, RunFileError, order_key, parse_run, write_atomic
 
 FORMAT = 1
 INDEX = "index.json"
@@ -55,8 +55,6 @@ class Entry:
     def order(self) -> tuple:
         """Commit order first (a backfill measures old commits late), then when it ran; as instants, whatever the
         committer's UTC offset."""
-        from vitcnn.history.series import order_key
-
         return (order_key(self.commit_time or self.run_time), order_key(self.run_time))
 
 

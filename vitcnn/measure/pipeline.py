@@ -30,66 +30,21 @@ import time
 import traceback
 from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass, field, replace
 
 import torch
 
 from vitcnn.measure import compiling, memory, peaks, reference, sdpa, training, twin
 from vitcnn.measure.failures import CompiledMismatch, is_fatal_device_error, is_oom, known_upstream  # noqa: F401
 from vitcnn.measure.flops import count_flops
+from vitcnn.measure.options import CONVENTIONS, MeasureOptions
 from vitcnn.measure.precision import DTYPES, precision_flags
-from vitcnn.measure.timing import device_seconds, gc_paused, gpu_busy, plain_timer, synchronize, warm_up
-from vitcnn.settings import PROFILE_COMPILE_EXTRAS, PROFILE_CONVENTIONS, Setting
+from vitcnn.measure.timing import device_time_fields, gc_paused, plain_timer, synchronize, warm_up
+from vitcnn.result import Result
+from vitcnn.settings import Setting
 from vitcnn.zoo import models
 
 # pytest-benchmark (or any timer): given a synchronised call and a number of rounds, return seconds per call.
 Timer = Callable[[Callable[[], None], int], list[float]]
-CONVENTIONS = ("strict", "essay")
-
-
-@dataclass(frozen=True)
-class MeasureOptions:
-    """How long to warm up and time one setting, and which measurement conventions to follow."""
-
-    target_seconds: float = 1.0  # timed rounds aim for about this much total time
-    min_rounds: int = 10
-    max_rounds: int = 200
-    warmup_calls: int = 3  # at least this many calls after compiling (CUDA-graph recording needs >= 2)
-    warmup_seconds: float = 1.0  # CPU runs still speed up over their first ~0.5 s; GPU clocks ramp too
-    inference_mode: bool = True  # False keeps autograd state: the gate's planted memory regression
-    conventions: str = "strict"  # "essay": cuDNN TF32 on in fp32 and FLOPs without attention (docs/measuring.md)
-    device_time_rounds: int = 10  # CUDA: calls timed with events for gpu_time_s / gpu_busy
-    # Compiled settings only; None: the profile decides (settings.PROFILE_COMPILE_EXTRAS), see for_profile.
-    compile_times: bool | None = None  # cold and warm compile time (compiling.cold_and_warm): ~2 extra compiles
-    eager_twin: bool | None = None  # speedup over eager and memory compression (twin.py): ~SECONDS more timing
-    # False only in a counting worker under callgrind (vitcnn/ab/counted.py): no FLOP count, no references and no
-    # output check there, as a plain worker compiled and checked the same cached graph first.
-    checks: bool = True
-
-
-def for_profile(options: MeasureOptions, profile: str) -> MeasureOptions:
-    """`options` with what the profile decides: its conventions, and whether compiled settings measure cold and
-    warm compile time and an eager twin (unless the options say so explicitly)."""
-    extras = profile in PROFILE_COMPILE_EXTRAS
-    return replace(options, conventions=PROFILE_CONVENTIONS.get(profile, options.conventions),
-                   compile_times=extras if options.compile_times is None else options.compile_times,
-                   eager_twin=extras if options.eager_twin is None else options.eager_twin)
-
-
-@dataclass
-class Outcome:
-    """The result of one setting: status ("ok", "oom", "error"), a reason when not ok, and the numbers.
-
-    `fatal`: the failure leaves the device unusable for every later setting (a sticky CUDA error).
-    `upstream`: the note of a known torch bug behind this error on this torch release (failures.KNOWN_UPSTREAM).
-    """
-
-    status: str
-    reason: str | None = None
-    info: dict = field(default_factory=dict)
-    samples: list[float] = field(default_factory=list)
-    fatal: bool = False
-    upstream: str | None = None
 
 
 def free_memory() -> None:
@@ -133,19 +88,6 @@ def _flop_fields(model: torch.nn.Module, x: torch.Tensor, has_attention: bool, e
 
     return {"flops": convention(count), "attention_flops": count.attention, "forward_flops": convention(forward),
             "flops_error": error, "flops_convention": "essay: attention excluded" if essay else "all ops"}
-
-
-def _device_time(call: Callable[[], None], device: torch.device, samples: list[float], rounds: int) -> dict:
-    """CUDA only: device seconds per call (events, no launch gaps) and gpu_busy; None on CPU or on failure."""
-    fields = {"gpu_time_s": None, "gpu_busy": None, "gpu_time_error": None}
-    if device.type != "cuda" or not samples:
-        return fields
-    try:
-        device_samples = device_seconds(call, rounds, 1.5 * statistics.median(samples) + 1e-3)
-    except Exception as exc:
-        fields["gpu_time_error"] = f"{type(exc).__name__}: {exc}"
-        return fields
-    return {**fields, "gpu_time_s": statistics.median(device_samples), "gpu_busy": gpu_busy(device_samples, samples)}
 
 
 class Prepared:
@@ -298,7 +240,7 @@ class Prepared:
         info["recompiles"] = (None if self.dynamo_after_compile is None
                               else compiling.recompiles(self.dynamo_after_compile, compiling.dynamo_counts()))
         info.update(self._memory())
-        info.update(_device_time(self.enqueue, device, self.samples, self.options.device_time_rounds))
+        info.update(device_time_fields(self.enqueue, device, self.samples, self.options.device_time_rounds))
         info.update(self._eager_twin())
 
         # The probe must not change what was timed. CUDA-graph replays hide the ops.
@@ -373,7 +315,7 @@ class Prepared:
 
 def prepare(setting: Setting, device: torch.device | str, options: MeasureOptions = MeasureOptions(),
             build: Callable[..., torch.nn.Module] = models.build) -> Prepared:
-    """Build, count, compile, check and warm up `setting`; raises on OOM or failure (see `outcome_of`)."""
+    """Build, count, compile, check and warm up `setting`; raises on OOM or failure (see `failure`)."""
     return Prepared(setting, torch.device(device), options, build)
 
 
@@ -417,23 +359,25 @@ def _derived(setting: Setting, device: torch.device, info: dict, samples: list[f
     }
 
 
-def failure(exc: BaseException, setting: Setting | None = None) -> Outcome:
+def failure(exc: BaseException, setting: Setting) -> Result:
+    """The Result of a setting that raised: "oom" or "error" with the reason; a sticky CUDA error is marked fatal,
+    a known torch bug named (`upstream`)."""
     status = "oom" if is_oom(exc) else "error"
     reason = f"{type(exc).__name__}: {exc}".strip()[:2000]
     traceback.clear_frames(exc.__traceback__)  # frames hold the model and activations alive
-    known = known_upstream(setting.id, reason) if setting is not None and status == "error" else None
+    known = known_upstream(setting.id, reason) if status == "error" else None
     if known:
         reason += f" [known upstream failure: {known}]"
-    return Outcome(status, reason, fatal=status == "error" and is_fatal_device_error(exc), upstream=known)
+    return Result(setting, status, reason, fatal=status == "error" and is_fatal_device_error(exc), upstream=known)
 
 
 def measure(setting: Setting, device: torch.device | str, timer: Timer = plain_timer,
             options: MeasureOptions = MeasureOptions(),
-            build: Callable[..., torch.nn.Module] = models.build) -> Outcome:
-    """Measure one setting; never raises for OOM or a failing model: the Outcome says what happened."""
+            build: Callable[..., torch.nn.Module] = models.build) -> Result:
+    """Measure one setting; never raises for OOM or a failing model: the Result says what happened."""
     device = torch.device(device)
     free_memory()
-    failed: Outcome | None = None
+    failed: Result | None = None
     try:
         info, samples = _measure(setting, device, timer, options, build)
     except Exception as exc:
@@ -442,13 +386,13 @@ def measure(setting: Setting, device: torch.device | str, timer: Timer = plain_t
         free_memory()
     except Exception as exc:  # after a sticky CUDA error even freeing fails: report that, never raise
         if failed is None or not failed.fatal:
-            failed = failure(exc)
+            failed = failure(exc, setting)
     if failed is not None:
         return failed
     return completed(setting, device, info, samples)
 
 
-def completed(setting: Setting, device: torch.device, info: dict, samples: list[float]) -> Outcome:
-    """The Outcome of a setting that ran: its info with the derived numbers (run after the model is freed)."""
+def completed(setting: Setting, device: torch.device, info: dict, samples: list[float]) -> Result:
+    """The Result of a setting that ran: its info with the derived numbers (run after the model is freed)."""
     info.update(_derived(setting, device, info, samples))
-    return Outcome("ok", None, info, samples)
+    return Result(setting, "ok", None, samples, info)

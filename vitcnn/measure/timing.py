@@ -101,3 +101,16 @@ def gpu_busy(device_samples: list[float], wall_samples: list[float]) -> float | 
     if not device_samples or not wall_samples:
         return None
     return statistics.median(device_samples) / statistics.median(wall_samples)
+
+
+def device_time_fields(call: Callable[[], None], device: torch.device, samples: list[float], rounds: int) -> dict:
+    """CUDA only: device seconds per call (events, no launch gaps) and gpu_busy; None on CPU or on failure."""
+    fields = {"gpu_time_s": None, "gpu_busy": None, "gpu_time_error": None}
+    if device.type != "cuda" or not samples:
+        return fields
+    try:
+        device_samples = device_seconds(call, rounds, 1.5 * statistics.median(samples) + 1e-3)
+    except Exception as exc:
+        fields["gpu_time_error"] = f"{type(exc).__name__}: {exc}"
+        return fields
+    return {**fields, "gpu_time_s": statistics.median(device_samples), "gpu_busy": gpu_busy(device_samples, samples)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vitcnn.gate.metrics import GRAPH_BREAKS, RECOMPILES
 from vitcnn.runfile import Result, Run
 from vitcnn.settings import HALF_PRECISIONS, NO_SDPA
 
@@ -86,12 +87,12 @@ def _spread(result: Result) -> str | None:
 
 
 def _dynamo(result: Result) -> str | None:
-    breaks, recompiles = result.get("graph_breaks"), result.get("recompiles")
+    breaks, recompiles = result.get(GRAPH_BREAKS.field), result.get(RECOMPILES.field)
     found = []
     if breaks:
-        found.append(f"{breaks} graph breaks (first: {(result.get('graph_break_reasons') or ['?'])[0]})")
+        found.append(f"{breaks} {GRAPH_BREAKS.noun} (first: {(result.get('graph_break_reasons') or ['?'])[0]})")
     if recompiles:
-        found.append(f"{recompiles} recompiles during warm-up and timing: the timed calls include compiling")
+        found.append(f"{recompiles} {RECOMPILES.noun} during warm-up and timing: the timed calls include compiling")
     return "; ".join(found) or None
 
 

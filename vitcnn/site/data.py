@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from vitcnn.history import check
 from vitcnn.history.changepoints import Change
 from vitcnn.history.series import METRICS as HISTORY_METRICS
-from vitcnn.history.series import Series, order_key
+from vitcnn.history.series import Series
 from vitcnn.report.best import Best, best_settings, model_order
 from vitcnn.report.claims import Claim, check_claims
 from vitcnn.report.metrics import METRICS, TASK_METRICS, Metric, metric_value
-from vitcnn.runfile import Result
+from vitcnn.runfile import Result, order_key
 from vitcnn.settings import COMPILE_MODES, PRECISIONS, TASKS
 from vitcnn.site.machines import Machine
 

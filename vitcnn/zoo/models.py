@@ -1,18 +1,18 @@
 """Model registry: name -> builder(img_size) for the benchmarked backbones and their tiny CPU twins.
 
-Every model is a real timm model with random weights (no downloads), in eval mode.
+Every model is a real timm model with random weights (no downloads), in eval mode. The specs (names, families,
+strides) are plain data: timm and torch are imported only when a model is built, so choosing settings does not load
+them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import timm
-import torch
-from torch import nn
-
-from vitcnn.zoo.vitdet import upcycle
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ def vitdet_window_size(grid: int, pretrain_grid: int = 14) -> int:
 
 def _timm(model_name: str, **fixed) -> Callable[..., nn.Module]:
     def build(img_size: int, **overrides) -> nn.Module:
+        import timm
+
         return timm.create_model(model_name, pretrained=False, **{**fixed, **overrides})
 
     return build
@@ -50,6 +52,8 @@ def _timm(model_name: str, **fixed) -> Callable[..., nn.Module]:
 
 def _timm_vit(model_name: str, **fixed) -> Callable[..., nn.Module]:
     def build(img_size: int, **overrides) -> nn.Module:
+        import timm
+
         return timm.create_model(model_name, pretrained=False, img_size=img_size, **{**fixed, **overrides})
 
     return build
@@ -57,6 +61,10 @@ def _timm_vit(model_name: str, **fixed) -> Callable[..., nn.Module]:
 
 def _vitdet(model_name: str, patch: int) -> Callable[..., nn.Module]:
     def build(img_size: int, window_size: int | None = None, global_blocks=(2, 5, 8, 11), **overrides) -> nn.Module:
+        import timm
+
+        from vitcnn.zoo.vitdet import upcycle
+
         vit = timm.create_model(
             model_name, pretrained=False, img_size=img_size, class_token=False, global_pool="avg", **overrides
         )
@@ -118,6 +126,8 @@ AWAKE_GAIN = 1.0
 def wake_gains(model: nn.Module, value: float = AWAKE_GAIN) -> int:
     """Set every residual-branch gain (SLEEPY_GAINS, and all-zero ZERO_INIT_GAINS) to `value`; values only: the
     op graph and the FLOPs are unchanged. Returns how many parameters were set."""
+    import torch
+
     count = 0
     with torch.no_grad():
         for name, param in model.named_parameters():

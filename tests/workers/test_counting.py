@@ -1,4 +1,5 @@
-"""Instruction counts under a real callgrind (vitcnn/ab/counted.py, vitcnn/measure/instructions.py): an A/A is never
+"""Instruction counts under a real callgrind (vitcnn/workers/counting.py, vitcnn/ab/counted.py,
+vitcnn/measure/instructions.py): an A/A is never
 flagged, a planted extra matmul always is, and the pytest plugin records counts of a compiled setting whose graph
 came from the cache (marker `valgrind`: skipped, with the reason, where valgrind is not installed); and what a
 count adds to a result."""
@@ -12,10 +13,12 @@ import pytest
 from tests.factories import setting
 from tests.pytest_runs import run_benchmarks
 from vitcnn import cli
-from vitcnn.ab import counted
-from vitcnn.ab.sides import Checkout, Side, SideError
 from vitcnn.measure import instructions
+from vitcnn.result import Result
 from vitcnn.runfile import load_run
+from vitcnn.workers import SideError, counting
+from vitcnn.workers.checkout import Checkout
+from vitcnn.workers.process import Launch, WorkerProcess
 
 needs_valgrind = [pytest.mark.valgrind, pytest.mark.slow,
                   pytest.mark.skipif(instructions.unavailable_reason() is not None,
@@ -54,9 +57,7 @@ def test_ab_by_instructions_finds_the_planted_matmul_and_calls_an_identical_side
 
 @under_valgrind
 def test_a_worker_that_is_not_under_callgrind_refuses_to_count(tmp_path):
-    from vitcnn.ab.sides import WorkerProcess
-
-    worker = WorkerProcess(Side("A"), Checkout(None), ["--vitcnn-device", "cpu", "--vitcnn-warmup-seconds", "0"],
+    worker = WorkerProcess(Launch("A"), Checkout(None), ["--vitcnn-device", "cpu", "--vitcnn-warmup-seconds", "0"],
                            tmp_path / "w.log")
     try:
         worker.request("hello")
@@ -85,21 +86,21 @@ def test_the_plugin_counts_a_compiled_setting_from_the_graph_it_compiled_first(t
 def test_counting_without_valgrind_is_refused_with_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setattr(instructions.shutil, "which", lambda tool: None)
     with pytest.raises(SideError, match="apt-get install valgrind"):
-        counted.Counter(Side("A"), Checkout(None), [], tmp_path)
+        counting.Counter(Launch("A"), Checkout(None), [], tmp_path)
 
 
 def test_a_counted_result_carries_the_checked_graphs_numbers_and_the_loaded_graphs_verdict():
     checked = {"flops": 1e9, "check_max_rel_err": 1e-6, "compile_cache": "miss", "compile_time_s": 9.0}
     reply = {"info": {"compile_cache": "hit", "compile_time_s": 30.0},
              "counted": {"instructions_per_call": 2e7, "instructions_calls": 2, "instructions_source": "callgrind"}}
-    info = counted.counted_info(checked, reply)
+    info = counting.counted_info(checked, reply)
     assert info["flops"] == 1e9 and info["compile_time_s"] == 30.0
     assert info["instructions_compile_cache"] == "hit" and info["instructions_check_max_rel_err"] == 1e-6
-    fields = counted.counted_fields(counted.Counted(setting(), "ok", None, info))
+    fields = counting.counted_fields(Result(setting(), "ok", info=info))
     assert fields["instructions_per_call"] == 2e7 and fields["instructions_error"] is None
     assert "flops" not in fields  # the timed run's own fields stay the timed run's
 
 
 def test_a_setting_that_could_not_be_counted_says_why_and_has_no_count():
-    fields = counted.counted_fields(counted.Counted(setting(), "error", "CountError: no dump"))
+    fields = counting.counted_fields(Result(setting(), "error", "CountError: no dump"))
     assert fields == {"instructions_per_call": None, "instructions_error": "error: CountError: no dump"}

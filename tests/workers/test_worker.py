@@ -1,4 +1,4 @@
-"""The worker of one `vitcnn ab` side (vitcnn/ab/worker.py): a real worker process, driven through its protocol."""
+"""A worker (vitcnn/workers/worker.py): a real worker process, driven through its protocol."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from types import SimpleNamespace
 import pytest
 
 from tests.factories import setting
-from vitcnn.ab import worker
-from vitcnn.ab.sides import Checkout, Side, SideError, WorkerProcess
+from vitcnn.ab.sides import Side
+from vitcnn.workers import SideError, worker
+from vitcnn.workers.checkout import Checkout
+from vitcnn.workers.process import WorkerProcess
 
 FAST = ("--vitcnn-warmup-seconds", "0.1")
 
@@ -90,7 +92,7 @@ def test_serve_answers_bad_requests_without_dying():
 
 
 def test_every_block_starts_with_a_lead_in_longer_than_libgomps_spin():
-    from vitcnn.ab.worker import LEAD_IN_SECONDS, lead_in_calls
+    from vitcnn.workers.worker import LEAD_IN_SECONDS, lead_in_calls
 
     assert lead_in_calls(1.0) == 1 and lead_in_calls(0.001) == 20 and lead_in_calls(0.0) == 1
     assert lead_in_calls(0.003) * 0.003 >= LEAD_IN_SECONDS

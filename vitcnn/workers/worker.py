@@ -1,7 +1,8 @@
-"""One side of `vitcnn ab`: a long-lived process that measures one setting at a time, a block at a time.
+"""A worker: a long-lived process that measures one setting at a time, a block at a time.
 
-Started as `python -m vitcnn.ab.worker [--vitcnn-* options] [-p MODULE]` by the driver (vitcnn/ab/sides.py) with
-the side's interpreter, environment and checkout. Protocol: one JSON object per line on stdin, one reply per line
+Started as `python -m vitcnn.workers.worker [--vitcnn-* options] [-p MODULE]` (vitcnn/workers/process.py) with a
+side's interpreter, environment and checkout: by `vitcnn ab` for its sides, and in pairs for instruction counts
+(vitcnn/workers/counting.py). Protocol: one JSON object per line on stdin, one reply per line
 on stdout (anything else the process prints goes to stderr, so library chatter cannot corrupt the channel):
 
   {"cmd": "hello"}                     -> {"ok": true, "machine_info": {...}, "python": ..., "env": {...}}
@@ -33,11 +34,12 @@ import torch
 from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
 
 import vitcnn
+from vitcnn.fingerprint import machine_fields
 from vitcnn.measure import instructions, pipeline
+from vitcnn.measure.options import for_profile
 from vitcnn.measure.timing import gc_paused
-from vitcnn.options import argparse_options, option_value
-from vitcnn.plugin import machine_fields, measure_options
-from vitcnn.settings import DEFAULT_PROFILE, Setting
+from vitcnn.options import argparse_options, measure_options, option_value
+from vitcnn.settings import Setting, default_profile
 
 REPORTED_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "PYTHONPATH")
 
@@ -73,7 +75,7 @@ class Worker:
         # Cold compiles and the eager twin repeat in every process of both sides (~20 s per compiled setting and
         # process on 2 cores): off in A/B unless a side's options turn them on.
         options = replace(options, compile_times=bool(options.compile_times), eager_twin=bool(options.eager_twin))
-        self.options = pipeline.for_profile(options, namespace.vitcnn_profile or DEFAULT_PROFILE[self.device.type])
+        self.options = for_profile(options, namespace.vitcnn_profile or default_profile(self.device.type).name)
         if namespace.counting:
             self.options = replace(self.options, checks=False, warmup_calls=1, warmup_seconds=0.0)
         self.setting: Setting | None = None
@@ -129,9 +131,9 @@ class Worker:
             return self._failed(exc)
         samples = list(prepared.samples)
         self.free({})
-        outcome = pipeline.completed(setting, self.device, info, samples)
-        return {"ok": True, "status": outcome.status, "reason": outcome.reason, "info": outcome.info,
-                "samples": outcome.samples}
+        result = pipeline.completed(setting, self.device, info, samples)
+        return {"ok": True, "status": result.status, "reason": result.reason, "info": result.info,
+                "samples": result.samples}
 
     def free(self, request: dict) -> dict:
         self.gc_pause.close()
@@ -142,9 +144,9 @@ class Worker:
         return {"ok": True}
 
     def _failed(self, exc: Exception) -> dict:
-        outcome = pipeline.failure(exc, self.setting)
+        result = pipeline.failure(exc, self.setting)
         self.free({})
-        return {"ok": True, "status": outcome.status, "reason": outcome.reason, "fatal": outcome.fatal}
+        return {"ok": True, "status": result.status, "reason": result.reason, "fatal": result.fatal}
 
 
 def serve(worker: Worker, requests: TextIO, replies: TextIO) -> None:

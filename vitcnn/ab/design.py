@@ -1,0 +1,79 @@
+"""What one `vitcnn ab` session is: its sides, settings, design (processes, rounds, order) and statistics.
+
+Light on purpose (no torch, numpy or scipy): the command line builds its parser from ABOptions' defaults.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from vitcnn.ab.sides import Side
+from vitcnn.gate.metrics import INSTRUCTIONS
+from vitcnn.measure.options import MeasureOptions
+from vitcnn.settings import Setting
+
+MIN_CALLS = 3  # a block's median needs a few calls
+METRICS = ("time", "instructions")
+
+
+@dataclass(frozen=True)
+class ABOptions:
+    """One A/B session: the two sides, the settings (A's view; a side's axis options replace fields for it),
+    the design (processes per side, rounds per stage) and the statistics. Values out of range are a ValueError
+    that names the command-line option."""
+
+    a: Side
+    b: Side
+    settings: list[Setting]
+    profile: str
+    device: str | None = None
+    threads: int | None = None
+    processes: int = 3  # at most, per side
+    first: int = 2  # processes per side in stage 1
+    rounds: int = 8  # rounds per stage (each process times one block per round)
+    threshold: float = 0.03
+    alpha: float = 0.05
+    detect: float = 0.05  # a `same` must have resolved this slowdown (80% power), else `inconclusive`
+    target_seconds: float = MeasureOptions().target_seconds  # timed seconds per side and setting in stage 1
+    markdown: Path | None = None
+    json_path: Path | None = None
+    out_dir: Path | None = None
+    metric: str = "time"  # or "instructions": counted under Callgrind, no timing (vitcnn/ab/counted.py)
+    instructions_tolerance: float = INSTRUCTIONS.parameters[0].default
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.first <= self.processes:
+            raise ValueError("need 2 <= --first-processes <= --processes: a side's spread between processes "
+                             "needs two")
+        if self.rounds < 2:
+            raise ValueError("--rounds must be >= 2")
+        if not 0 < self.alpha < 1 or not self.threshold >= 0 or not self.detect > 0:
+            raise ValueError("--alpha must be in (0, 1), --threshold >= 0 and --detect > 0")
+        if not self.instructions_tolerance >= 0:
+            raise ValueError("--instructions-tolerance must be >= 0")
+        if self.metric not in METRICS:
+            raise ValueError(f"--metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+
+    @property
+    def looks(self) -> int:
+        """Looks the sequential design allows per setting: one per stage."""
+        return self.processes - self.first + 1
+
+    def worker_args(self) -> list[str]:
+        """The options every worker of the session starts with (device, threads, profile); a side adds its own."""
+        return [*(["--vitcnn-device", self.device] if self.device else []),
+                *(["--vitcnn-threads", str(self.threads)] if self.threads else []),
+                "--vitcnn-profile", self.profile]
+
+
+def pair_order(p: int) -> str:
+    """"AB" or "BA" for pair p: the Thue-Morse sequence (parity of the number of one bits of p)."""
+    return "BA" if bin(p).count("1") % 2 else "AB"
+
+
+def calls_per_block(per_call_s: list[float], target_seconds: float, blocks: int) -> int:
+    """Calls per block so that the slowest process spends about target_seconds / blocks per block."""
+    slowest = max(max(per_call_s), 1e-6)
+    return max(MIN_CALLS, math.ceil(target_seconds / blocks / slowest))

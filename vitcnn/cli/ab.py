@@ -1,0 +1,106 @@
+"""`vitcnn ab`: A (base) and B (candidate) measured interleaved in one job (vitcnn/ab); exit 1 on a regression."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from vitcnn import settings
+from vitcnn.ab.design import METRICS, ABOptions
+from vitcnn.ab.sides import Side, parse_env, split_opts
+from vitcnn.cli.errors import error
+from vitcnn.gate.metrics import REGRESSION_LABELS
+
+EXIT = (f"Exit 0: no regression; 1: a regression ({', '.join(REGRESSION_LABELS)}); "
+        f"2: usage error, a side that cannot start, or fingerprints that differ between the sides without different "
+        f"interpreters.")
+
+
+def _settings(args: argparse.Namespace, device_type: str) -> list[settings.Setting]:
+    """The settings `pytest --benchmark-only` would run with the same profile and axis options on this device."""
+    try:
+        overrides = settings.parse_overrides({axis.name: getattr(args, axis.option) for axis in settings.AXES.values()})
+        return settings.select(args.profile, device_type, overrides)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("--vitcnn-", "--")) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run an A/B session; its exit codes are EXIT."""
+    import torch
+
+    from vitcnn.ab import driver
+
+    try:
+        device_type = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if device_type not in ("cpu", "cuda"):
+            raise ValueError(f"--device must be cpu or cuda, got {device_type!r}")
+        sides = [Side(name, getattr(args, f"{name.lower()}_python"), parse_env(getattr(args, f"{name.lower()}_env"),
+                                                                                name),
+                      split_opts(getattr(args, f"{name.lower()}_opts")), getattr(args, f"{name.lower()}_ref"))
+                 for name in "AB"]
+        for side in sides:
+            side.axis_overrides()  # refuses options that are not a side's, before anything starts
+        options = ABOptions(
+            a=sides[0], b=sides[1], settings=_settings(args, device_type), profile=args.profile,
+            device=args.device, threads=args.threads, processes=args.processes, first=args.first_processes,
+            rounds=args.rounds, threshold=args.threshold, alpha=args.alpha, detect=args.detect,
+            markdown=Path(args.markdown) if args.markdown else None, json_path=Path(args.json) if args.json else None,
+            out_dir=Path(args.out_dir) if args.out_dir else None, metric=args.metric,
+            instructions_tolerance=args.instructions_tolerance)
+    except ValueError as exc:  # SideError is a ValueError
+        return error("ab", str(exc))
+    if not options.settings:
+        return error("ab", "no setting selected (the axis options leave nothing valid on this device)")
+    return driver.run(options)
+
+
+def add_ab(subparsers) -> None:
+    p = subparsers.add_parser(
+        "ab", help="measure A (base) and B (candidate) interleaved in one job; exit 1 on a regression",
+        description="Several worker processes per side time short blocks of each setting in rounds (ABBA BAAB "
+                    "...), one process active at a time; a t-test over the processes decides, and settings that "
+                    "are not settled after the first stage get one more fresh process per side. " + EXIT)
+    for name in ("a", "b"):
+        side = "A (base)" if name == "a" else "B (candidate)"
+        p.add_argument(f"--{name}-python", default=sys.executable, metavar="PYTHON",
+                       help=f"interpreter of side {side} (default: this one)")
+        p.add_argument(f"--{name}-env", action="append", default=[], metavar="NAME=VALUE",
+                       help=f"environment override for side {side} (repeatable)")
+        p.add_argument(f"--{name}-ref", metavar="GIT_REF",
+                       help=f"measure side {side} from this git ref of the project (a temporary worktree)")
+        p.add_argument(f"--{name}-opts", metavar="'OPTIONS'",
+                       help=f"vitcnn measurement options of side {side}, as pytest takes them; write "
+                            f"--{name}-opts='--vitcnn-sdpa=math' (with '=')")
+    p.add_argument("--profile", default="smoke", help="settings profile (default %(default)s)")
+    for axis in settings.AXES.values():
+        p.add_argument(f"--{axis.option}", metavar="A,B,...",
+                       help=f"comma-separated override of the profile's {axis.option} axis")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--threads", type=int, help="torch CPU threads in each worker (default: torch's choice)")
+    defaults = {f.name: f.default for f in fields(ABOptions)}
+    p.add_argument("--processes", type=int, default=defaults["processes"],
+                   help="worker processes per side, at most (default %(default)s)")
+    p.add_argument("--first-processes", type=int, default=defaults["first"],
+                   help="processes per side in the first stage (default %(default)s)")
+    p.add_argument("--rounds", type=int, default=defaults["rounds"],
+                   help="rounds per stage; each process times one block per round (default %(default)s)")
+    p.add_argument("--threshold", type=float, default=defaults["threshold"],
+                   help="slower only if significant and the estimated slowdown exceeds this (default %(default)s)")
+    p.add_argument("--alpha", type=float, default=defaults["alpha"],
+                   help="significance after Benjamini-Hochberg across settings, spent over the looks "
+                        "(default %(default)s)")
+    p.add_argument("--detect", type=float, default=defaults["detect"],
+                   help="a setting that could not have seen this slowdown (80%% power) is inconclusive, not "
+                        "same (default %(default)s)")
+    p.add_argument("--metric", choices=METRICS, default=defaults["metric"],
+                   help="time: interleaved wall time (default); instructions: each setting's instructions per call "
+                        "counted under Callgrind on both sides at once, no timing (CPU only, needs valgrind)")
+    p.add_argument("--instructions-tolerance", type=float, default=defaults["instructions_tolerance"],
+                   help="--metric instructions: instructions-up beyond this relative growth (default %(default)s)")
+    p.add_argument("--markdown", metavar="FILE", help="write the verdict table as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
+    p.add_argument("--json", metavar="FILE", help="write every block of both sides and the verdicts as JSON")
+    p.add_argument("--out-dir", metavar="DIR", help="write each side's run file (a.json, b.json) here")
+    p.set_defaults(handler=run)

@@ -1,0 +1,44 @@
+"""`vitcnn compare BASE NEW`: two run files, setting by setting; exit 1 on a regression."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from vitcnn.cli.errors import error
+from vitcnn.gate import rules
+from vitcnn.gate.metrics import REGRESSION_LABELS, add_gate_options, options_from
+from vitcnn.gate.verdicts import format_table, to_markdown
+from vitcnn.options import option_value
+from vitcnn.runfile import RunFileError, load_run
+
+EXIT = (f"Exit 0: no regression; 1: a regression ({', '.join(REGRESSION_LABELS)}; "
+        f"missing only without --allow-missing); 2: bad options, unreadable file or fingerprint mismatch.")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compare two run files; its exit codes are EXIT."""
+    try:
+        options = options_from(lambda option: option_value(args, option), "--", pytest=False)
+        base, new = load_run(args.base), load_run(args.new)
+        # As the stored gate: a CPU's speed is judged from the base's saved runs (one run file is one of them)
+        comparison = rules.compare(base, new, options, speed_needs_history=new.fingerprint.get("device") != "cuda")
+    except (ValueError, RunFileError) as exc:  # FingerprintMismatch and RunFileError are ValueErrors too
+        return error("compare", str(exc))
+    print(format_table(comparison), end="")
+    if args.markdown:
+        try:
+            Path(args.markdown).write_text(to_markdown(comparison))
+        except OSError as exc:
+            return error("compare", f"cannot write {args.markdown}: {exc.strerror or exc}")
+    return 1 if comparison.has_regression else 0
+
+
+def add_compare(subparsers) -> None:
+    p = subparsers.add_parser("compare", help="compare two run files; exit 1 on a regression",
+                              description=EXIT)
+    p.add_argument("base", help="baseline run JSON")
+    p.add_argument("new", help="new run JSON")
+    add_gate_options(p.add_argument, "--", pytest=False)
+    p.add_argument("--markdown", metavar="FILE", help="also write a Markdown summary (e.g. a GitHub job summary)")
+    p.set_defaults(handler=run)

@@ -1,0 +1,156 @@
+"""`vitcnn history add|run|check|show` (runs kept over commits, backfilled, their change points) and `vitcnn publish`
+(the static site of a history store)."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+from vitcnn.cli.errors import error
+
+
+def history_add(args: argparse.Namespace) -> int:
+    """Exit 0 when every file was added or already stored; 2 when one was refused or the store is damaged."""
+    from vitcnn.history.store import HistoryStore, StoreError
+
+    try:
+        store = HistoryStore(args.store, create=True)
+        outcomes = store.add(args.runs)
+    except (StoreError, OSError) as exc:
+        return error("history add", str(exc))
+    for outcome in outcomes:
+        print(f"{outcome.outcome:8} {outcome.source}" + (f" ({outcome.key})" if outcome.key else "")
+              + (f": {outcome.reason}" if outcome.reason else ""))
+    if not outcomes:
+        return error("history add", f"no run files in {' '.join(args.runs)}")
+    return 2 if any(o.outcome == "refused" for o in outcomes) else 0
+
+
+def history_run(args: argparse.Namespace) -> int:
+    """Exit 0 when every commit was measured or skipped with a reason; 1 when one failed; 2 on a bad range or
+    store."""
+    from vitcnn.history import backfill
+    from vitcnn.history.store import HistoryStore, StoreError
+
+    pytest_args = list(args.passthrough)
+    if args.profile:
+        pytest_args = [f"--vitcnn-profile={args.profile}", *pytest_args]
+    try:
+        store = HistoryStore(args.store, create=True)
+        out_dir = Path(args.out_dir) if args.out_dir else backfill.temporary_out_dir()
+        done = backfill.backfill(store, args.commits, out_dir, pytest_args, every=args.every,
+                                 skip_stored=(args.profile or "") if args.skip_stored else None,
+                                 warm_cache=args.warm_cache)
+    except (StoreError, backfill.BackfillError, OSError) as exc:
+        return error("history run", str(exc))
+    counts = Counter(m.outcome for m in done)
+    print(f"{len(done)} commit(s): " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+          + f"; run files and logs in {out_dir}")
+    return 1 if counts.get("failed") else 0
+
+
+def history_check(args: argparse.Namespace) -> int:
+    """Exit 0: no series ends in a regression; 1: some series does (its newest level is more than the tolerance
+    above the level before its latest regression change point); 2: unreadable store or bad options."""
+    from vitcnn.history import check, series
+    from vitcnn.history.store import HistoryStore, StoreError
+
+    try:
+        store = HistoryStore(args.store)
+        found = check.findings(_series(store, args, series), args.tolerance)
+    except StoreError as exc:
+        return error("history check", str(exc))
+    print(check.render(found), end="")
+    if args.markdown:
+        try:
+            Path(args.markdown).write_text(check.render(found, markdown=True))
+        except OSError as exc:
+            return error("history check", f"cannot write {args.markdown}: {exc.strerror or exc}")
+    failing = [f for f in found if f.fails]
+    print(f"{len(found)} change point(s), {len(failing)} series ending in a regression")
+    return 1 if failing else 0
+
+
+def _series(store, args: argparse.Namespace, series_module) -> list:
+    metrics = args.metric or list(series_module.METRICS)
+    built = series_module.build(((e.key, run) for e, run in store.runs()), metrics)
+    return [s for s in built if not args.machine or s.machine in args.machine]
+
+
+def history_show(args: argparse.Namespace) -> int:
+    """Exit 0 and list the stored runs, oldest commit first; 2 on an unreadable store."""
+    from vitcnn.history.store import HistoryStore, StoreError
+
+    try:
+        store = HistoryStore(args.store)
+    except StoreError as exc:
+        return error("history show", str(exc))
+    for e in sorted(store.entries, key=lambda e: e.order):
+        dirty = " (dirty)" if e.dirty else ""
+        print(f"{e.key}  {(e.commit or 'no commit')[:10]}{dirty}  {e.commit_time or '-'}  {e.profile or '-'}  "
+              f"torch {e.torch or '-'}  {e.slug}")
+    print(f"{len(store.entries)} run(s) in {store.root}")
+    return 0
+
+
+def add_history(subparsers) -> None:
+    from vitcnn.history.series import METRICS
+
+    h = subparsers.add_parser("history", help="keep runs over commits, backfill commits, find change points")
+    actions = h.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="add run files (or directories of them, e.g. .benchmarks/) to a store",
+                             description=history_add.__doc__)
+    add.add_argument("store", help="the history directory (made when absent)")
+    add.add_argument("runs", nargs="+", help="run JSON files, or directories searched for *.json")
+    add.set_defaults(handler=history_add)
+    run = actions.add_parser("run", help="measure commits in temporary worktrees and add their runs (like asv run)",
+                             description=history_run.__doc__,
+                             epilog="Options after -- go to each commit's pytest, e.g. -- --vitcnn-threads 1.")
+    run.add_argument("store", help="the history directory (made when absent)")
+    run.add_argument("--commits", required=True, metavar="A..B",
+                     help="A..B: B's first-parent commits after A, oldest first; or one commit")
+    run.add_argument("--every", type=int, default=1, metavar="N", help="measure every Nth commit (the newest always)")
+    run.add_argument("--profile", help="the --vitcnn-profile each commit runs")
+    run.add_argument("--skip-stored", action="store_true",
+                     help="skip commits the store already has a run of (of --profile, when given)")
+    run.add_argument("--warm-cache", action="store_true",
+                     help="compile with the machine's inductor/Triton caches (default: empty ones per commit, so "
+                          "every compile time is a cold compile)")
+    run.add_argument("--out-dir", metavar="DIR", help="keep each commit's run file and log here (default: a temp dir)")
+    run.set_defaults(handler=history_run)
+    check = actions.add_parser("check", help="change points per setting and metric; exit 1 when a series ends in a "
+                                             "regression", description=history_check.__doc__)
+    check.add_argument("store", help="the history directory")
+    check.add_argument("--tolerance", type=float,
+                       help="relative growth that is a regression, for every metric (default: per metric, " +
+                            ", ".join(f"{m.name} {m.tolerance:g}" for m in METRICS.values()) + ")")
+    check.add_argument("--metric", action="append", choices=list(METRICS), help="only this metric (repeatable)")
+    check.add_argument("--machine", action="append", metavar="SLUG", help="only this machine (repeatable)")
+    check.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
+    check.set_defaults(handler=history_check)
+    show = actions.add_parser("show", help="list the stored runs", description=history_show.__doc__)
+    show.add_argument("store", help="the history directory")
+    show.set_defaults(handler=history_show)
+
+
+def publish(args: argparse.Namespace) -> int:
+    """Exit 0 and print the site's index page; 2 on an unreadable store or an output directory that is not empty
+    and not an earlier site."""
+    from vitcnn.history.store import HistoryStore, StoreError
+    from vitcnn.site.publish import PublishError, publish
+
+    try:
+        index = publish(HistoryStore(args.store), Path(args.out))
+    except (StoreError, PublishError, OSError) as exc:
+        return error("publish", str(exc))
+    print(index)
+    return 0
+
+
+def add_publish(subparsers) -> None:
+    p = subparsers.add_parser("publish", help="a static site from a history store (works offline, from file://)",
+                              description=publish.__doc__)
+    p.add_argument("store", help="the history directory")
+    p.add_argument("--out", required=True, metavar="DIR", help="where the site is written")
+    p.set_defaults(handler=publish)
