@@ -463,6 +463,25 @@ def test_cpu_speed_from_saved_runs_catches_a_change_far_beyond_their_spread():
 
 
 
+def test_cpu_speed_far_beyond_any_drift_fails_however_wide_the_saved_runs_bound():
+    """Three saves 20-50% apart allow +1,000% and more with 2 degrees of freedom (a planted 9x slowdown read `same`
+    on two VMs); a change beyond FAR (2x) is beyond any run-to-run drift a CPU has shown and decides alone."""
+    options = rules.GateOptions()
+    spread = [0.0100, 0.0085, 0.0128]
+    assert speed.history_speed(spread, 0.0900, options, tests=2).label == "same"  # the t bound alone misses it
+    rule = speed.StoredRuns({S1.id: spread}, needs_history=True, tests=2)
+    base = make_run(result(S1, low_noise(0.0100))).results[S1.id]
+    new = make_run(result(S1, low_noise(0.09))).results[S1.id]
+    [found] = rule.findings([(0, base, new)], options).values()
+    assert found.found.label == "slower" and "beyond 2x" in found.found.detail
+    faster = make_run(result(S1, low_noise(0.004))).results[S1.id]
+    assert rule.findings([(0, base, faster)], options)[0].found.label == "faster"
+    within = make_run(result(S1, low_noise(0.018))).results[S1.id]  # 1.8x: the most drift seen; the bound decides
+    assert rule.findings([(0, base, within)], options)[0].found.label == "same"
+    wide = rules.GateOptions(tolerance=9.0)  # a tolerance wider than FAR widens it too
+    assert rule.findings([(0, base, new)], wide)[0].found.label == "same"
+
+
 def test_cpu_gate_without_noise_history_does_not_fail_on_speed_and_says_so(tmp_path):
     bl.save_baseline(make_run(result(S1, low_noise(0.01, seed=1)), result(S2, low_noise(0.01, seed=1)),
                                result(S3), result(S4)), tmp_path)

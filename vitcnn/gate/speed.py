@@ -26,6 +26,11 @@ from vitcnn.result import Result
 
 MIN_SAMPLES = 3  # fewer raw samples on a side and no significance test is attempted
 MIN_HISTORY = 3  # saved runs of a setting before the stored-baseline gate decides a CPU run's speed
+# A CPU run further than this from its saved runs is slower (or faster) however few saves there are, and however
+# wide their t bound: separate runs of one setting on the 2-core VMs differed by up to 1.8x (DESIGN.md, rule 15;
+# whole processes 10-60%), and the bound with 2 degrees of freedom can allow far more (a planted 9x slowdown read
+# `same` against three saves 20-50% apart). A factor, not a statistic: what no quiet machine has shown.
+FAR = 2.0
 NOT_GATED = "speed not gated"
 CPU_NOTE = (f"CPU speed is judged against the spread between the baseline's saved runs (each run one draw; a "
             f"setting with fewer than {MIN_HISTORY} saved runs is not gated on speed): only changes far beyond "
@@ -158,11 +163,27 @@ class StoredRuns(OneRun):
             if not new.median_s:
                 continue
             if len(saved) >= MIN_HISTORY:
-                found[i] = SpeedFinding(history_speed(saved, new.median_s, options, self.tests))
+                decided = history_speed(saved, new.median_s, options, self.tests)
+                far = far_beyond(saved, new.median_s, options)
+                found[i] = SpeedFinding(far if far and decided.label == "same" else decided)
             elif found[i].found.label in ("slower", "faster"):
                 why = f"{NOT_GATED}: CPU baseline with {len(saved)} saved run(s), needs {MIN_HISTORY}"
                 found[i] = SpeedFinding(found[i].found._replace(label="inconclusive"), caveat=why)
         return found
+
+
+def far_beyond(saved: list[float], new_median_s: float, options: GateOptions) -> Finding | None:
+    """`slower`/`faster` when the new median is further than FAR (or the tolerance, if larger) from the geometric
+    mean of the saved runs' medians (None otherwise): a change no run-to-run drift of a quiet CPU explains,
+    decided without statistics, where the saved runs are too few or too spread for the t bound to see it."""
+    ratio = new_median_s / math.exp(float(np.mean(np.log(saved))))
+    factor = max(FAR, 1 + options.tolerance)
+    if max(ratio, 1 / ratio) <= factor:
+        return None
+    return Finding("slower" if ratio > 1 else "faster",
+                   f"{(ratio - 1) * 100:+.1f}% against the mean of {len(saved)} saved runs: beyond {factor:g}x, more "
+                   f"than any run-to-run drift a CPU has shown (their t bound, with {len(saved) - 1} df, allowed "
+                   f"more)", ratio)
 
 
 class Interleaved:
