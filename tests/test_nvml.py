@@ -105,3 +105,26 @@ def test_no_answer_says_why(monkeypatch, kwargs, expected):
 def test_without_pynvml(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails
     assert nvml.device_info("abc")["error"].startswith("NVML unavailable: ModuleNotFoundError")
+
+
+def test_clock_events_are_named_by_bit():
+    assert nvml.clock_events(None) is None
+    assert nvml.clock_events(0) == []
+    assert nvml.clock_events(0x4 | 0x40) == ["sw_power_cap", "hw_thermal_slowdown"]
+    assert nvml.clock_events(0x1 | 0x10000) == ["gpu_idle", "0x10000"]
+
+
+def test_the_clock_reader_asks_the_sm_clock_and_the_clock_events_until_closed(monkeypatch):
+    fake = _fake_pynvml()
+    fake.nvmlDeviceGetClockInfo = lambda handle, kind: {1: 1410, 2: 2619}[kind]
+    fake.nvmlDeviceGetCurrentClocksEventReasons = lambda handle: 0x4
+    _install(monkeypatch, fake)
+    reader = nvml.ClockReader("abc")
+    assert reader() == {"sm_clock_mhz": 1410, "clock_events": ["sw_power_cap"]}
+    reader.close()
+    assert reader() is None and fake.calls[-1] == "nvmlShutdown"
+
+
+def test_a_clock_reader_without_nvml_answers_none(monkeypatch):
+    _install(monkeypatch, _fake_pynvml(init_fails=True))
+    assert nvml.ClockReader("abc")() is None

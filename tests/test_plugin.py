@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -261,6 +263,29 @@ def test_gate_flags_a_setting_that_now_ooms(gate_baseline, tmp_path):
                           "-p", "tests.force_failure", env={"VITCNN_FORCE_OOM": "convnext_atto"})
     assert done.returncode == 1, done.stdout[-4000:]
     assert _verdicts(run_a.json_path, run_d)["convnext_atto-64px-bs1-fp32-nchw-eager"] == ("now-oom",)
+
+
+@pytest.mark.slow
+def test_a_busy_neighbour_during_the_timing_is_named_and_its_speed_not_judged(tmp_path, capsys):
+    """A process spinning on one core of the machine while a setting is timed (measure/host.py): the run file says
+    why the setting was contended, the terminal table marks it, `vitcnn check` names it and a comparison does not
+    read a speed verdict from it."""
+    run = tmp_path / "busy.json"
+    neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        done = run_benchmarks("-k", "vit_t16 and 64px and bs1 and eager", "--vitcnn-target-seconds", "0.5",
+                              "--benchmark-json", str(run))
+    finally:
+        neighbour.kill()
+        neighbour.wait()
+    assert done.returncode == 0, done.stdout[-3000:]
+    [result] = load_run(run).results.values()
+    assert "other processes took" in result.get("contended"), result.get("host_state")
+    assert result.get("host_state")["others_cores_max"] >= 0.5
+    assert "CONTENDED: 1 of 1 timed block(s)" in done.stdout
+    assert main(["check", str(run)]) == 1 and "[contended]" in capsys.readouterr().out
+    [verdict] = rules.compare(load_run(run), load_run(run)).verdicts
+    assert verdict.labels == ("inconclusive",) and "timed beside a busy neighbour" in verdict.detail
 
 
 def test_gate_without_a_baseline_fails_with_advice(tmp_path):

@@ -87,7 +87,7 @@ def gpu_fields(props, answers: dict) -> dict:
     }
 
 
-def _pci_bus_id(props) -> str | None:
+def pci_bus_id(props) -> str | None:
     """NVML's spelling of the device's PCI address, when this torch exposes it."""
     try:
         return f"{props.pci_domain_id:08X}:{props.pci_bus_id:02X}:{props.pci_device_id:02X}.0"
@@ -118,7 +118,7 @@ def collect(device: torch.device | str | None = None) -> dict:
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         uuid = getattr(props, "uuid", None)
-        fp.update(gpu_fields(props, nvml.device_info(str(uuid) if uuid else None, _pci_bus_id(props))))
+        fp.update(gpu_fields(props, nvml.device_info(str(uuid) if uuid else None, pci_bus_id(props))))
     return fp
 
 

@@ -81,3 +81,48 @@ def device_info(uuid: str | None = None, pci_bus_id: str | None = None) -> dict:
         return info
     finally:
         _ask(pynvml.nvmlShutdown)
+
+
+# Why the GPU ran below its clock (NVML's clock-event reasons, formerly "throttle reasons"), by bit.
+CLOCK_EVENTS = {0x1: "gpu_idle", 0x2: "applications_clocks_setting", 0x4: "sw_power_cap", 0x8: "hw_slowdown",
+                0x10: "sync_boost", 0x20: "sw_thermal_slowdown", 0x40: "hw_thermal_slowdown",
+                0x80: "hw_power_brake_slowdown", 0x100: "display_clock_setting"}
+
+
+def clock_events(mask: int | None) -> list[str] | None:
+    """The names of the reasons set in an NVML clock-event mask (unknown bits as hex)."""
+    if mask is None:
+        return None
+    names = [name for bit, name in CLOCK_EVENTS.items() if mask & bit]
+    unknown = mask & ~sum(CLOCK_EVENTS)
+    return names + ([hex(unknown)] if unknown else [])
+
+
+class ClockReader:
+    """The SM clock and the clock-event reasons of one GPU, read around every timed block (a block that ran while
+    the GPU was power- or thermally capped says so). NVML stays open from the first read until close();
+    a reader without NVML (not installed, no driver, device not found) answers None."""
+
+    def __init__(self, uuid: str | None = None, pci_bus_id: str | None = None) -> None:
+        self.pynvml = self.handle = None
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+        except Exception:  # ImportError, or NVMLError when there is no driver
+            return
+        self.pynvml, self.handle = pynvml, _handle(pynvml, uuid, pci_bus_id)
+
+    def __call__(self) -> dict | None:
+        if self.handle is None:
+            return None
+        pynvml = self.pynvml
+        reasons = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
+            getattr(pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons")
+        return {"sm_clock_mhz": _ask(pynvml.nvmlDeviceGetClockInfo, self.handle, pynvml.NVML_CLOCK_SM),
+                "clock_events": clock_events(_ask(reasons, self.handle))}
+
+    def close(self) -> None:
+        if self.pynvml is not None:
+            _ask(self.pynvml.nvmlShutdown)
+            self.pynvml = self.handle = None

@@ -32,7 +32,7 @@ def measure_options(getoption: Callable[[str], object]) -> MeasureOptions:
     return MeasureOptions(
         target_seconds=getoption("--vitcnn-target-seconds"), warmup_seconds=getoption("--vitcnn-warmup-seconds"),
         min_rounds=getoption("--vitcnn-min-rounds"), max_rounds=getoption("--vitcnn-max-rounds"),
-        inference_mode=not getoption("--vitcnn-no-inference-mode"),
+        inference_mode=not getoption("--vitcnn-no-inference-mode"), seed=getoption("--vitcnn-seed"),
         compile_times=ON_OFF[getoption("--vitcnn-compile-times")], eager_twin=ON_OFF[getoption("--vitcnn-eager-twin")],
     )
 
@@ -57,6 +57,9 @@ def _add_vitcnn_options(parser: pytest.Parser) -> None:
                     help="fewest timed calls per setting (default: %(default)s)")
     group.addoption("--vitcnn-max-rounds", type=int, default=defaults.max_rounds,
                     help="most timed calls per setting (default: %(default)s)")
+    group.addoption("--vitcnn-seed", type=int, default=defaults.seed,
+                    help="seed torch's RNG before each setting's model and input are built: the same weights and "
+                         "input in every process (default: not seeded)")
     group.addoption("--vitcnn-no-inference-mode", action="store_true",
                     help="run forwards with autograd on (keeps activations): a planted memory regression")
     group.addoption("--vitcnn-compile-times", choices=("on", "off"), default=None,

@@ -29,6 +29,8 @@ def _row(result: Result) -> list[str]:
         return [result.id, result.status, *["-"] * (len(COLUMNS) - 3), (result.reason or "")[:NOTE_LIMIT]]
     tflops, mfu = table.fixed(result.tflops_per_s, ".2f"), _mfu_cell(result)
     notes = [f"{n} {metric.noun}" for metric in (GRAPH_BREAKS, RECOMPILES) if (n := result.get(metric.field))]
+    if result.get("contended"):  # a busy neighbour during the timing (measure/host.py): the time is not comparable
+        notes.insert(0, f"CONTENDED: {result.get('contended')}")
     if result.flops_error:
         notes.append(f"FLOP count incomplete: {result.flops_error}")
         tflops, mfu = tflops + SUSPECT, mfu + SUSPECT

@@ -29,6 +29,7 @@ from vitcnn.ab.design import ABOptions, calls_per_block, pair_order
 from vitcnn.ab.outputs import sides_json, verdict_json, write, write_outputs
 from vitcnn.ab.sidefile import run_json
 from vitcnn.gate import paired, rules, verdicts
+from vitcnn.measure import host
 from vitcnn.result import Result
 from vitcnn.settings import Setting, invalid_reason
 from vitcnn.workers import SideError
@@ -54,6 +55,22 @@ class SettingRecord:
 
     def paired_blocks(self) -> list[paired.Block]:
         return [paired.Block(b["side"], b["process"], b["round"], b["median"]) for b in self.blocks]
+
+
+# A contended block (vitcnn/measure/host.py) is timed again after these pauses, the neighbour given time to leave.
+RETIME_PAUSES_S = (0.2, 1.0, 3.0)
+
+
+def side_host_fields(blocks: list[dict], side: str) -> dict:
+    """A side's host state over the blocks it kept, and why its speed cannot be judged: blocks still contended
+    after re-timing (None when none was). Workers of a vitcnn from before host states report none."""
+    states = [b["host"] for b in blocks if b["side"] == side and b.get("host")]
+    if not states:
+        return {}
+    contended = [s["contended"] for s in states if s.get("contended")]
+    return {"host_state": host.summary(states),
+            "contended": f"{len(contended)} of {len(states)} block(s) of side {side} contended after re-timing "
+                         f"({contended[0]})" if contended else None}
 
 
 class _Setting:
@@ -98,15 +115,29 @@ class _Setting:
                 k = (j + r) % p
                 for name in pair_order(record.pairs):
                     start = time.perf_counter() - self.started
-                    reply = self.pools[name][k].request("block", calls=record.calls)
+                    reply, retimed = self._block(name, k)
                     if reply["status"] != "ok":
                         self._fail(name, reply)
                         return
                     record.blocks.append({"side": name, "process": k, "round": r, "pair": record.pairs,
                                           "start_s": round(start, 4), "samples": reply["samples"],
-                                          "median": paired.block_median(reply["samples"])})
+                                          "median": paired.block_median(reply["samples"]),
+                                          "host": reply.get("host"), "retimed": retimed})
                 record.pairs += 1
             record.rounds += 1
+
+    def _block(self, name: str, k: int) -> tuple[dict, int]:
+        """One block of process k of side `name`, timed again (after a pause) while a neighbour contended it, at
+        most RETIMES times; the reply and how often it was re-timed. A block still contended is kept and marks
+        its setting (contended_reason), whose speed is then not judged."""
+        retimed = 0
+        while True:
+            reply = self.pools[name][k].request("block", calls=self.record.calls)
+            contended = reply["status"] == "ok" and (reply.get("host") or {}).get("contended")
+            if not contended or retimed == len(RETIME_PAUSES_S):
+                return reply, retimed
+            time.sleep(RETIME_PAUSES_S[retimed])
+            retimed += 1
 
     def look(self) -> paired.PairedEstimate:
         o = self.options
@@ -134,7 +165,8 @@ class _Setting:
                     record.samples[name] += reply.get("samples") or []
             if name not in record.results:
                 info = {**record.infos[name][0], **pooled(record.infos[name]),
-                        "ab_processes": self.held[name], "ab_rounds": record.rounds}
+                        "ab_processes": self.held[name], "ab_rounds": record.rounds,
+                        **side_host_fields(record.blocks, name)}
                 record.results[name] = Result(self.settings[name], "ok", samples=record.samples[name], info=info)
         # + 1: a setup that failed may hold something; finishing frees nothing, so every holder is freed
         holders = [w for name in "AB" for w in self.pools[name][:self.held[name] + 1]]

@@ -23,7 +23,7 @@ from typing import NamedTuple
 from vitcnn import fingerprint
 from vitcnn.gate import baseline, instructions, paired
 from vitcnn.gate.comparison import Comparison, SettingVerdict
-from vitcnn.gate.metrics import GATED, SPEED_LABELS, Finding, GateOptions
+from vitcnn.gate.metrics import GATED, SPEED, SPEED_LABELS, Finding, GateOptions
 from vitcnn.gate.speed import CPU_NOTE, Counted, Interleaved, OneRun, SpeedFinding, SpeedRule, StoredRuns
 from vitcnn.result import Result
 from vitcnn.runfile import Run
@@ -75,6 +75,17 @@ def _session_findings(pairs: Sequence[tuple[Result, Result]], options: GateOptio
     return found, notes
 
 
+def _unless_contended(primary: SpeedFinding, base: Result, new: Result, rule: SpeedRule) -> SpeedFinding:
+    """A speed label read from a run timed beside a busy neighbour (vitcnn/measure/host.py: `contended`) becomes
+    `inconclusive`, with the reason: neither a slowdown nor a reassuring `same` can be read from it."""
+    reasons = [reason for result in (base, new) if (reason := result.get("contended"))]
+    if not reasons or rule.primary is not SPEED or primary.found.label not in SPEED_LABELS:
+        return primary
+    why = f"speed not judged, timed beside a busy neighbour: {'; '.join(reasons)}"
+    return primary._replace(found=primary.found._replace(label="inconclusive"),
+                            caveat="; ".join(t for t in (primary.caveat, why) if t))
+
+
 def judge(pairs: Sequence[tuple[Result | None, Result | None]], rule: SpeedRule, options: GateOptions,
           cross_machine: bool = False) -> tuple[list[SettingVerdict], list[str]]:
     """The compare core: a verdict for every (base, new) pair of one setting (either may be absent), and the notes
@@ -90,7 +101,7 @@ def judge(pairs: Sequence[tuple[Result | None, Result | None]], rule: SpeedRule,
         label, detail = _status_label(base, new)
         primary = SpeedFinding(Finding(label, detail))
         if label is None:
-            primary = first[i]
+            primary = _unless_contended(first[i], base, new, rule)
             setting = _setting_findings(base, new, rule, options)
             detail = "; ".join(t for t in (primary.found.detail, *(f.detail for f in setting)) if t)
             detail = "; ".join([detail, *([primary.caveat] if primary.caveat else []),

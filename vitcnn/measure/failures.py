@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
+import traceback
 from dataclasses import dataclass
+
+from vitcnn.result import Result
+from vitcnn.settings import Setting
 
 # CUDA errors that are sticky: after one of them every later CUDA call in the process fails too, so the rest of
 # the sweep would fail for a reason that belongs to this setting. Only these: an unsupported cuDNN shape
@@ -69,3 +73,15 @@ def is_fatal_device_error(exc: BaseException | str) -> bool:
     if isinstance(exc, BaseException) and is_oom(exc):
         return False
     return bool(_FATAL_DEVICE_ERRORS.search(str(exc)))
+
+
+def failure(exc: BaseException, setting: Setting) -> Result:
+    """The Result of a setting that raised: "oom" or "error" with the reason; a sticky CUDA error is marked fatal,
+    a known torch bug named (`upstream`)."""
+    status = "oom" if is_oom(exc) else "error"
+    reason = f"{type(exc).__name__}: {exc}".strip()[:2000]
+    traceback.clear_frames(exc.__traceback__)  # frames hold the model and activations alive
+    known = known_upstream(setting.id, reason) if status == "error" else None
+    if known:
+        reason += f" [known upstream failure: {known}]"
+    return Result(setting, status, reason, fatal=status == "error" and is_fatal_device_error(exc), upstream=known)

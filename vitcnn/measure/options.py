@@ -23,6 +23,7 @@ class MeasureOptions:
     warmup_calls: int = 3  # at least this many calls after compiling (CUDA-graph recording needs >= 2)
     warmup_seconds: float = 1.0  # CPU runs still speed up over their first ~0.5 s; GPU clocks ramp too
     inference_mode: bool = True  # False keeps autograd state: the gate's planted memory regression
+    seed: int | None = None  # torch's RNG seeded before the model and input are built (None: not seeded)
     conventions: str = "strict"  # "essay": cuDNN TF32 on in fp32 and FLOPs without attention (docs/measuring.md)
     device_time_rounds: int = 10  # CUDA: calls timed with events for gpu_time_s / gpu_busy
     # Compiled settings only; None: the profile decides (settings.Profile.compile_extras), see for_profile.

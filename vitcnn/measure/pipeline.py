@@ -33,8 +33,8 @@ from contextlib import ExitStack, nullcontext
 
 import torch
 
-from vitcnn.measure import compiling, memory, peaks, reference, sdpa, training, twin
-from vitcnn.measure.failures import CompiledMismatch, is_fatal_device_error, is_oom, known_upstream  # noqa: F401
+from vitcnn.measure import compiling, host, memory, peaks, reference, sdpa, training, twin
+from vitcnn.measure.failures import failure
 from vitcnn.measure.flops import count_flops
 from vitcnn.measure.options import CONVENTIONS, MeasureOptions
 from vitcnn.measure.precision import DTYPES, precision_flags
@@ -102,6 +102,7 @@ class Prepared:
                  build: Callable[..., torch.nn.Module]) -> None:
         self.setting, self.device, self.options = setting, device, options
         self.samples: list[float] = []
+        self.host = host.Recorder(device)  # the host state of every timed block
         self._contexts = ExitStack()
         try:
             self._prepare(build)
@@ -124,6 +125,8 @@ class Prepared:
         train = setting.task == "train"
         inference_mode = options.inference_mode and not train
         enter(torch.inference_mode() if inference_mode else nullcontext())
+        if options.seed is not None:
+            torch.manual_seed(options.seed)
         self.model, self.x = model, x = _prepare(setting, device, build)
         labels = None
         if train:
@@ -132,7 +135,7 @@ class Prepared:
         self.info = info = {
             "setting": setting.as_dict(), "setting_id": setting.id, "status": "ok",
             "model_family": spec.family, "device": device.type, "precision_flags": flags,
-            "inference_mode": inference_mode, "conventions": options.conventions,
+            "inference_mode": inference_mode, "conventions": options.conventions, "seed": options.seed,
             "cuda_graphs": graphs, "compile_cache_isolation": isolation,
             "params": sum(p.numel() for p in model.parameters()), "weights_bytes": _weights_bytes(model),
         }
@@ -219,7 +222,9 @@ class Prepared:
         One untimed call first: pausing the GC collects once, and the first call after it refills evicted caches."""
         with gc_paused():
             self.call()
+            self.host.start()
             samples = timer(self.call, rounds)
+            self.host.stop(len(samples))
         self.samples += samples
         return samples
 
@@ -228,7 +233,9 @@ class Prepared:
         with gc_paused():
             for _ in range(untimed):
                 self.call()
+            self.host.start()
             samples = plain_timer(self.call, calls)
+            self.host.stop(calls)
         self.samples += samples
         return samples
 
@@ -236,6 +243,7 @@ class Prepared:
         """After timing, never before: memory peaks, device time and the SDPA backend probe; returns the info."""
         info, device = self.info, self.device
         info["host_load_1m"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        info.update(self.host.fields())
         # before the calls below: recompiles during warm-up and timing (should be 0 with static shapes)
         info["recompiles"] = (None if self.dynamo_after_compile is None
                               else compiling.recompiles(self.dynamo_after_compile, compiling.dynamo_counts()))
@@ -310,6 +318,7 @@ class Prepared:
     def close(self) -> None:
         """Leave the setting's contexts and drop the model, input and compiled graph (free_memory does the rest)."""
         self.model = self.x = self.compiled = self.step = None
+        self.host.close()
         self._contexts.close()
 
 
@@ -357,18 +366,6 @@ def _derived(setting: Setting, device: torch.device, info: dict, samples: list[f
         "peak_tflops_matmul": matmul_peak,
         "mfu_matmul": tflops / matmul_peak if tflops and matmul_peak else None,
     }
-
-
-def failure(exc: BaseException, setting: Setting) -> Result:
-    """The Result of a setting that raised: "oom" or "error" with the reason; a sticky CUDA error is marked fatal,
-    a known torch bug named (`upstream`)."""
-    status = "oom" if is_oom(exc) else "error"
-    reason = f"{type(exc).__name__}: {exc}".strip()[:2000]
-    traceback.clear_frames(exc.__traceback__)  # frames hold the model and activations alive
-    known = known_upstream(setting.id, reason) if status == "error" else None
-    if known:
-        reason += f" [known upstream failure: {known}]"
-    return Result(setting, status, reason, fatal=status == "error" and is_fatal_device_error(exc), upstream=known)
 
 
 def measure(setting: Setting, device: torch.device | str, timer: Timer = plain_timer,

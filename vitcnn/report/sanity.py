@@ -114,6 +114,12 @@ def _compile_times(result: Result) -> str | None:
     return "; ".join(found) or None
 
 
+def _contended(result: Result) -> str | None:
+    reason = result.get("contended")
+    return f"timed beside a busy neighbour ({reason}): its time says more about the machine than the code" \
+        if reason else None
+
+
 def _errors(result: Result) -> str | None:
     notes = [f"{key}: {result.get(key)}" for key in ("flops_error", "gpu_time_error", "peak_tflops_matmul_error")
              if result.get(key)]
@@ -131,6 +137,7 @@ def findings(run: Run, cold: bool = False) -> list[Finding]:
         checks = {"kernel": _kernel(result, device), "gpu_busy": _gpu_busy(result), "mfu": _mfu(result),
                   "memory": _memory(result), "spread": _spread(result), "dynamo": _dynamo(result),
                   "compile_cache": _compile_cache(result, cold), "compile_times": _compile_times(result),
+                  "contended": _contended(result),
                   "derived": _errors(result)}
         found += [Finding(check, result.id, detail) for check, detail in checks.items() if detail]
     if not run.results:

@@ -8,7 +8,8 @@ on stdout (anything else the process prints goes to stderr, so library chatter c
   {"cmd": "hello"}                     -> {"ok": true, "machine_info": {...}, "python": ..., "env": {...}}
   {"cmd": "setup", "setting": {...}}   -> {"ok": true, "status": "ok", "per_call_s": s, "info": {...}} | status
                                           "oom"/"error"
-  {"cmd": "block", "calls": n}         -> {"ok": true, "status": "ok", "samples": [s, ...]} | status "oom"/"error"
+  {"cmd": "block", "calls": n}         -> {"ok": true, "status": "ok", "samples": [s, ...], "host": {...}} | status
+                                          "oom"/"error"
   {"cmd": "count", "calls": n}         -> {"ok": true, "status": "ok", "counted": {...}, "info": {...}} (only in a
                                           process started under callgrind: vitcnn/measure/instructions.py)
   {"cmd": "finish"}                    -> {"ok": true, "status": ..., "reason": ..., "info": {...}, "samples": [...]}
@@ -100,14 +101,14 @@ class Worker:
         return {"ok": True, "status": "ok", "per_call_s": self.prepared.per_call_s, "info": self.prepared.info}
 
     def block(self, request: dict) -> dict:
-        """Time `calls` calls after an untimed lead-in (lead_in_calls)."""
+        """Time `calls` calls after an untimed lead-in (lead_in_calls); the reply has the block's host state."""
         if self.prepared is None:
             return {"ok": False, "error": "block before a successful setup"}
         try:
             samples = self.prepared.time_block(int(request["calls"]), untimed=lead_in_calls(self.prepared.per_call_s))
         except Exception as exc:
             return self._failed(exc)
-        return {"ok": True, "status": "ok", "samples": samples}
+        return {"ok": True, "status": "ok", "samples": samples, "host": self.prepared.host.blocks[-1]}
 
     def count(self, request: dict) -> dict:
         """Instructions per call of the prepared setting (instructions.count), with the setting's info so far: its
