@@ -347,3 +347,32 @@ def test_identical_blocks_on_both_sides_are_never_significant():
                 if min(e.p_slower, e.p_faster) < 0.05 or label != "same":
                     found.append((rounds, processes, median, e.p_slower, e.p_faster, label))
     assert not found, found
+
+
+def _session(rng: np.random.Generator, process_sd: float, block_sd: float, processes: int = 4, rounds: int = 6
+             ) -> list[paired.Block]:
+    offsets = {(side, k): rng.normal(0, process_sd) for side in "AB" for k in range(processes)}
+    return [paired.Block(side, k, r, float(0.01 * np.exp(offsets[side, k] + 0.02 * r + rng.normal(0, block_sd))))
+            for r in range(rounds) for side in "AB" for k in range(processes)]
+
+
+@pytest.mark.parametrize("process_sd", [0.0, 0.05, 0.2])
+def test_variance_components_recover_planted_process_offsets(process_sd):
+    rng = np.random.default_rng(7)
+    found = [paired.variance_components(_session(rng, process_sd, 0.03)) for _ in range(300)]
+    between, within = np.mean([f.between for f in found]), np.mean([f.within for f in found])
+    assert within == pytest.approx(0.03 ** 2, rel=0.1)
+    assert between == pytest.approx(process_sd ** 2, abs=2e-4, rel=0.15)
+    shares = [f.share_between for f in found]
+    if process_sd == 0.0:
+        assert np.median(shares) < 0.05
+    if process_sd == 0.2:
+        assert np.median(shares) > 0.9 and all(f.processes == 4 for f in found)
+
+
+def test_variance_components_of_a_drift_shared_by_all_processes_is_not_between_processes():
+    rng = np.random.default_rng(3)
+    blocks = [paired.Block(side, k, r, float(0.01 * (1 + 0.5 * (r % 2)) * np.exp(rng.normal(0, 0.01))))
+              for r in range(8) for side in "AB" for k in range(3)]  # the machine alternates 1x / 1.5x by round
+    shares = paired.variance_components(blocks)
+    assert shares.share_between < 0.2 and shares.within < 2e-4

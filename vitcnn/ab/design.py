@@ -49,6 +49,8 @@ class ABOptions:
                              "needs two")
         if self.rounds < 2:
             raise ValueError("--rounds must be >= 2")
+        if not self.target_seconds > 0:
+            raise ValueError("--target-seconds must be > 0")
         if not 0 < self.alpha < 1 or not self.threshold >= 0 or not self.detect > 0:
             raise ValueError("--alpha must be in (0, 1), --threshold >= 0 and --detect > 0")
         if not self.instructions_tolerance >= 0:

@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
         options = ABOptions(
             a=sides[0], b=sides[1], settings=_settings(args, device_type), profile=args.profile,
             device=args.device, threads=args.threads, processes=args.processes, first=args.first_processes,
-            rounds=args.rounds, threshold=args.threshold, alpha=args.alpha, detect=args.detect,
+            rounds=args.rounds, target_seconds=args.target_seconds, threshold=args.threshold, alpha=args.alpha,
+            detect=args.detect,
             markdown=Path(args.markdown) if args.markdown else None, json_path=Path(args.json) if args.json else None,
             out_dir=Path(args.out_dir) if args.out_dir else None, metric=args.metric,
             instructions_tolerance=args.instructions_tolerance)
@@ -87,6 +88,9 @@ def add_ab(subparsers) -> None:
                    help="processes per side in the first stage (default %(default)s)")
     p.add_argument("--rounds", type=int, default=defaults["rounds"],
                    help="rounds per stage; each process times one block per round (default %(default)s)")
+    p.add_argument("--target-seconds", type=float, default=defaults["target_seconds"],
+                   help="timed seconds per side and setting in the first stage, split over its blocks "
+                        "(default %(default)s)")
     p.add_argument("--threshold", type=float, default=defaults["threshold"],
                    help="slower only if significant and the estimated slowdown exceeds this (default %(default)s)")
     p.add_argument("--alpha", type=float, default=defaults["alpha"],

@@ -92,11 +92,9 @@ def block_median(samples: Sequence[float]) -> float:
     return statistics.median(samples)
 
 
-def process_effects(blocks: Sequence[Block]) -> dict[tuple[str, int], float]:
-    """Each (side, process)'s effect on log time, the rounds' shared drift removed (least squares, y = round +
-    process). Effects are defined up to one common constant: only their differences mean anything."""
-    if not blocks:
-        return {}
+def _fit(blocks: Sequence[Block]) -> tuple[list[tuple[str, int]], np.ndarray, np.ndarray, int]:
+    """Least squares y = round + process on log block medians: the units, their coefficients, the residuals and the
+    residual degrees of freedom."""
     medians = np.array([b.median for b in blocks], dtype=float)
     if not (np.isfinite(medians).all() and (medians > 0).all()):
         raise ValueError("block medians must be finite and positive")
@@ -108,10 +106,50 @@ def process_effects(blocks: Sequence[Block]) -> dict[tuple[str, int], float]:
     for row, b in enumerate(blocks):
         design[row, unit_index[(b.side, b.process)]] = 1.0
         design[row, round_index[b.round]] = 1.0
-    coefficients = np.linalg.lstsq(design, np.log(medians), rcond=None)[0]
+    y = np.log(medians)
+    coefficients, _, rank, _ = np.linalg.lstsq(design, y, rcond=None)
+    return units, coefficients[:len(units)], y - design @ coefficients, len(blocks) - int(rank)
+
+
+def process_effects(blocks: Sequence[Block]) -> dict[tuple[str, int], float]:
+    """Each (side, process)'s effect on log time, the rounds' shared drift removed (least squares, y = round +
+    process). Effects are defined up to one common constant: only their differences mean anything."""
+    if not blocks:
+        return {}
+    units, effects, _, _ = _fit(blocks)
     # Rounded to 1e-12 in log time (a relative 1e-12, far below a clock's resolution): the fit's floating-point
     # residue (~1e-16) must not read as a difference, or identical sides would test as exactly different.
-    return {u: round(float(coefficients[i]), EFFECT_DIGITS) for u, i in unit_index.items()}
+    return {u: round(float(e), EFFECT_DIGITS) for u, e in zip(units, effects)}
+
+
+class VarianceShares(NamedTuple):
+    """How a setting's block-to-block variance of log time splits between processes and within them."""
+
+    between: float  # variance of the process effects beyond what their own blocks' noise explains
+    within: float  # residual variance of one block, the rounds' drift removed
+    processes: int  # per side (the smaller side)
+
+    @property
+    def share_between(self) -> float:
+        total = self.between + self.within
+        return self.between / total if total > 0 else 0.0
+
+
+def variance_components(blocks: Sequence[Block]) -> VarianceShares:
+    """Between- and within-process variance of log block time (random-effects ANOVA on the y = round + process
+    fit): the process effects' spread around their side's mean, less the part the blocks' own noise gives an effect
+    estimated from B blocks (within / B). A share near 1 says the processes, not the blocks, carry the noise."""
+    units, effects, residuals, df = _fit(blocks)
+    within = float(residuals @ residuals / df) if df > 0 else 0.0
+    deviations, per_side = [], {}
+    for side in sorted({u[0] for u in units}):
+        mine = np.array([e for u, e in zip(units, effects) if u[0] == side])
+        per_side[side] = len(mine)
+        deviations += list(mine - mine.mean())
+    spread_df = sum(n - 1 for n in per_side.values())
+    blocks_per_process = len(blocks) / max(len(units), 1)
+    spread = float(np.dot(deviations, deviations) / spread_df) if spread_df > 0 else 0.0
+    return VarianceShares(max(spread - within / blocks_per_process, 0.0), within, min(per_side.values()))
 
 
 def _detectable(se: float, df: int, alpha: float, threshold: float) -> float:
