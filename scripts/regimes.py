@@ -3,8 +3,8 @@ the host-state fields that move with the slow processes.
 
     python scripts/regimes.py ab-1.json [ab-2.json ...] [--label NAME ...]
 
-Each file is the `--json` output of one `vitcnn ab` session (or it gzipped) (an A/A: both sides the same code, each process a
-random draw). Per file and setting it prints the share of the block variance that lies between processes
+Each file is the `--json` output of one `vitcnn ab` session, or that gzipped (an A/A: both sides the same code, each
+process a random draw). Per file and setting it prints the share of the block variance that lies between processes
 (vitcnn.gate.paired.variance_components), the spread of the process effects, and for every host-state field the
 Spearman correlation between a process's effect and its mean of that field over its blocks (with 8 processes a
 |rho| above ~0.7 is worth a look; none of this is a test). Then one line per file: the median share over its

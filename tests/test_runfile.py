@@ -189,3 +189,12 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypat
         write_atomic(target, {"new": list(range(100))}, replace=replace)
     monkeypatch.undo()
     assert old.read_bytes() == b"old" and _names(tmp_path) == ["old.json"]
+
+
+def test_an_output_a_user_named_gets_its_missing_folders(tmp_path):
+    from vitcnn.runfile import write_output
+
+    write_output(tmp_path / "a" / "b" / "verdicts.md", "| x |\n")
+    write_output(tmp_path / "c" / "blocks.json", {"schema": 1})
+    assert (tmp_path / "a" / "b" / "verdicts.md").read_text() == "| x |\n"
+    assert json.loads((tmp_path / "c" / "blocks.json").read_text()) == {"schema": 1}

@@ -177,6 +177,17 @@ def load_run(path: str | Path) -> Run:
     return parse_run(data, str(path))
 
 
+def write_output(path: Path | str, data: str | dict) -> None:
+    """An output a user named (--json, --markdown, ...): text, or a dict as JSON written atomically; missing parent
+    directories are created, as pytest-benchmark does for --benchmark-json."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, dict):
+        write_atomic(path, data)
+    else:
+        path.write_text(data)
+
+
 def write_atomic(path: Path | str, data: dict | bytes, replace: bool = True) -> None:
     """Write `data` (bytes, or a dict as indented JSON) to a temp file next to `path`, fsync it, then put it in place:
     readers see the old file or the new one, never half of one, and a failure leaves `path` as it was and no temp

@@ -19,7 +19,7 @@ from pytest_benchmark.utils import safe_dumps
 from vitcnn import settings
 from vitcnn.gate.metrics import options_from
 from vitcnn.measure.options import MeasureOptions
-from vitcnn.runfile import Run, parse_run, status_entry, write_atomic
+from vitcnn.runfile import Run, parse_run, status_entry, write_atomic, write_output
 from vitcnn.scale import compile_cache, shard
 
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ def _gate(config: pytest.Config, run: Run, lines: list[str]) -> bool:
     lines += ["", verdicts.format_table(comparison)]
     markdown_path = config.getoption("--vitcnn-gate-markdown")
     if markdown_path:
-        Path(markdown_path).write_text(verdicts.to_markdown(comparison))
+        write_output(markdown_path, verdicts.to_markdown(comparison))
     lines.append(f"vitcnn gate: {'FAILED' if comparison.has_regression else 'passed'}: {comparison.summary()}")
     return comparison.has_regression
 

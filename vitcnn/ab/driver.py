@@ -26,11 +26,12 @@ from pathlib import Path
 
 from vitcnn import fingerprint
 from vitcnn.ab.design import ABOptions, calls_per_block, pair_order
-from vitcnn.ab.outputs import sides_json, verdict_json, write, write_outputs
+from vitcnn.ab.outputs import sides_json, verdict_json, write_outputs
 from vitcnn.ab.sidefile import run_json
 from vitcnn.gate import paired, rules, verdicts
 from vitcnn.measure import host
 from vitcnn.result import Result
+from vitcnn.runfile import write_output
 from vitcnn.settings import Setting, invalid_reason
 from vitcnn.workers import SideError
 from vitcnn.workers.checkout import Checkout
@@ -236,7 +237,8 @@ def _write_outputs(options: ABOptions, hello: dict, records: list[SettingRecord]
     if options.out_dir:
         for name in "AB":
             path = options.out_dir / f"{name.lower()}.json"
-            write(path, run_json([r.results[name] for r in records], hello[name]["machine_info"], options.profile))
+            results = [r.results[name] for r in records]
+            write_output(path, run_json(results, hello[name]["machine_info"], options.profile))
             lines.append(f"vitcnn ab: side {name}'s run file (for `vitcnn report`/`compare`): {path}")
     by_id = {v.id: v for v in comparison.verdicts}
     write_outputs(options, verdicts.paired_markdown(comparison), {

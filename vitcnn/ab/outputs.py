@@ -3,11 +3,9 @@ each side's run file; shared by the timed session (driver.py) and the counted on
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from vitcnn.ab.design import ABOptions
 from vitcnn.gate.comparison import SettingVerdict
-from vitcnn.runfile import write_atomic
+from vitcnn.runfile import write_output
 
 
 def sides_json(options: ABOptions, hello: dict[str, dict]) -> dict:
@@ -22,18 +20,9 @@ def verdict_json(v: SettingVerdict) -> dict:
             "p_adjusted": v.p_value, "detectable": v.detectable, "processes": v.processes, "detail": v.detail}
 
 
-def write(path: Path, data: str | dict) -> None:
-    """Write text, or a dict as JSON (atomically), creating the missing parent directories."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, dict):
-        write_atomic(path, data)
-    else:
-        path.write_text(data)
-
-
 def write_outputs(options: ABOptions, markdown: str, json_data: dict) -> None:
     """The --markdown and --json outputs, where asked for."""
     if options.markdown:
-        write(options.markdown, markdown)
+        write_output(options.markdown, markdown)
     if options.json_path:
-        write(options.json_path, json_data)
+        write_output(options.json_path, json_data)

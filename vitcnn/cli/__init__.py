@@ -1,10 +1,10 @@
 """`python -m vitcnn SUBCOMMAND ...`: the suite's command line, one module per subcommand (as asv's `commands/`).
 
 Exit codes: 0 success (and no regression), 1 a regression (`compare`, `ab`) or a failed part (`sweep`, `history`,
-`check`), 2 a usage error, an unreadable file or a refused comparison; every error is printed as
-`vitcnn COMMAND: error: MESSAGE`. To add a subcommand, write a module whose `add_COMMAND(subparsers)` registers its
-parser with `set_defaults(handler=...)`, and list that function in SUBCOMMANDS. Building the parser imports no torch
-(tests check it): a module imports what its handler needs when it runs.
+`check`), 2 a usage error, an unreadable file or a refused comparison; every error is printed as `vitcnn COMMAND:
+error: MESSAGE`. To add a subcommand, write a module whose `add_COMMAND(subparsers)` registers its parser
+(common.command: the handler and its help), and list that function in SUBCOMMANDS. Building the parser imports no
+torch (tests check it): a module imports what its handler needs when it runs.
 """
 
 from __future__ import annotations

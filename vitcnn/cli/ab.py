@@ -10,7 +10,7 @@ from pathlib import Path
 from vitcnn import settings
 from vitcnn.ab.design import METRICS, ABOptions
 from vitcnn.ab.sides import Side, parse_env, split_opts
-from vitcnn.cli.errors import error
+from vitcnn.cli.common import command, error
 from vitcnn.gate.metrics import REGRESSION_LABELS
 
 EXIT = (f"Exit 0: no regression; 1: a regression ({', '.join(REGRESSION_LABELS)}); "
@@ -59,11 +59,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_ab(subparsers) -> None:
-    p = subparsers.add_parser(
-        "ab", help="measure A (base) and B (candidate) interleaved in one job; exit 1 on a regression",
-        description="Several worker processes per side time short blocks of each setting in rounds (ABBA BAAB "
-                    "...), one process active at a time; a t-test over the processes decides, and settings that "
-                    "are not settled after the first stage get one more fresh process per side. " + EXIT)
+    p = command(
+        subparsers, "ab", run, "measure A (base) and B (candidate) interleaved in one job; exit 1 on a regression",
+        "Several worker processes per side time short blocks of each setting in rounds (ABBA BAAB ...), one process "
+        "active at a time; a t-test over the processes decides, and settings that are not settled after the first "
+        "stage get one more fresh process per side. " + EXIT)
     for name in ("a", "b"):
         side = "A (base)" if name == "a" else "B (candidate)"
         p.add_argument(f"--{name}-python", default=sys.executable, metavar="PYTHON",
@@ -107,4 +107,3 @@ def add_ab(subparsers) -> None:
     p.add_argument("--markdown", metavar="FILE", help="write the verdict table as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
     p.add_argument("--json", metavar="FILE", help="write every block of both sides and the verdicts as JSON")
     p.add_argument("--out-dir", metavar="DIR", help="write each side's run file (a.json, b.json) here")
-    p.set_defaults(handler=run)

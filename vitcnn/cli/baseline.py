@@ -7,7 +7,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from vitcnn.cli.errors import error
+from vitcnn.cli.common import command, error, group
 from vitcnn.gate import baseline
 from vitcnn.runfile import RunFileError, load_run
 
@@ -50,15 +50,11 @@ def show(args: argparse.Namespace) -> int:
 
 
 def add_baseline(subparsers) -> None:
-    b = subparsers.add_parser("baseline", help="manage stored baselines")
-    actions = b.add_subparsers(dest="action", required=True)
-    save_parser = actions.add_parser("save", help="save/merge a run as its fingerprint's baseline (atomic)",
-                                     description=save.__doc__)
+    actions = group(subparsers, "baseline", "manage stored baselines")
+    save_parser = command(actions, "save", save, "save/merge a run as its fingerprint's baseline (atomic)")
     save_parser.add_argument("run", help="run JSON written by `pytest benchmarks --benchmark-json`")
     save_parser.add_argument("--dir", default=baseline.DEFAULT_DIR, help="baseline directory (default %(default)s)")
     save_parser.add_argument("--allow-cross-machine", action="store_true",
                              help="merge even if the existing baseline's fingerprint differs")
-    save_parser.set_defaults(handler=save)
-    show_parser = actions.add_parser("show", help="list stored baselines", description=show.__doc__)
+    show_parser = command(actions, "show", show, "list stored baselines")
     show_parser.add_argument("--dir", default=baseline.DEFAULT_DIR, help="baseline directory (default %(default)s)")
-    show_parser.set_defaults(handler=show)

@@ -7,7 +7,8 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from vitcnn.cli.errors import error
+from vitcnn.cli.common import command, error, group
+from vitcnn.runfile import write_output
 
 
 def history_add(args: argparse.Namespace) -> int:
@@ -64,7 +65,7 @@ def history_check(args: argparse.Namespace) -> int:
     print(check.render(found), end="")
     if args.markdown:
         try:
-            Path(args.markdown).write_text(check.render(found, markdown=True))
+            write_output(args.markdown, check.render(found, markdown=True))
         except OSError as exc:
             return error("history check", f"cannot write {args.markdown}: {exc.strerror or exc}")
     failing = [f for f in found if f.fails]
@@ -97,16 +98,12 @@ def history_show(args: argparse.Namespace) -> int:
 def add_history(subparsers) -> None:
     from vitcnn.history.series import METRICS
 
-    h = subparsers.add_parser("history", help="keep runs over commits, backfill commits, find change points")
-    actions = h.add_subparsers(dest="action", required=True)
-    add = actions.add_parser("add", help="add run files (or directories of them, e.g. .benchmarks/) to a store",
-                             description=history_add.__doc__)
+    actions = group(subparsers, "history", "keep runs over commits, backfill commits, find change points")
+    add = command(actions, "add", history_add, "add run files (or directories of them, e.g. .benchmarks/) to a store")
     add.add_argument("store", help="the history directory (made when absent)")
     add.add_argument("runs", nargs="+", help="run JSON files, or directories searched for *.json")
-    add.set_defaults(handler=history_add)
-    run = actions.add_parser("run", help="measure commits in temporary worktrees and add their runs (like asv run)",
-                             description=history_run.__doc__,
-                             epilog="Options after -- go to each commit's pytest, e.g. -- --vitcnn-threads 1.")
+    run = command(actions, "run", history_run, "measure commits in temporary worktrees and add their runs (like asv "
+                  "run)", epilog="Options after -- go to each commit's pytest, e.g. -- --vitcnn-threads 1.")
     run.add_argument("store", help="the history directory (made when absent)")
     run.add_argument("--commits", required=True, metavar="A..B",
                      help="A..B: B's first-parent commits after A, oldest first; or one commit")
@@ -118,9 +115,8 @@ def add_history(subparsers) -> None:
                      help="compile with the machine's inductor/Triton caches (default: empty ones per commit, so "
                           "every compile time is a cold compile)")
     run.add_argument("--out-dir", metavar="DIR", help="keep each commit's run file and log here (default: a temp dir)")
-    run.set_defaults(handler=history_run)
-    check = actions.add_parser("check", help="change points per setting and metric; exit 1 when a series ends in a "
-                                             "regression", description=history_check.__doc__)
+    check = command(actions, "check", history_check, "change points per setting and metric; exit 1 when a series "
+                                                     "ends in a regression")
     check.add_argument("store", help="the history directory")
     check.add_argument("--tolerance", type=float,
                        help="relative growth that is a regression, for every metric (default: per metric, " +
@@ -128,13 +124,11 @@ def add_history(subparsers) -> None:
     check.add_argument("--metric", action="append", choices=list(METRICS), help="only this metric (repeatable)")
     check.add_argument("--machine", action="append", metavar="SLUG", help="only this machine (repeatable)")
     check.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
-    check.set_defaults(handler=history_check)
-    show = actions.add_parser("show", help="list the stored runs", description=history_show.__doc__)
+    show = command(actions, "show", history_show, "list the stored runs")
     show.add_argument("store", help="the history directory")
-    show.set_defaults(handler=history_show)
 
 
-def publish(args: argparse.Namespace) -> int:
+def publish_site(args: argparse.Namespace) -> int:
     """Exit 0 and print the site's index page; 2 on an unreadable store or an output directory that is not empty
     and not an earlier site."""
     from vitcnn.history.store import HistoryStore, StoreError
@@ -149,8 +143,7 @@ def publish(args: argparse.Namespace) -> int:
 
 
 def add_publish(subparsers) -> None:
-    p = subparsers.add_parser("publish", help="a static site from a history store (works offline, from file://)",
-                              description=publish.__doc__)
+    p = command(subparsers, "publish", publish_site, "a static site from a history store (works offline, from "
+                                                     "file://)")
     p.add_argument("store", help="the history directory")
     p.add_argument("--out", required=True, metavar="DIR", help="where the site is written")
-    p.set_defaults(handler=publish)

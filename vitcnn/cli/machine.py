@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vitcnn.cli.errors import error
+from vitcnn.cli.common import command, error
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,8 +25,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_fingerprint(subparsers) -> None:
-    p = subparsers.add_parser("fingerprint", help="this machine's fingerprint (or slug), as a run would record it",
-                              description=run.__doc__)
+    p = command(subparsers, "fingerprint", run, "this machine's fingerprint (or slug), as a run would record it")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
     p.add_argument("--slug", action="store_true", help="print only the slug")
-    p.set_defaults(handler=run)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vitcnn.cli.errors import error
+from vitcnn.cli.common import command, error
 from vitcnn.runfile import RunFileError
 from vitcnn.scale import merge, sweep
 
@@ -27,15 +27,14 @@ def merge_runs(args: argparse.Namespace) -> int:
 
 
 def add_merge(subparsers) -> None:
-    p = subparsers.add_parser("merge", help="merge the shard runs of one sweep into one run file",
-                              description=(merge.__doc__ or "").split("\n\n")[0] + "\n\n" + (merge_runs.__doc__ or ""))
+    p = command(subparsers, "merge", merge_runs, "merge the shard runs of one sweep into one run file",
+                (merge.__doc__ or "").split("\n\n")[0] + "\n\n" + (merge_runs.__doc__ or ""))
     p.add_argument("runs", nargs="+", metavar="SHARD.json", help="run files written with --vitcnn-shard")
     p.add_argument("-o", "--output", required=True, metavar="OUT.json", help="the merged run file (must not exist)")
     p.add_argument("--force", action="store_true", help="replace OUT.json if it exists")
     p.add_argument("--partial", action="store_true",
                    help="merge even if shards are missing (they are named in the output; the gate sees their "
                         "settings as missing)")
-    p.set_defaults(handler=merge_runs)
 
 
 def sweep_shards(args: argparse.Namespace) -> int:
@@ -55,9 +54,9 @@ def sweep_shards(args: argparse.Namespace) -> int:
 
 
 def add_sweep(subparsers) -> None:
-    p = subparsers.add_parser(
-        "sweep", help="run one pytest shard per GPU (or CPU worker) at once and merge their runs",
-        description=(sweep.__doc__ or "").split("\n\n")[1] + "\n\n" + (sweep_shards.__doc__ or ""),
+    p = command(
+        subparsers, "sweep", sweep_shards, "run one pytest shard per GPU (or CPU worker) at once and merge their runs",
+        (sweep.__doc__ or "").split("\n\n")[1] + "\n\n" + (sweep_shards.__doc__ or ""),
         usage="python -m vitcnn sweep [-h] (--gpus N | --workers N) -o OUT.json [--shard-dir DIR] [--force] "
               "-- [PYTEST ARGS]")
     devices = p.add_mutually_exclusive_group(required=True)
@@ -69,4 +68,3 @@ def add_sweep(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="replace OUT.json and shard files that exist")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, metavar="-- PYTEST ARGS",
                    help="passed to each pytest (default: benchmarks --benchmark-only)")
-    p.set_defaults(handler=sweep_shards)

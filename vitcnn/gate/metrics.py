@@ -4,9 +4,9 @@ An entry says what is compared (the run file's field), how it is named in tables
 give (and which of them fail a gate), its tolerances (with their pytest and command-line options and defaults),
 whether it is decided per setting or across a session, and the rule that decides it (a function named by its
 module, imported when first used, so that this table, and the options built from it, load without numpy or scipy:
-pytest imports them before it parses arguments). Derived here: the label sets, GateOptions, the options of
-`pytest --vitcnn-gate` and `vitcnn compare`, the nouns of the terminal table and `vitcnn check`, and the series the
-history tracks.
+pytest imports them before it parses arguments). Derived from it: the label sets, GateOptions, the options of
+`pytest --vitcnn-gate` and `vitcnn compare`, the verdict tables' metric columns, the nouns of the terminal table and
+`vitcnn check`, and the series the history tracks.
 
 Adding a metric: an entry here (and, if it has a tolerance, its GateOptions field), its rule (a module of this
 package), and the measuring code that writes its field. A label of an existing metric: its entry and its rule.
@@ -77,6 +77,7 @@ class Metric:
     rule: str  # "module:function" in vitcnn.gate (for speed: the stored gate's rule)
     parameters: tuple[Parameter, ...] = ()
     history: tuple[HistorySeries, ...] = ()
+    column: str | None = None  # the verdict tables' column of its base and new value (vitcnn/gate/verdicts.py)
 
     def decide(self) -> Callable:
         """The rule's function (imported on first use)."""
@@ -105,12 +106,13 @@ MEMORY = Metric(
         Parameter("memory_abs_tolerance", MIB, "memory-abs-mib", "allowed absolute activation-memory growth in MiB",
                   scale=1 / MIB, in_pytest=False)),
     (HistorySeries("activation_memory", "activation memory", "MiB", 1 / MIB, lambda r: r.activation_peak_bytes,
-                   0.05),))
+                   0.05),), column="act. MiB")
 INSTRUCTIONS = Metric(
     "instructions", "instructions_per_call", "instructions per call", ("instructions-up", "instructions-down"),
     ("instructions-up",), "setting", "instructions:rule",
     (Parameter("instructions_tolerance", 0.01, "instructions-tolerance",
-               "allowed relative growth of a call's instruction count, where both runs counted them"),))
+               "allowed relative growth of a call's instruction count, where both runs counted them"),),
+    column="Minstr/call")
 GRAPH_BREAKS = Metric("graph_breaks", "graph_breaks", "graph breaks", ("graph-breaks-up",), ("graph-breaks-up",),
                       "setting", "compiled:count_rule")
 RECOMPILES = Metric("recompiles", "recompiles", "recompiles", ("recompiles-up",), ("recompiles-up",), "setting",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from vitcnn import table
 from vitcnn.gate.comparison import Comparison, SettingVerdict
+from vitcnn.gate.metrics import INSTRUCTIONS, MEMORY
 
-HEADER = ["setting", "verdict", "base ms", "new ms", "ratio", "p", "act. MiB", "detail"]
+HEADER = ["setting", "verdict", "base ms", "new ms", "ratio", "p", MEMORY.column, "detail"]
 NUMERIC = (2, 3, 4, 5, 6)  # right-aligned in Markdown; the terminal leaves the memory column left-aligned
 TERMINAL_NUMERIC = (2, 3, 4, 5)
 
@@ -72,7 +73,7 @@ def to_markdown(comparison: Comparison) -> str:
 
 # -------------------------------------------------------------------------------------------- interleaved A/B
 
-PAIRED_HEADER = ["setting", "verdict", "A ms", "B ms", "B/A", "CI", "p adj", "detectable", "act. MiB", "detail"]
+PAIRED_HEADER = ["setting", "verdict", "A ms", "B ms", "B/A", "CI", "p adj", "detectable", MEMORY.column, "detail"]
 PAIRED_NUMERIC = (2, 3, 4, 5, 6, 7)
 
 
@@ -93,7 +94,7 @@ def paired_markdown(comparison: Comparison) -> str:
 
 # ------------------------------------------------------------------------------------ A/B by instruction counts
 
-COUNTED_HEADER = ["setting", "verdict", "A Minstr/call", "B Minstr/call", "B/A", "detail"]
+COUNTED_HEADER = ["setting", "verdict", f"A {INSTRUCTIONS.column}", f"B {INSTRUCTIONS.column}", "B/A", "detail"]
 COUNTED_NUMERIC = (2, 3, 4)
 
 

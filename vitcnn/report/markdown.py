@@ -4,7 +4,7 @@ and the figure index, rendered from the analysis (report/analysis.py) with the s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from vitcnn import cpu_isa, table
 from vitcnn.fingerprint import is_complete, missing_identity
@@ -292,21 +292,21 @@ def render(analyses: list[DeviceAnalysis], figure_error: str | None = None) -> s
         for a in analyses:
             if a.train_bests:
                 parts += [f"### {a.device.label}", best_markdown(a.train_bests), training_memory_markdown(a.train_bests)]
-    outliers = [(a, text) for a in analyses if (text := outliers_markdown(a.device.results))]
-    if outliers:
-        parts.append("## Where the bytes go")
-        for a, text in outliers:
-            parts += [f"### {a.device.label}", text]
+    parts += _devices_section("## Where the bytes go", analyses, lambda a: outliers_markdown(a.device.results))
     parts.append("## All settings")
     for a in analyses:
         parts += [f"### {a.device.label}", full_markdown(a.device.results)]
-    compiled = [(a, text) for a in analyses if (text := compile_markdown(a.device.results, a.device.slug))]
-    if compiled:
-        parts.append("## torch.compile: compile time, graph breaks, speedup over eager")
-        for a, text in compiled:
-            parts += [f"### {a.device.label}", text]
+    parts += _devices_section("## torch.compile: compile time, graph breaks, speedup over eager", analyses,
+                              lambda a: compile_markdown(a.device.results, a.device.slug))
     parts.append("## Figures")
     for a in analyses:
         parts.append(f"### {a.device.label}")
         parts.append(f"Figures not written: {figure_error}" if figure_error else figures_markdown(a))
     return "\n\n".join(parts) + "\n"
+
+
+def _devices_section(title: str, analyses: list[DeviceAnalysis], render: Callable[[DeviceAnalysis], str | None]
+                     ) -> list[str]:
+    """A section with one part per device that has something to say, or nothing when none has."""
+    texts = [(a, text) for a in analyses if (text := render(a))]
+    return [title, *(part for a, text in texts for part in (f"### {a.device.label}", text))] if texts else []
