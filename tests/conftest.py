@@ -43,7 +43,7 @@ def smoke_run(tmp_path_factory) -> RealRun:
 def gate_baseline(tmp_path_factory) -> tuple[Path, RealRun]:
     """A baseline directory holding three real runs of GATE_SUBSET (GATE_THREADS), and the last run."""
     directory = tmp_path_factory.mktemp("baselines")
-    # Saved three times: on CPU the gate judges speed against the spread between saved runs (rules.MIN_HISTORY).
+    # Saved three times: the gate judges speed against the spread between saved runs (stored.MIN_RUNS).
     for name in ("run_0.json", "run_1.json", "run_a.json"):
         path = directory / name
         done = run_benchmarks(*GATE_SUBSET, *GATE_THREADS, "--benchmark-json", str(path),

@@ -111,6 +111,17 @@ def make_run(*results, fp=None, path="<memory>", profile="smoke"):
     return parse_run(run_json(list(results), fp, profile), path)
 
 
+def stored(run, saves: int = 2):
+    """`run` as a baseline saved `saves` times (identical saves agree within their intervals, so speed is judged
+    from the samples: vitcnn/gate/stored.py)."""
+    from vitcnn.gate.stored import record
+    from vitcnn.runfile import parse_run
+
+    data = json.loads(json.dumps(run.raw))
+    data["vitcnn"]["saved_runs"] = [record(run)] * saves
+    return parse_run(data, run.path)
+
+
 def write_run(path: Path, *results, fp=None) -> Path:
     path.write_text(json.dumps(run_json(list(results), fp)))
     return path

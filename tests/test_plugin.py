@@ -215,8 +215,8 @@ def test_baseline_was_saved_with_raw_samples(gate_baseline):
 def test_gate_a_a_passes(gate_baseline, tmp_path):
     """An identical rerun is no regression. Its deterministic findings (statuses, activation memory, graph breaks
     and recompiles) must equal the baseline's exactly. Its speed is judged as the plugin judges a CPU run: the new
-    median against the spread of the three saved runs' medians (history_speed), never by one run's samples
-    against another's (two runs differ by more than their samples say), with a 3x floor. In single-threaded runs
+    median against the three saved runs (vitcnn/gate/stored.py: as units, or by samples only where the saves agreed within
+    their own intervals), never by one run's samples against another's alone, with a 3x floor. In single-threaded runs
     (GATE_THREADS) other processes' load cannot stretch a run by 3x unless five or more CPU-bound threads compete
     for most of its timed calls (a median); so a false `slower` needs a machine far busier than CI's."""
     directory, _ = gate_baseline
@@ -227,12 +227,12 @@ def test_gate_a_a_passes(gate_baseline, tmp_path):
                           "--benchmark-json", str(run_b))
     comparison = rules.gate_against_baseline(load_run(run_b), directory,
                                              rules.GateOptions(tolerance=2.0, alpha=0.01))
-    assert len(comparison.verdicts) == 2 and comparison.notes[0] == rules.CPU_NOTE, comparison.notes
+    assert len(comparison.verdicts) == 2 and any(n.startswith("speed decided") for n in comparison.notes)
     for verdict in comparison.verdicts:
         speed, *deterministic = verdict.labels
         assert (verdict.base_status, verdict.new_status, deterministic) == ("ok", "ok", []), verdict
         assert speed in ("same", "faster"), verdict  # judged from the history: its detail says so
-        assert "against the mean of 3 saved runs" in verdict.detail, verdict.detail
+        assert "saved runs" in verdict.detail, verdict.detail  # as units, or their samples where the saves agree
     assert done.returncode == 0, done.stdout[-4000:]
     assert "vitcnn gate: passed: 2 settings: 0 regressions" in done.stdout
     assert "0 regressions" in markdown.read_text()
@@ -249,10 +249,11 @@ def test_gate_flags_a_planted_slowdown(gate_baseline, tmp_path):
     assert "vitcnn gate: FAILED" in done.stdout
     verdicts = _verdicts(run_a.json_path, run_c)
     assert all("slower" in labels for labels in verdicts.values()), verdicts
-    # `compare` judges a CPU's speed as the gate does: from the baseline saved three times, not from one run file
+    # `compare` judges speed as the gate does: from the baseline saved three times; one run file alone judges only
+    # changes beyond max(2x, 1 + tolerance), which 10x is
     [stored] = [p for p in directory.glob("*.json") if not p.name.startswith("run_")]
     assert main(["compare", str(stored), str(run_c), "--tolerance", "2.0"]) == 1
-    assert main(["compare", str(run_a.json_path), str(run_c), "--tolerance", "2.0"]) == 0
+    assert main(["compare", str(run_a.json_path), str(run_c), "--tolerance", "2.0"]) == 1
 
 
 def test_gate_flags_a_setting_that_now_ooms(gate_baseline, tmp_path):

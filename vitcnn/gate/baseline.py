@@ -1,10 +1,11 @@
-"""Baseline files: one stored run per fingerprint, at `baselines/<slug>.json`.
+"""Baseline files: one baseline per fingerprint, at `baselines/<slug>.json`.
 
 A baseline is a full vitcnn run file (pytest-benchmark JSON with raw samples and the `vitcnn.settings` statuses).
 Writing one is explicit and atomic; an existing baseline is merged, not replaced, so a run that covered only some
-settings never erases the others, and a corrupt file is never overwritten. Each save appends every setting's median
-to `vitcnn.median_history`, which runfile parses into `Run.median_history` for the gate (vitcnn/gate/rules.py), which
-holds the verdict rules. This module only reads and writes files.
+settings never erases the others, and a corrupt file is never overwritten. Each save appends the run to
+`vitcnn.saved_runs` (each setting's median with its interval and whether it was contended: the unit the gate judges
+speed by, vitcnn/gate/stored.py) and each setting's median to `vitcnn.median_history` (what older vitcnn read). This
+module only reads and writes files.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import copy
 from pathlib import Path
 
 from vitcnn import fingerprint
+from vitcnn.gate import stored
 from vitcnn.runfile import Run, RunFileError, load_run, parse_run, write_atomic
 from vitcnn.settings import Setting
 
@@ -89,10 +91,14 @@ def _merge_lists(old: list[dict], new: list[dict], key, covered: set[str]) -> li
     return merged + list(new_by_key.values())
 
 
-def _with_history(data: dict, old_history: dict[str, list[float]], run: Run) -> dict:
-    """`data` plus each setting's medians over the saved runs: saving the same code twice or more records how
-    much a median moves from run to run on this machine, which the gate then allows (gate.run_to_run_spread).
-    A setting that did not run ok this time starts its history again."""
+def _with_history(data: dict, old: Run | None, run: Run) -> dict:
+    """`data` plus `run` as one more saved run (stored.record: each setting's median, its interval, its host
+    state), the last HISTORY_LENGTH kept: saving the same code several times records how far a median moves from
+    run to run on this machine, which the gate reads (vitcnn/gate/stored.py). `median_history`, each setting's
+    medians alone, is kept for older readers; a setting that did not run ok this time starts it again."""
+    old_history = old.median_history if old else {}
+    data["vitcnn"]["saved_runs"] = ([*old.raw["vitcnn"].get("saved_runs", []), stored.record(run)] if old else
+                                    [stored.record(run)])[-HISTORY_LENGTH:]
     history = {k: list(v) for k, v in old_history.items()}
     for setting_id, result in run.results.items():
         median = result.median_s if result.status == "ok" else None
@@ -126,14 +132,14 @@ def save_baseline(run: Run, directory: Path | str = DEFAULT_DIR, allow_cross_mac
     Raises CorruptBaselineError (existing file unreadable; it is not touched) or FingerprintMismatch (existing
     baseline of another identity, unless `allow_cross_machine`)."""
     path = baseline_path(run.slug, directory)
-    data, old_history = copy.deepcopy(run.raw), {}
+    data, old = copy.deepcopy(run.raw), None
     if path.exists():
         old = load_baseline(path)
         diff = fingerprint.differences(old.fingerprint, run.fingerprint)
         if diff and not allow_cross_machine:
             raise FingerprintMismatch(diff, "baseline", "run")
-        data, old_history = merge_runs(old, run), old.median_history
-    data = _with_history(data, old_history, run)
+        data = merge_runs(old, run)
+    data = _with_history(data, old, run)
     parse_run(data, str(path))  # never write a file the gate could not read back
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, data)

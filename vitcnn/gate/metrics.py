@@ -92,7 +92,7 @@ def _compile_time(result: Result, verdict: str) -> float | None:
 
 SPEED = Metric(
     "speed", "median_s", "median time", ("slower", "faster", "inconclusive", "same"), ("slower",), "speed",
-    "speed:StoredRuns", (
+    "stored:StoredRuns", (
         Parameter("tolerance", 0.05, "tolerance", "allowed slowdown, new/base median - 1"),
         Parameter("alpha", 0.01, "alpha", "significance level of the one-sided speed test (Mann-Whitney U on one "
                                           "run's samples; a t prediction bound on saved runs)",

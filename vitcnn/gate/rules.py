@@ -2,7 +2,7 @@
 
 Verdicts per setting (the metrics and their labels are listed once, in vitcnn/gate/metrics.py):
 - speed first, decided by the comparison's speed rule (vitcnn/gate/speed.py): a stored baseline (`compare`,
-  `gate_against_baseline`: one run's samples on a GPU, the saved runs as units on a CPU), an interleaved A/B
+  `gate_against_baseline`: its saved runs as units on every device, vitcnn/gate/stored.py), an interleaved A/B
   (`compare_paired`: processes as the unit) or an A/B by instruction counts (`compare_counted`: the count's label);
 - then the deterministic metrics of the setting (memory, instructions, graph breaks, recompiles: no statistics),
   then those decided across the session (speedup over eager, cold compile time);
@@ -24,7 +24,8 @@ from vitcnn import fingerprint
 from vitcnn.gate import baseline, instructions, paired
 from vitcnn.gate.comparison import Comparison, SettingVerdict
 from vitcnn.gate.metrics import GATED, SPEED, SPEED_LABELS, Finding, GateOptions
-from vitcnn.gate.speed import CPU_NOTE, Counted, Interleaved, OneRun, SpeedFinding, SpeedRule, StoredRuns
+from vitcnn.gate.speed import FAR, Counted, Interleaved, OneRun, SpeedFinding, SpeedRule
+from vitcnn.gate.stored import MIN_RUNS, StoredRuns, saved_runs
 from vitcnn.result import Result
 from vitcnn.runfile import Run
 
@@ -136,17 +137,15 @@ def compare_result(base: Result | None, new: Result | None, options: GateOptions
     return verdict
 
 
-def compare(base: Run, new: Run, options: GateOptions = GateOptions(), speed_needs_history: bool = False
-            ) -> Comparison:
-    """Compare every setting of `base` and `new` (their union). Raises FingerprintMismatch when the runs belong to
-    different fingerprints, unless `options.allow_cross_machine`. With `speed_needs_history` (a CPU), speed is
-    decided from the baseline's saved runs, each run a unit, and not at all for a setting with fewer than
-    speed.MIN_HISTORY of them (speed.StoredRuns)."""
+def compare(base: Run, new: Run, options: GateOptions = GateOptions()) -> Comparison:
+    """Compare every setting of `base` (a stored baseline or a plain run file) and `new` (their union). Raises
+    FingerprintMismatch when the runs belong to different fingerprints, unless `options.allow_cross_machine`.
+    Speed is decided by the saved runs of `base` as units, on every device (vitcnn/gate/stored.py)."""
     diff = fingerprint.differences(base.fingerprint, new.fingerprint)
     if diff and not options.allow_cross_machine:
         raise baseline.FingerprintMismatch(diff)
     ids = list(base.results) + [i for i in new.results if i not in base.results]
-    rule = StoredRuns(base.median_history, speed_needs_history, tests=len(ids))
+    rule = StoredRuns(base)
     verdicts, session_notes = judge([(base.results.get(i), new.results.get(i)) for i in ids], rule, options,
                                     bool(diff))
     incomplete = {side: missing for side, run in (("base", base), ("new", new))
@@ -155,10 +154,20 @@ def compare(base: Run, new: Run, options: GateOptions = GateOptions(), speed_nee
         verdicts = [identity_speed(v, options) for v in verdicts]
     comparison = Comparison(verdicts, options, base.path, new.path, diff, incomplete,
                             fingerprint.condition_changes(base.fingerprint, new.fingerprint))
-    if speed_needs_history:
-        comparison.notes.append(CPU_NOTE)
-    comparison.notes += identity_notes(comparison) + session_notes
+    comparison.worst_detectable = max((v.detectable for v in verdicts if v.detectable is not None), default=None)
+    comparison.notes += single_run_note(base) + rule.notes + identity_notes(comparison) + session_notes
     return comparison
+
+
+def single_run_note(base: Run) -> list[str]:
+    """What a comparison against one plain run file can and cannot decide (nothing when `base` is a baseline)."""
+    if saved_runs(base) or base.median_history:
+        return []
+    return [f"BASE IS ONE RUN, not a baseline: failures, memory, compile counts and instruction counts are judged "
+            f"exactly; speed only beyond {FAR:g}x, because one run cannot show how far the next run of unchanged "
+            f"code lands (separate runs on this project's 2-core VMs differed by up to 1.8x). To judge smaller "
+            f"changes, save {MIN_RUNS} or more runs as a baseline (`python -m vitcnn baseline save RUN.json ...`) "
+            f"or compare the two commits with `python -m vitcnn ab`."]
 
 
 def identity_speed(verdict: SettingVerdict, options: GateOptions) -> SettingVerdict:
@@ -201,12 +210,9 @@ def gate_against_baseline(run: Run, directory: Path | str = baseline.DEFAULT_DIR
                           options: GateOptions = GateOptions()) -> Comparison:
     """Compare `run` with the stored baseline of its fingerprint (what the pytest plugin calls at session end),
     or, when there is none, with a baseline an older vitcnn saved under this machine's first-format slug (its
-    identity is incomplete: compare says so and gates no speed).
-
-    On CPU, speed is judged from the baseline's saved runs, and only for settings saved at least MIN_HISTORY
-    times; on GPUs a single save is enough (a quiet dedicated GPU is what this gate is for)."""
+    identity is incomplete: compare says so and gates no speed)."""
     base = baseline.require_baseline(run.slug, directory, fingerprint.legacy_slug(run.fingerprint))
-    return compare(base, run, options, speed_needs_history=run.fingerprint.get("device") != "cuda")
+    return compare(base, run, options)
 
 
 # ---------------------------------------------------------------------------------------------------- A/B sessions

@@ -3,9 +3,9 @@
 The compare core (vitcnn/gate/rules.py) asks a speed rule for the first label of every setting that ran on both
 sides, then adds the deterministic metrics' findings (memory, instructions, compile counts) and the session's:
 - OneRun: the samples of one run against another's (one-sided Mann-Whitney U) beyond a tolerance that is never
-  tighter than the baseline's recorded run-to-run spread; what a GPU's stored gate uses;
-- StoredRuns: a CPU's stored gate. Samples inside one run are correlated and blind to run-to-run noise, so each
-  saved run of the baseline is one unit (history_speed); with fewer than MIN_HISTORY saves speed is not gated;
+  tighter than a recorded run-to-run spread;
+- StoredRuns (vitcnn/gate/stored.py): the stored gate on every device, saved runs as the unit, one run's samples
+  only where the saved runs showed that they predict the next run;
 - Interleaved: an A/B's timed blocks, processes as the unit (vitcnn/gate/paired.py);
 - Counted: no timing at all; an A/B by instruction counts, whose first label is the count's.
 """
@@ -25,17 +25,11 @@ from vitcnn.gate.metrics import INSTRUCTIONS, SPEED, Finding, GateOptions, Metri
 from vitcnn.result import Result
 
 MIN_SAMPLES = 3  # fewer raw samples on a side and no significance test is attempted
-MIN_HISTORY = 3  # saved runs of a setting before the stored-baseline gate decides a CPU run's speed
-# A CPU run further than this from its saved runs is slower (or faster) however few saves there are, and however
+# A run further than this from its saved runs is slower (or faster) however few saves there are, and however
 # wide their t bound: separate runs of one setting on the 2-core VMs differed by up to 1.8x (DESIGN.md, rule 15;
 # whole processes 10-60%), and the bound with 2 degrees of freedom can allow far more (a planted 9x slowdown read
 # `same` against three saves 20-50% apart). A factor, not a statistic: what no quiet machine has shown.
 FAR = 2.0
-NOT_GATED = "speed not gated"
-CPU_NOTE = (f"CPU speed is judged against the spread between the baseline's saved runs (each run one draw; a "
-            f"setting with fewer than {MIN_HISTORY} saved runs is not gated on speed): only changes far beyond "
-            f"that spread fail. For small slowdowns on a shared CPU use `python -m vitcnn ab` (docs/gating.md). "
-            f"Memory and failures are gated as on GPUs.")
 
 
 class SpeedFinding(NamedTuple):
@@ -146,44 +140,19 @@ class OneRun:
         return {i: SpeedFinding(mann_whitney(b, n, options, self.spreads.get(b.id, 0.0))) for i, b, n in pairs}
 
 
-class StoredRuns(OneRun):
-    """A stored baseline: OneRun with the spread of its saved runs; with `needs_history` (a CPU) decided from the
-    saved runs, each a unit (history_speed, Bonferroni over `tests` settings), and not gated below MIN_HISTORY."""
-
-    def __init__(self, history: dict[str, list[float]], needs_history: bool, tests: int) -> None:
-        super().__init__({i: run_to_run_spread(medians) for i, medians in history.items()})
-        self.history, self.needs_history, self.tests = history, needs_history, tests
-
-    def findings(self, pairs: Sequence[Pair], options: GateOptions) -> dict[int, SpeedFinding]:
-        found = super().findings(pairs, options)
-        if not self.needs_history:
-            return found
-        for i, base, new in pairs:
-            saved = self.history.get(base.id, [])
-            if not new.median_s:
-                continue
-            if len(saved) >= MIN_HISTORY:
-                decided = history_speed(saved, new.median_s, options, self.tests)
-                far = far_beyond(saved, new.median_s, options)
-                found[i] = SpeedFinding(far if far and decided.label == "same" else decided)
-            elif found[i].found.label in ("slower", "faster"):
-                why = f"{NOT_GATED}: CPU baseline with {len(saved)} saved run(s), needs {MIN_HISTORY}"
-                found[i] = SpeedFinding(found[i].found._replace(label="inconclusive"), caveat=why)
-        return found
-
-
 def far_beyond(saved: list[float], new_median_s: float, options: GateOptions) -> Finding | None:
     """`slower`/`faster` when the new median is further than FAR (or the tolerance, if larger) from the geometric
-    mean of the saved runs' medians (None otherwise): a change no run-to-run drift of a quiet CPU explains,
-    decided without statistics, where the saved runs are too few or too spread for the t bound to see it."""
-    ratio = new_median_s / math.exp(float(np.mean(np.log(saved))))
+    mean of the saved runs' medians (None otherwise): a change no run-to-run drift of a quiet machine explains,
+    decided without statistics, where the saved runs are too few or too spread for a bound to see it. On log scale,
+    so that A against B mirrors B against A exactly."""
+    delta = math.log(new_median_s) - float(np.mean(np.log(saved)))
     factor = max(FAR, 1 + options.tolerance)
-    if max(ratio, 1 / ratio) <= factor:
+    if abs(delta) <= math.log(factor):
         return None
-    return Finding("slower" if ratio > 1 else "faster",
-                   f"{(ratio - 1) * 100:+.1f}% against the mean of {len(saved)} saved runs: beyond {factor:g}x, more "
-                   f"than any run-to-run drift a CPU has shown (their t bound, with {len(saved) - 1} df, allowed "
-                   f"more)", ratio)
+    runs = f"{len(saved)} saved run{'s' if len(saved) != 1 else ''}"
+    return Finding("slower" if delta > 0 else "faster",
+                   f"{math.expm1(delta) * 100:+.1f}% against the mean of {runs}: beyond {factor:g}x, more than any "
+                   f"run-to-run drift this project's machines have shown", math.exp(delta))
 
 
 class Interleaved:

@@ -6,9 +6,9 @@ from vitcnn import table
 from vitcnn.gate.comparison import Comparison, SettingVerdict
 from vitcnn.gate.metrics import INSTRUCTIONS, MEMORY
 
-HEADER = ["setting", "verdict", "base ms", "new ms", "ratio", "p", MEMORY.column, "detail"]
-NUMERIC = (2, 3, 4, 5, 6)  # right-aligned in Markdown; the terminal leaves the memory column left-aligned
-TERMINAL_NUMERIC = (2, 3, 4, 5)
+HEADER = ["setting", "verdict", "base ms", "new ms", "ratio", "p", "detectable", MEMORY.column, "detail"]
+NUMERIC = (2, 3, 4, 5, 6, 7)  # right-aligned in Markdown; the terminal leaves the memory column left-aligned
+TERMINAL_NUMERIC = (2, 3, 4, 5, 6)
 
 
 def _time_cell(seconds: float | None, status: str | None) -> str:
@@ -38,8 +38,8 @@ def _detectable_cell(v: SettingVerdict) -> str:
 
 def _row(v: SettingVerdict, comparison: Comparison, markdown: bool, ci: bool = False) -> list[str]:
     """One setting's cells. A terminal marks a regression with '!'; Markdown sets the id as code and bolds the
-    regression labels. The A/B tables (`ci`) add the ratio's confidence interval after the ratio and the
-    detectable slowdown after the p-value."""
+    regression labels. The A/B tables (`ci`) add the ratio's confidence interval after the ratio; every table
+    gives the slowdown its speed rule could have detected after the p-value."""
     if markdown:
         regression = comparison.options.regression_labels
         setting = f"`{v.id}`"
@@ -48,7 +48,7 @@ def _row(v: SettingVerdict, comparison: Comparison, markdown: bool, ci: bool = F
         setting, verdict = v.id, ",".join(v.labels) + (" !" if v.regression else "")
     return [setting, verdict, _time_cell(v.base_median_s, v.base_status), _time_cell(v.new_median_s, v.new_status),
             table.fixed(v.ratio, ".3f"), *([_ci_cell(v)] if ci else []), table.fixed(v.p_value, ".2g"),
-            *([_detectable_cell(v)] if ci else []), _memory_cell(v), v.detail]
+            _detectable_cell(v), _memory_cell(v), v.detail]
 
 
 def format_table(comparison: Comparison) -> str:
