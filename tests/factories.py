@@ -24,7 +24,7 @@ _TEST_CPU = {"cpu_vendor": "GenuineIntel", "cpu_family": 6, "cpu_model_number": 
              "cpu_capability": "AVX512", "cpu_features": ["avx", "avx2", "fma", "avx512f", "avx512_bf16"]}
 CPU_FINGERPRINT = {"identity_version": 2, **LEGACY_CPU_FINGERPRINT, **_TEST_CPU}
 GPU_FINGERPRINT = {
-    "identity_version": 2, **LEGACY_GPU_FINGERPRINT, **_TEST_CPU, "gpu_board": "692-2G520-0200-000",
+    "identity_version": 3, **LEGACY_GPU_FINGERPRINT, **_TEST_CPU, "gpu_board": "692-2G520-0200-000",
     "gpu_mig": "off", "gpu_ecc": "on", "gpu_max_clocks_mhz": {"sm": 1980, "mem": 2619},
     "gpu_default_power_limit_w": 700, "gpu_power_limit_w": 700,
     "gpu_application_clocks_mhz": {"sm": 1755, "mem": 2619}, "gpu_persistence": "on", "gpu_nvml_error": None,

@@ -3,7 +3,7 @@
 VITCNN_FORCE_OOM=name[,name]   -> their forward raises torch.OutOfMemoryError, as a too-large setting would;
 VITCNN_FORCE_ERROR=name[,name] -> their forward raises a RuntimeError, as a broken kernel would;
 VITCNN_FORCE_CUDA_ERROR=name[,name] -> their forward raises a sticky CUDA error (illegal memory access);
-VITCNN_FORCE_SLOW=name[,name]  -> their forward runs the real model SLOWDOWN_FACTOR times: a planted regression
+VITCNN_FORCE_SLOW=name[,name]  -> their forward runs the real model SLOWDOWN_FACTOR times (VITCNN_FORCE_SLOW_FACTOR, 10): a planted regression
                                   far outside run-to-run noise (separate runs on a shared 2-core VM differ by up
                                   to ~1.8x), so a test of the gate's wiring through pytest cannot flake.
 VITCNN_FORCE_EXIT_AT_BLOCK=n   -> a `vitcnn ab` worker process exits (code 3, a line on stderr) when asked for its
@@ -20,7 +20,7 @@ import torch
 
 from vitcnn.zoo import models
 
-SLOWDOWN_FACTOR = 10
+SLOWDOWN_FACTOR = int(os.environ.get("VITCNN_FORCE_SLOW_FACTOR", "10"))  # whole calls of the real model
 FAILURES = {
     "VITCNN_FORCE_OOM": lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 64.00 GiB (forced by test)"),
     "VITCNN_FORCE_ERROR": lambda: RuntimeError("kernel exploded (forced by test)"),

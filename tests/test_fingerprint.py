@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -32,8 +33,26 @@ def test_identity_fields_gpu():
     assert tuple(ident) == fingerprint.GPU_IDENTITY
     assert ident["gpu_name"] == "NVIDIA H100 80GB HBM3"
     assert ident["driver"] == "580.159.03"
-    # the host CPU does not decide GPU timings
-    assert "cpu_model" not in ident and "cpu_count" not in ident
+    # launch-bound settings run at the host's speed: its model and ISA are part of a GPU's identity (version 3)
+    assert ident["cpu_model"] == "Test CPU" and ident["cpu_features"] == GPU_FINGERPRINT["cpu_features"]
+    assert "cpu_count" not in ident and "torch_threads" not in ident
+
+
+def test_a_gpu_fingerprint_without_its_host_loads_keeps_its_slug_and_is_incomplete():
+    before = {**GPU_FINGERPRINT, "identity_version": 2}  # what vitcnn wrote before the host joined
+    assert not fingerprint.is_complete(before) and fingerprint.records_cpu_isa(before)
+    assert fingerprint.missing_identity(before) == fingerprint.HOST_IDENTITY
+    assert fingerprint.slug(before) != fingerprint.slug(GPU_FINGERPRINT)
+    assert fingerprint.older_slugs(GPU_FINGERPRINT) == [fingerprint.slug(before), fingerprint.legacy_slug(before)]
+    other_host = {**GPU_FINGERPRINT, "cpu_model": "AMD EPYC 9654", "cpu_vendor": "AuthenticAMD"}
+    assert set(fingerprint.differences(GPU_FINGERPRINT, other_host)) == {"cpu_model", "cpu_vendor"}
+    assert fingerprint.differences(before, other_host) == {}  # the older one cannot say: incomplete, not refused
+
+
+def test_the_committed_h200_baseline_keeps_its_name_and_says_it_lacks_the_host():
+    [path] = (Path(__file__).resolve().parents[1] / "baselines").glob("nvidia-h200-*.json")
+    fp = json.loads(path.read_text())["machine_info"]["vitcnn_fingerprint"]
+    assert fingerprint.slug(fp) == path.stem and fingerprint.missing_identity(fp) == fingerprint.HOST_IDENTITY
 
 
 @pytest.mark.parametrize("fp", [CPU_FINGERPRINT, GPU_FINGERPRINT], ids=["cpu", "gpu"])
@@ -119,9 +138,11 @@ def test_conditions_only_where_recorded():
     assert set(fingerprint.conditions(GPU_FINGERPRINT)) == set(fingerprint.GPU_CONDITIONS)
 
 
-def test_gpu_slug_ignores_host_cpu():
-    host = {"cpu_model": "Other", "cpu_count": 64, "cpu_features": [], "cpu_model_number": 1, "torch_threads": 64}
-    assert fingerprint.slug({**GPU_FINGERPRINT, **host}) == fingerprint.slug(GPU_FINGERPRINT)
+def test_gpu_slug_follows_the_host_cpu_but_not_its_cores_or_threads():
+    assert fingerprint.slug({**GPU_FINGERPRINT, "cpu_count": 64, "torch_threads": 64}) == \
+        fingerprint.slug(GPU_FINGERPRINT)
+    for host in ({"cpu_model": "Other"}, {"cpu_features": []}, {"cpu_model_number": 1}):
+        assert fingerprint.slug({**GPU_FINGERPRINT, **host}) != fingerprint.slug(GPU_FINGERPRINT)
 
 
 # ------------------------------------------------------------- the two machines of issue 18 (committed results/cpu)

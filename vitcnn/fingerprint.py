@@ -13,9 +13,13 @@ runs whose identity fields differ, and the slug that names a baseline file chang
   application clocks and persistence mode. They are recorded and shown, and the gate warns when they differ
   instead of refusing, so a capped run is compared and the reader is told why it may be slower.
 
+- A GPU's identity includes its host CPU (model, vendor, family/model numbers, ISA level and kernel features, since
+  identity version 3): launch-bound settings run at the host's speed.
+
 Fingerprints written before identity version 2 hold only the first fields (model string, core count, versions;
-GPU name, SMs, memory, driver, versions). They still load and keep their old slug; their identity is
-*incomplete*, and the gate refuses speed verdicts against them unless cross-machine comparison is allowed.
+GPU name, SMs, memory, driver, versions); GPU fingerprints of version 2 lack the host. They still load and keep
+their old slug; their identity is *incomplete*, and the gate refuses speed verdicts against them unless
+cross-machine comparison is allowed.
 """
 
 from __future__ import annotations
@@ -33,17 +37,21 @@ from vitcnn import cpu_isa, nvml
 if TYPE_CHECKING:
     import torch
 
-IDENTITY_VERSION = 2  # fingerprint["identity_version"]; absent in fingerprints of the first format
+IDENTITY_VERSION = 3  # fingerprint["identity_version"]; absent in fingerprints of the first format
 
 LEGACY_GPU_IDENTITY = ("device", "gpu_name", "gpu_sm_count", "gpu_memory_bytes", "driver", "cuda", "cudnn",
                        "torch", "triton", "timm")
 LEGACY_CPU_IDENTITY = ("device", "cpu_model", "cpu_count", "torch", "timm")
-GPU_IDENTITY = LEGACY_GPU_IDENTITY + ("gpu_board", "gpu_mig", "gpu_ecc", "gpu_max_clocks_mhz",
-                                      "gpu_default_power_limit_w")
+V2_GPU_IDENTITY = LEGACY_GPU_IDENTITY + ("gpu_board", "gpu_mig", "gpu_ecc", "gpu_max_clocks_mhz",
+                                         "gpu_default_power_limit_w")
+# The host of a GPU (identity version 3): launch-bound settings (small batches, eager, ViTDet's window partition)
+# run at the speed of the CPU that issues the kernels, so another host CPU is another machine.
+HOST_IDENTITY = ("cpu_model", "cpu_vendor", "cpu_family", "cpu_model_number", "cpu_capability", "cpu_features")
+GPU_IDENTITY = V2_GPU_IDENTITY + HOST_IDENTITY
 CPU_IDENTITY = LEGACY_CPU_IDENTITY + ("cpu_vendor", "cpu_family", "cpu_model_number", "cpu_stepping",
                                       "cpu_capability", "cpu_features", "torch_threads")
 GPU_CONDITIONS = ("gpu_power_limit_w", "gpu_application_clocks_mhz", "gpu_persistence")
-ADDED_IN_V2 = frozenset(GPU_IDENTITY + CPU_IDENTITY) - frozenset(LEGACY_GPU_IDENTITY + LEGACY_CPU_IDENTITY)
+ADDED_IN_V2 = frozenset(V2_GPU_IDENTITY + CPU_IDENTITY) - frozenset(LEGACY_GPU_IDENTITY + LEGACY_CPU_IDENTITY)
 
 
 def _version(package: str) -> str | None:
@@ -128,9 +136,14 @@ def machine_fields(device: torch.device | str | None = None) -> dict:
     return {"vitcnn_fingerprint": fp, "vitcnn_slug": slug(fp)}
 
 
-def is_complete(fp: dict) -> bool:
-    """Whether `fp` records the whole identity (identity version 2 or later)."""
-    return int(fp.get("identity_version") or 1) >= IDENTITY_VERSION
+def version(fp: dict) -> int:
+    """The identity version `fp` was recorded with (1: the first format, without the field)."""
+    return int(fp.get("identity_version") or 1)
+
+
+def records_cpu_isa(fp: dict) -> bool:
+    """Whether `fp` records the CPU's vendor, model numbers and kernel features (identity version 2 or later)."""
+    return version(fp) >= 2
 
 
 def _is_gpu(fp: dict) -> bool:
@@ -138,10 +151,15 @@ def _is_gpu(fp: dict) -> bool:
 
 
 def identity_fields(fp: dict) -> tuple[str, ...]:
-    """The identity fields `fp` records: the full set, or the first format's for an older fingerprint."""
-    if is_complete(fp):
-        return GPU_IDENTITY if _is_gpu(fp) else CPU_IDENTITY
-    return LEGACY_GPU_IDENTITY if _is_gpu(fp) else LEGACY_CPU_IDENTITY
+    """The identity fields `fp` records: the full set, or an older version's for an older fingerprint."""
+    if _is_gpu(fp):
+        return GPU_IDENTITY if version(fp) >= 3 else V2_GPU_IDENTITY if version(fp) == 2 else LEGACY_GPU_IDENTITY
+    return CPU_IDENTITY if version(fp) >= 2 else LEGACY_CPU_IDENTITY
+
+
+def is_complete(fp: dict) -> bool:
+    """Whether `fp` records the whole identity of its kind of device (a GPU's host since version 3)."""
+    return not missing_identity(fp)
 
 
 def identity(fp: dict) -> dict:
@@ -160,9 +178,7 @@ def differences(a: dict, b: dict) -> dict[str, tuple]:
     """Identity fields whose values differ between fingerprints a and b: {field: (a_value, b_value)}. Fields only
     one of them can record (an older fingerprint's missing ones) are not differences: see missing_identity."""
     ia, ib = identity(a), identity(b)
-    keys = set(ia) | set(ib)
-    if not (is_complete(a) and is_complete(b)):
-        keys -= ADDED_IN_V2
+    keys = set(ia) | set(ib) if is_complete(a) and is_complete(b) else set(ia) & set(ib)
     return {k: (ia.get(k), ib.get(k)) for k in sorted(keys) if ia.get(k) != ib.get(k)}
 
 
@@ -187,7 +203,7 @@ def slug(fp: dict) -> str:
     fingerprint, a CPU's best kernel tier or a GPU's MIG slice). An older fingerprint keeps the slug it had."""
     ident = identity(fp)
     digest = hashlib.sha256(repr(sorted(ident.items())).encode()).hexdigest()[:8]
-    complete = is_complete(fp)
+    complete = version(fp) >= 2  # the readable part as identity version 2 wrote it
     if _is_gpu(fp):
         head = _slugify(str(fp.get("gpu_name")))
         mig = fp.get("gpu_mig") if complete else None
@@ -205,3 +221,10 @@ def slug(fp: dict) -> str:
 def legacy_slug(fp: dict) -> str:
     """The slug an older vitcnn gave this machine (first-format identity): where its baseline may still be."""
     return slug({k: v for k, v in fp.items() if k not in ADDED_IN_V2 and k != "identity_version"})
+
+
+def older_slugs(fp: dict) -> list[str]:
+    """The slugs older vitcnn versions gave this machine, newest first (a GPU's before its host joined the
+    identity, then the first format's): where a baseline of this machine saved by them may be."""
+    older = [slug({**fp, "identity_version": 2})] if _is_gpu(fp) and version(fp) >= 3 else []
+    return [s for s in (*older, legacy_slug(fp)) if s != slug(fp)]

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from vitcnn import cpu_isa
-from vitcnn.fingerprint import is_complete, slug
+from vitcnn.fingerprint import records_cpu_isa, slug
 from vitcnn.result import STATUSES, Result
 from vitcnn.settings import Setting
 
@@ -104,7 +104,7 @@ class Run:
 def cpu_features(fp: dict, machine_cpu: dict | None = None) -> tuple[list[str] | None, str]:
     """The CPU's kernel features and where they come from: the fingerprint ("vitcnn"), or for a fingerprint of
     the first format pytest-benchmark's py-cpuinfo record beside it ("py-cpuinfo"); (None, "") when neither."""
-    if is_complete(fp):
+    if records_cpu_isa(fp):
         return fp.get("cpu_features"), "vitcnn"
     if machine_cpu and machine_cpu.get("flags"):
         return cpu_isa.from_pytest_benchmark(machine_cpu)["cpu_features"], "py-cpuinfo"

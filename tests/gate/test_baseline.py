@@ -10,6 +10,7 @@ import pytest
 
 from tests.factories import (
     CPU_FINGERPRINT,
+    GPU_FINGERPRINT,
     LEGACY_CPU_FINGERPRINT,
     S1,
     S2,
@@ -23,6 +24,7 @@ from tests.factories import (
 )
 from vitcnn import fingerprint
 from vitcnn.gate import baseline as bl
+from vitcnn.gate import rules
 from vitcnn.runfile import RunFileError, load_run
 
 # ------------------------------------------------------------------------------------------------------------ store
@@ -158,3 +160,14 @@ def test_require_baseline_falls_back_to_the_first_format_slug(tmp_path):
     new_path = bl.save_baseline(run, tmp_path)  # a complete run saves under its own slug, beside the old one
     assert new_path != path and path.exists()
     assert bl.require_baseline(run.slug, tmp_path, fingerprint.legacy_slug(run.fingerprint)).path == str(new_path)
+
+
+def test_the_gate_finds_a_gpu_baseline_saved_before_the_host_joined_and_gates_no_speed(tmp_path):
+    before = {**GPU_FINGERPRINT, "identity_version": 2}
+    path = bl.save_baseline(make_run(result(S1, low_noise(0.01)), fp=before), tmp_path)
+    run = make_run(result(S1, low_noise(0.05)), fp=GPU_FINGERPRINT)
+    assert bl.require_baseline(run.slug, tmp_path, fingerprint.older_slugs(run.fingerprint)).path == str(path)
+    comparison = rules.gate_against_baseline(run, tmp_path)
+    assert comparison.incomplete == {"base": fingerprint.HOST_IDENTITY}
+    assert comparison.verdicts[0].labels == ("inconclusive",) and not comparison.has_regression
+    assert "identity incomplete" in bl.resave_reason(bl.load_baseline(path))

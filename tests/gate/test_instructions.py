@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.factories import make_run, result, setting
+from tests.factories import make_run, result, setting, stored
 from vitcnn.gate import instructions, rules
 from vitcnn.runfile import Result
 
@@ -44,7 +44,7 @@ def test_label_iff_the_change_is_beyond_the_tolerance(base, change, tolerance):
 
 def test_the_stored_baseline_gate_flags_instructions_up_as_a_regression_beside_the_speed_verdict():
     samples = [0.01 + 1e-5 * i for i in range(20)]
-    base = make_run(result(S, samples, instructions_per_call=200e6))
+    base = stored(make_run(result(S, samples, instructions_per_call=200e6)))
     new = make_run(result(S, samples, instructions_per_call=210e6))
     verdict = rules.compare(base, new).verdicts[0]
     assert verdict.labels == ("same", "instructions-up") and verdict.regression

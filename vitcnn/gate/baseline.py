@@ -11,6 +11,7 @@ module only reads and writes files.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 
 from vitcnn import fingerprint
@@ -156,13 +157,15 @@ def resave_reason(run: Run) -> str | None:
             f"speed is not gated against it")
 
 
-def require_baseline(slug: str, directory: Path | str = DEFAULT_DIR, legacy_slug: str | None = None) -> Run:
+def require_baseline(slug: str, directory: Path | str = DEFAULT_DIR,
+                     older_slugs: str | Sequence[str] | None = None) -> Run:
     """The stored baseline of fingerprint `slug`; NoBaselineError (with how to make one) when there is none.
 
-    With `legacy_slug` (fingerprint.legacy_slug of the run), a baseline saved by an older vitcnn for what may be
+    With `older_slugs` (fingerprint.older_slugs of the run), a baseline saved by an older vitcnn for what may be
     this machine is used when none exists under `slug`; its identity is incomplete, which the gate says."""
     path = baseline_path(slug, directory)
-    if not path.exists() and legacy_slug and legacy_slug != slug:
+    older = [older_slugs] if isinstance(older_slugs, str) else list(older_slugs or [])
+    for legacy_slug in ([] if path.exists() else [s for s in older if s != slug]):
         legacy = baseline_path(legacy_slug, directory)
         if legacy.exists():
             return load_baseline(legacy)

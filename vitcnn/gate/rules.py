@@ -209,9 +209,9 @@ def identity_notes(comparison: Comparison) -> list[str]:
 def gate_against_baseline(run: Run, directory: Path | str = baseline.DEFAULT_DIR,
                           options: GateOptions = GateOptions()) -> Comparison:
     """Compare `run` with the stored baseline of its fingerprint (what the pytest plugin calls at session end),
-    or, when there is none, with a baseline an older vitcnn saved under this machine's first-format slug (its
+    or, when there is none, with a baseline an older vitcnn saved under an older slug of this machine (its
     identity is incomplete: compare says so and gates no speed)."""
-    base = baseline.require_baseline(run.slug, directory, fingerprint.legacy_slug(run.fingerprint))
+    base = baseline.require_baseline(run.slug, directory, fingerprint.older_slugs(run.fingerprint))
     return compare(base, run, options)
 
 

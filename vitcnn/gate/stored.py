@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 MIN_RUNS = 3  # saved runs of a setting before the `runs` rule judges it
 INTERVAL = 0.95  # coverage of a saved median's interval (distribution-free, from the order statistics)
 POWER = 0.80  # the detectable slowdown of a row: the one its rule would flag this often
+SAME_RESOLVES = 2.0  # a `same` must have been able to see a slowdown of this many tolerances (80% power)
 REGIME_SHARE = 0.8  # a new run whose settings moved this share in one direction, beyond the tolerance: a regime?
 RULE_NAMES = {"samples": "within-run samples (the saved runs agree within their own intervals)",
               "runs": "saved runs as units", "far": f"only a change beyond {FAR:g}x (too few saved runs)"}
@@ -192,7 +193,7 @@ class StoredRuns:
         by_runs = [(i, base, new) for i, base, new in pairs if rule[i] == "runs"]
         found.update(self._by_runs(by_runs, saved, options))
         self.notes = _rules_note(rule) + _regime_note(pairs, saved, options)
-        return found
+        return {i: _resolved(f, options) for i, f in found.items()}
 
     @staticmethod
     def _by_samples(base: Result, new: Result, saved: list[SavedMedian], options: GateOptions) -> SpeedFinding:
@@ -265,6 +266,16 @@ class StoredRuns:
         detectable = min(_detectable(critical, scale, len(medians) - 1, options.tolerance),
                          max(FAR, 1 + options.tolerance) - 1)
         return SpeedFinding(far if far and decided.label == "same" else decided, detectable=detectable)
+
+
+def _resolved(found: SpeedFinding, options: GateOptions) -> SpeedFinding:
+    """`same` only where the rule could have seen a slowdown of SAME_RESOLVES x the tolerance (10% by default);
+    otherwise `inconclusive`, saying what it could have seen, as `vitcnn ab` does."""
+    needed = SAME_RESOLVES * options.tolerance
+    if found.found.label != "same" or found.detectable is None or found.detectable <= needed:
+        return found
+    why = f"could only have seen a slowdown of {found.detectable:.0%} (a `same` needs {needed:.0%})"
+    return found._replace(found=found.found._replace(label="inconclusive", detail=f"{found.found.detail}; {why}"))
 
 
 def _rules_note(rule: dict[int, str]) -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from vitcnn import cpu_isa, table
-from vitcnn.fingerprint import is_complete, missing_identity
+from vitcnn.fingerprint import missing_identity, records_cpu_isa
 from vitcnn.report.analysis import DeviceAnalysis
 from vitcnn.report.best import TIE_RULE, Best, Device, Point, fairness_notes, is_timed, model_order, point_key
 from vitcnn.report.claims import Claim
@@ -86,7 +86,7 @@ def _features(device: Device) -> str | None:
 
 
 def _cpu_id(device: Device) -> str | None:
-    fields = device.fingerprint if is_complete(device.fingerprint) else \
+    fields = device.fingerprint if records_cpu_isa(device.fingerprint) else \
         cpu_isa.from_pytest_benchmark(device.machine_cpu or {})
     parts = [fields.get(k) for k in ("cpu_vendor", "cpu_family", "cpu_model_number", "cpu_stepping")]
     if all(p is None for p in parts):
