@@ -48,11 +48,15 @@ class Comparison:
     incomplete: dict[str, tuple[str, ...]] = field(default_factory=dict)  # side -> identity fields it lacks
     condition_changes: dict[str, tuple] = field(default_factory=dict)  # GPU conditions that differ (warned)
     notes: list[str] = field(default_factory=list)  # what the tables print under the summary line
-    worst_detectable: float | None = None  # A/B only: the largest of the settings' detectable slowdowns
 
     @property
     def cross_machine(self) -> bool:
         return bool(self.differences)
+
+    @property
+    def worst_detectable(self) -> float | None:
+        """The largest of the settings' detectable slowdowns (None where no rule gave one: counts, statuses)."""
+        return max((v.detectable for v in self.verdicts if v.detectable is not None), default=None)
 
     @property
     def regressions(self) -> list[SettingVerdict]:

@@ -25,7 +25,7 @@ from vitcnn.gate import baseline, instructions, paired
 from vitcnn.gate.comparison import Comparison, SettingVerdict
 from vitcnn.gate.metrics import GATED, SPEED, SPEED_LABELS, Finding, GateOptions
 from vitcnn.gate.speed import FAR, Counted, Interleaved, OneRun, SpeedFinding, SpeedRule
-from vitcnn.gate.stored import MIN_RUNS, StoredRuns, saved_runs
+from vitcnn.gate.stored import MIN_RUNS, SavedRun, StoredRuns
 from vitcnn.result import Result
 from vitcnn.runfile import Run
 
@@ -154,14 +154,14 @@ def compare(base: Run, new: Run, options: GateOptions = GateOptions()) -> Compar
         verdicts = [identity_speed(v, options) for v in verdicts]
     comparison = Comparison(verdicts, options, base.path, new.path, diff, incomplete,
                             fingerprint.condition_changes(base.fingerprint, new.fingerprint))
-    comparison.worst_detectable = max((v.detectable for v in verdicts if v.detectable is not None), default=None)
-    comparison.notes += single_run_note(base) + rule.notes + identity_notes(comparison) + session_notes
+    comparison.notes += single_run_note(base, rule.runs) + rule.notes + identity_notes(comparison) + session_notes
     return comparison
 
 
-def single_run_note(base: Run) -> list[str]:
-    """What a comparison against one plain run file can and cannot decide (nothing when `base` is a baseline)."""
-    if saved_runs(base) or base.median_history:
+def single_run_note(base: Run, saved: list[SavedRun]) -> list[str]:
+    """What a comparison against one plain run file can and cannot decide (nothing when `base` is a baseline: it
+    has `saved` runs or an older baseline's medians)."""
+    if saved or base.median_history:
         return []
     return [f"BASE IS ONE RUN, not a baseline: failures, memory, compile counts and instruction counts are judged "
             f"exactly; speed only beyond {FAR:g}x, because one run cannot show how far the next run of unchanged "
@@ -236,7 +236,6 @@ def compare_paired(inputs: list[PairedInput], options: GateOptions = GateOptions
     verdicts, session_notes = judge([(x.a, x.b) for x in inputs], rule, options)
     comparison = Comparison(verdicts, options, "side A", "side B")
     comparison.notes += list(notes or []) + session_notes
-    comparison.worst_detectable = max((v.detectable for v in verdicts if v.detectable is not None), default=None)
     if comparison.worst_detectable is not None:
         comparison.notes.append(f"CI: {1 - options.alpha / looks:.1%} interval of B/A (alpha {options.alpha:g} "
                                 f"spent over {looks} look{'s' if looks > 1 else ''}); detectable: the smallest "

@@ -63,6 +63,11 @@ class SavedRun:
     commit: str | None
     medians: dict[str, SavedMedian]
 
+    @property
+    def quiet(self) -> dict[str, SavedMedian]:
+        """The medians timed without a busy neighbour: a contended one says nothing of a quiet machine's spread."""
+        return {i: m for i, m in self.medians.items() if not m.contended}
+
 
 def median_interval(samples: Sequence[float]) -> tuple[float, float] | None:
     """The INTERVAL confidence interval of the median from order statistics (no distribution assumed; None with
@@ -104,7 +109,7 @@ def _saved_of(base: Run, runs: list[SavedRun], setting: Result) -> list[SavedMed
     """What the baseline knows of one setting's run-to-run behaviour: its saved runs timed quietly (a contended
     save says nothing of a quiet machine's spread), else the medians an older baseline kept (no intervals), else
     the base run itself as one save."""
-    found = [r.medians[setting.id] for r in runs if setting.id in r.medians and not r.medians[setting.id].contended]
+    found = [r.quiet[setting.id] for r in runs if setting.id in r.quiet]
     if found:
         return found
     if base.median_history.get(setting.id):
@@ -147,7 +152,7 @@ class RunEffects:
     def fit(cls, runs: list[SavedRun], ids: Sequence[str]) -> RunEffects | None:
         """The fit, or None where it cannot separate shifts from residuals (fewer than 3 settings or no residual
         degrees of freedom)."""
-        quiet = [{i: m for i, m in r.medians.items() if not m.contended} for r in runs]
+        quiet = [r.quiet for r in runs]
         logs = np.array([[math.log(q[i].median_s) if i in q else np.nan for i in ids] for q in quiet]
                         ).reshape(len(runs), len(ids))
         logs = logs[np.isfinite(logs).any(axis=1)]
