@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -123,21 +125,49 @@ def test_graph_fields_take_the_difference_of_two_snapshots():
     assert compiling.recompiles(after, {"graphs": 6, "frames": 15, "breaks": {}}) == 3
 
 
+def _small() -> tuple[torch.nn.Module, torch.Tensor]:
+    return torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.GELU(), torch.nn.Linear(32, 4)), torch.randn(8, 16)
+
+
 def test_cold_compiles_miss_an_empty_cache_every_time_and_warm_ones_hit_it():
-    # Twice in a row: the second cold compile must miss again (a fresh cache each time, in-memory caches cleared),
-    # whereas the same graph compiled plainly after the first is served from somewhere. Cold costs a C++ build.
-    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.GELU(), torch.nn.Linear(32, 4))
-    compiled, x = compiling.compile_model(model, "default"), torch.randn(8, 16)
-    with torch.no_grad():
-        first = compiling.cold_and_warm(lambda: compiled(x))
-        second = compiling.cold_and_warm(lambda: compiled(x))
+    # A first compile that hit the user's caches cannot be the cold figure: cold_compile runs in a fresh directory,
+    # twice in a row misses twice (in-memory caches cleared), and the warm recompile hits the user's caches (here
+    # a directory of the test's own, filled by the model's first compile). Cold costs a C++ build.
+    from torch._inductor.utils import fresh_cache
+
+    model, x = _small()
+    compiled = compiling.compile_model(model, "default")
+    with fresh_cache(), torch.no_grad():
+        compiled(x)
+        first = compiling.compile_extras(0.0, "hit", lambda: compiled(x))
+        second = compiling.compile_extras(0.0, "hit", lambda: compiled(x))
     for fields in (first, second):
         assert (fields["compile_cold_cache"], fields["compile_warm_cache"]) == ("miss", "hit")
         assert fields["compile_cold_s"] > fields["compile_warm_s"] > 0
     assert set(first) == set(compiling.NOT_MEASURED)
 
 
-def test_between_undoes_each_call_before_the_next():
+def test_a_first_compile_that_missed_every_cache_is_the_cold_figure_and_is_not_compiled_again():
+    # An empty user cache (a first run): the model's own compile was cold, so only the warm recompile follows,
+    # served from what that compile wrote: the FX-graph cache misses once in all, not twice.
+    from torch._inductor.utils import fresh_cache
+
+    model, x = _small()
+    compiled = compiling.compile_model(model, "default")
+    with fresh_cache(), torch.no_grad():
+        compiling.forget_compiled()
+        before, start = compiling.cache_counters(), time.perf_counter()
+        compiled(x)
+        compile_s = time.perf_counter() - start
+        verdict = compiling.cache_verdict(compiling.cache_delta(before, compiling.cache_counters()))
+        fields = compiling.compile_extras(compile_s, verdict, lambda: compiled(x))
+        misses = compiling.cache_delta(before, compiling.cache_counters()).get("fx_graph.fxgraph_cache_miss")
+    assert verdict == "miss" and misses == 1
+    assert (fields["compile_cold_s"], fields["compile_cold_cache"], fields["compile_warm_cache"]) == \
+        (compile_s, "miss", "hit")
+
+
+def test_between_undoes_the_cold_call_and_the_warm_call_keeps_its_gradients():
     model = torch.nn.Linear(4, 1)
     compiled, x = compiling.compile_model(model, "default"), torch.randn(2, 4)
     seen = []
@@ -146,5 +176,6 @@ def test_between_undoes_each_call_before_the_next():
         compiled(x).sum().backward()
         seen.append(model.weight.grad.clone())
 
-    compiling.cold_and_warm(step, lambda: model.zero_grad(set_to_none=True))
+    compiling.compile_extras(0.0, "hit", step, lambda: model.zero_grad(set_to_none=True))
     assert len(seen) == 2 and torch.equal(seen[0], seen[1])  # not accumulated into twice the gradient
+    assert torch.equal(model.weight.grad, seen[1])  # the warm step's gradients stay for the optimizer

@@ -9,7 +9,7 @@
   process and the machine's drift, so a slower VM moves compiled and eager together and leaves the ratio; but a
   run can still shift one setting's ratio as a whole (two unchanged smoke runs on the 2-core VM: up to 7%, Welch
   p down to 0.001), which the pairs' spread does not contain: the tolerance (20%) is what absorbs it.
-- `compile-slower` (across the session): cold compile times (empty caches, compiling.cold_and_warm) paired by
+- `compile-slower` (across the session): cold compile times (empty caches, compiling.compile_extras) paired by
   setting; the settings are the repetitions. The session's compiles are slower when a one-sided one-sample t-test
   of log(new / base) over the settings is significant at alpha AND their geometric mean grew by more than
   `compile_tolerance`; then each setting that grew by more than the tolerance is labelled. A single setting's

@@ -95,31 +95,58 @@ def recompiles(after_compile: dict, now: dict) -> int:
     return now["frames"] - after_compile["frames"]
 
 
-def cold_and_warm(first_call: Callable[[], None], between: Callable[[], None] = lambda: None) -> dict:
-    """Compile time as a user with an empty cache pays it (cold) and as a second process pays it (warm).
+def _timed(first_call: Callable[[], None], between: Callable[[], None]) -> tuple[float, str]:
+    """Seconds of one first call and what the caches did during it; `between` then undoes its side effects."""
+    before, start = cache_counters(), time.perf_counter()
+    first_call()
+    seconds = time.perf_counter() - start
+    between()
+    return seconds, cache_verdict(cache_delta(before, cache_counters()))
 
-    Cold: the first call in a fresh, empty inductor/Triton cache directory (torch's own `fresh_cache`, which also
-    clears the in-memory compiled-code caches). Warm: Dynamo reset and the in-memory caches cleared again, then the
-    first call once more, served from that directory's FX-graph and AOTAutograd caches (`compile_cold_cache` and
-    `compile_warm_cache` say whether the caches missed and hit as they should). The directory is deleted
-    afterwards and Dynamo reset, so the setting's own compile (the timed model, `compile_time_s`) runs as before,
-    with the user's caches. `between` undoes a call's side effects (a training step's gradients)."""
-    from torch._inductor.utils import clear_caches, fresh_cache
 
-    def timed() -> tuple[float, str]:
-        before, start = cache_counters(), time.perf_counter()
-        first_call()
-        seconds = time.perf_counter() - start
-        between()
-        return seconds, cache_verdict(cache_delta(before, cache_counters()))
+def forget_compiled() -> None:
+    """Dynamo reset and the in-memory compiled-code caches cleared: the next first call compiles as a fresh
+    process would, served only by the on-disk caches."""
+    from torch._inductor.utils import clear_caches
+
+    torch._dynamo.reset()
+    clear_caches()
+
+
+def recompile(first_call: Callable[[], None], between: Callable[[], None] = lambda: None) -> tuple[float, str]:
+    """The first call once more as a second process pays it (forget_compiled, then served from the on-disk
+    caches): (seconds, cache verdict). The model stays compiled."""
+    forget_compiled()
+    return _timed(first_call, between)
+
+
+def cold_compile(first_call: Callable[[], None], between: Callable[[], None] = lambda: None) -> tuple[float, str]:
+    """The first call in a fresh, empty inductor/Triton cache directory (torch's own `fresh_cache`, which also clears
+    the in-memory compiled-code caches), as a user with no cache pays it: (seconds, cache verdict, `miss` when
+    honest). The directory is deleted afterwards and Dynamo reset: the caller compiles its model again."""
+    from torch._inductor.utils import fresh_cache
 
     with fresh_cache():
         torch._dynamo.reset()
-        cold, cold_cache = timed()
-        torch._dynamo.reset()
-        clear_caches()
-        warm, warm_cache = timed()
+        cold = _timed(first_call, between)
     torch._dynamo.reset()
+    return cold
+
+
+def compile_extras(compile_s: float, compile_cache: str, first_call: Callable[[], None],
+                   between: Callable[[], None] = lambda: None, before_warm: Callable[[], None] = lambda: None
+                   ) -> dict:
+    """Cold and warm compile time, after the model's own first compile (`compile_s`, with the user's caches).
+
+    Cold: when that compile missed every cache (an empty user cache, as on a first run) it was a cold compile and
+    is the figure; otherwise `cold_compile` in a fresh directory. Warm: `recompile` from the user's caches, now
+    filled (`compile_warm_cache` says `hit` when honest). One full compile on a first run instead of two, and the
+    warm recompile is the model the caller times from then on; `before_warm` runs just before it (a CUDA memory
+    baseline must precede the call that records CUDA graphs). `between` undoes the cold call's side effects; the
+    warm call's stay, as the model's own first call's would (a training step's gradients, for its optimizer)."""
+    cold, cold_cache = (compile_s, "miss") if compile_cache == "miss" else cold_compile(first_call, between)
+    before_warm()
+    warm, warm_cache = recompile(first_call)
     return {"compile_cold_s": cold, "compile_cold_cache": cold_cache, "compile_warm_s": warm,
             "compile_warm_cache": warm_cache}
 

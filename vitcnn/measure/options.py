@@ -27,7 +27,7 @@ class MeasureOptions:
     conventions: str = "strict"  # "essay": cuDNN TF32 on in fp32 and FLOPs without attention (docs/measuring.md)
     device_time_rounds: int = 10  # CUDA: calls timed with events for gpu_time_s / gpu_busy
     # Compiled settings only; None: the profile decides (settings.Profile.compile_extras), see for_profile.
-    compile_times: bool | None = None  # cold and warm compile time (compiling.cold_and_warm): ~2 extra compiles
+    compile_times: bool | None = None  # cold and warm compile time (compiling.compile_extras): 1-2 extra compiles
     eager_twin: bool | None = None  # speedup over eager and memory compression (twin.py): ~SECONDS more timing
     # False only in a counting worker under callgrind (vitcnn/workers/counting.py): no FLOP count, no references
     # and no output check there, as a plain worker compiled and checked the same cached graph first.

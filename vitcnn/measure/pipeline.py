@@ -7,10 +7,10 @@ Order matters for honest numbers (docs/measuring.md says why each step is there)
 1. build, cast and move the model and input; every residual gain awake (models.wake_gains);
 2. FLOPs under FakeTensorMode (no memory; every SDPA op has a formula, flops.py); references on a 1-image slice:
    eager in the setting's dtype and SDPA context, and fp32 with math attention (reference.py);
-3. where asked for, a cold compile (empty caches) and a warm one first (compiling.cold_and_warm); then the
-   first compiled call = compile time, with caches that a forced SDPA backend cannot share (sdpa.py); its output
-   must match both references (training: loss and the stem's gradient of the first step, before its optimizer
-   step);
+3. the first compiled call = compile time, with caches that a forced SDPA backend cannot share (sdpa.py); its
+   output must match both references (training: loss and the stem's gradient of the first step, before its
+   optimizer step); where asked for, then the cold compile (that first call itself when it missed every cache,
+   else one in an empty cache directory) and the warm one, whose recompiled model is timed (compiling.compile_extras);
 4. reset the CUDA peak-memory counters (before the first call for CUDA-graph modes, so recording counts), then
    warm up for a time and time synchronised calls with the cyclic GC paused;
 5. after timing: device time and gpu_busy (CUDA), the CPU memory peak of one more call (memory.py: the profiler's
@@ -152,12 +152,11 @@ class Prepared:
             synchronize(device)
             return out
 
-        info.update(compiling.cold_and_warm(first_call, lambda: model.zero_grad(set_to_none=True))
-                    if options.compile_times and not eager else compiling.NOT_MEASURED)
-        if device.type == "cuda":  # CUDA-graph modes record during the first calls: their peak must include it
-            synchronize(device)
-            torch.cuda.reset_peak_memory_stats(device)
-            self.allocated_before = torch.cuda.memory_allocated(device)
+        extras = options.compile_times and not eager
+        if extras:  # nothing compiled in memory may serve this compile: if it misses on disk, it is the cold one
+            compiling.forget_compiled()
+        if device.type == "cuda" and not extras:  # else before the warm recompile: the model timed from then on
+            self._cuda_memory_baseline()
         cache_before, dynamo_before = compiling.cache_counters(), compiling.dynamo_counts()
         synchronize(device)
         start = time.perf_counter()
@@ -167,13 +166,21 @@ class Prepared:
         info["compile_time_s"] = None if eager else compile_s
         info["compile_cache"] = "n/a" if eager else compiling.cache_verdict(delta)
         info["compile_cache_counters"] = delta
-        self.dynamo_after_compile = None if eager else compiling.dynamo_counts()
         info.update({"graphs": None, "graph_breaks": None, "graph_break_reasons": None} if eager
-                    else compiling.graph_fields(dynamo_before, self.dynamo_after_compile))
+                    else compiling.graph_fields(dynamo_before, compiling.dynamo_counts()))
         if options.checks:
             info.update(reference.check(out, refs, setting.precision))
             del refs
         del out
+        if extras:
+            zero_grad = lambda: model.zero_grad(set_to_none=True)  # noqa: E731
+            zero_grad()
+            info.update(compiling.compile_extras(compile_s, info["compile_cache"], first_call, zero_grad,
+                                                 self._cuda_memory_baseline if device.type == "cuda" else
+                                                 lambda: None))
+        else:
+            info.update(compiling.NOT_MEASURED)
+        self.dynamo_after_compile = None if eager else compiling.dynamo_counts()
         if train:  # the first step's optimizer step creates the optimizer state: held from here on
             step.apply()
             info["gradient_bytes"] = training.gradient_bytes(model)
@@ -184,14 +191,19 @@ class Prepared:
                 self.allocated_before += info["optimizer_state_bytes"]
 
         if device.type == "cuda" and not graphs:  # compile-time autotuning buffers are not activations
-            synchronize(device)
-            torch.cuda.reset_peak_memory_stats(device)
-            self.allocated_before = torch.cuda.memory_allocated(device)
+            self._cuda_memory_baseline()
         warmup_calls = max(options.warmup_calls, 3) if graphs else options.warmup_calls
         with gc_paused():
             warmup = warm_up(self.call, warmup_calls, options.warmup_seconds)
         self.per_call_s = statistics.median(warmup[-warmup_calls:])
         info["warmup_rounds"] = len(warmup)
+
+    def _cuda_memory_baseline(self) -> None:
+        """Peak statistics reset and the allocation before the model's (last) first call noted: CUDA-graph modes
+        record during the first calls, so their peak must include the recording."""
+        synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        self.allocated_before = torch.cuda.memory_allocated(self.device)
 
     def enqueue(self) -> None:
         """One call of the compiled model (or one training step), not synchronised."""
@@ -373,6 +385,7 @@ def measure(setting: Setting, device: torch.device | str, timer: Timer = plain_t
             build: Callable[..., torch.nn.Module] = models.build) -> Result:
     """Measure one setting; never raises for OOM or a failing model: the Result says what happened."""
     device = torch.device(device)
+    start = time.perf_counter()
     free_memory()
     failed: Result | None = None
     try:
@@ -386,7 +399,11 @@ def measure(setting: Setting, device: torch.device | str, timer: Timer = plain_t
             failed = failure(exc, setting)
     if failed is not None:
         return failed
-    return completed(setting, device, info, samples)
+    result = completed(setting, device, info, samples)
+    # What the setting cost from start to end (build, checks, compiles, warm-up, timing, extras): the measured
+    # cost `vitcnn plan` estimates run times from (vitcnn/scale/costs.py).
+    result.info["setting_wall_s"] = time.perf_counter() - start
+    return result
 
 
 def completed(setting: Setting, device: torch.device, info: dict, samples: list[float]) -> Result:
