@@ -104,6 +104,21 @@ def _timed(first_call: Callable[[], None], between: Callable[[], None]) -> tuple
     return seconds, cache_verdict(cache_delta(before, cache_counters()))
 
 
+def first_compile(first_call: Callable[[], object], eager: bool) -> tuple[object, float, dict]:
+    """The model's own first call (its compile, unless eager): its output, its seconds, and the run file's fields
+    for it: compile time, what the caches did (`compile_cache`), what Dynamo did (graphs, breaks, reasons)."""
+    cache_before, dynamo_before = cache_counters(), dynamo_counts()
+    start = time.perf_counter()
+    out = first_call()
+    seconds = time.perf_counter() - start
+    delta = cache_delta(cache_before, cache_counters())
+    if eager:
+        return out, seconds, {"compile_time_s": None, "compile_cache": "n/a", "compile_cache_counters": delta,
+                              "graphs": None, "graph_breaks": None, "graph_break_reasons": None}
+    return out, seconds, {"compile_time_s": seconds, "compile_cache": cache_verdict(delta),
+                          "compile_cache_counters": delta, **graph_fields(dynamo_before, dynamo_counts())}
+
+
 def forget_compiled() -> None:
     """Dynamo reset and the in-memory compiled-code caches cleared: the next first call compiles as a fresh
     process would, served only by the on-disk caches."""

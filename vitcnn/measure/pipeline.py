@@ -157,17 +157,9 @@ class Prepared:
             compiling.forget_compiled()
         if device.type == "cuda" and not extras:  # else before the warm recompile: the model timed from then on
             self._cuda_memory_baseline()
-        cache_before, dynamo_before = compiling.cache_counters(), compiling.dynamo_counts()
         synchronize(device)
-        start = time.perf_counter()
-        out = first_call()
-        compile_s = time.perf_counter() - start
-        delta = compiling.cache_delta(cache_before, compiling.cache_counters())
-        info["compile_time_s"] = None if eager else compile_s
-        info["compile_cache"] = "n/a" if eager else compiling.cache_verdict(delta)
-        info["compile_cache_counters"] = delta
-        info.update({"graphs": None, "graph_breaks": None, "graph_break_reasons": None} if eager
-                    else compiling.graph_fields(dynamo_before, compiling.dynamo_counts()))
+        out, compile_s, fields = compiling.first_compile(first_call, eager)
+        info.update(fields)
         if options.checks:
             info.update(reference.check(out, refs, setting.precision))
             del refs
@@ -175,9 +167,8 @@ class Prepared:
         if extras:
             zero_grad = lambda: model.zero_grad(set_to_none=True)  # noqa: E731
             zero_grad()
-            info.update(compiling.compile_extras(compile_s, info["compile_cache"], first_call, zero_grad,
-                                                 self._cuda_memory_baseline if device.type == "cuda" else
-                                                 lambda: None))
+            before_warm = self._cuda_memory_baseline if device.type == "cuda" else lambda: None
+            info.update(compiling.compile_extras(compile_s, info["compile_cache"], first_call, zero_grad, before_warm))
         else:
             info.update(compiling.NOT_MEASURED)
         self.dynamo_after_compile = None if eager else compiling.dynamo_counts()
@@ -199,8 +190,7 @@ class Prepared:
         info["warmup_rounds"] = len(warmup)
 
     def _cuda_memory_baseline(self) -> None:
-        """Peak statistics reset and the allocation before the model's (last) first call noted: CUDA-graph modes
-        record during the first calls, so their peak must include the recording."""
+        """Peak statistics reset and the allocation noted, before the call that records CUDA graphs (if any)."""
         synchronize(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
         self.allocated_before = torch.cuda.memory_allocated(self.device)
@@ -399,14 +389,12 @@ def measure(setting: Setting, device: torch.device | str, timer: Timer = plain_t
             failed = failure(exc, setting)
     if failed is not None:
         return failed
-    result = completed(setting, device, info, samples)
-    # What the setting cost from start to end (build, checks, compiles, warm-up, timing, extras): the measured
-    # cost `vitcnn plan` estimates run times from (vitcnn/scale/costs.py).
-    result.info["setting_wall_s"] = time.perf_counter() - start
-    return result
+    return completed(setting, device, info, samples, wall_s=time.perf_counter() - start)
 
 
-def completed(setting: Setting, device: torch.device, info: dict, samples: list[float]) -> Result:
-    """The Result of a setting that ran: its info with the derived numbers (run after the model is freed)."""
-    info.update(_derived(setting, device, info, samples))
+def completed(setting: Setting, device: torch.device, info: dict, samples: list[float],
+              wall_s: float | None = None) -> Result:
+    """The Result of a setting that ran: its info with the derived numbers (run after the model is freed) and its
+    whole cost in seconds (what `vitcnn plan` adds up; None where its blocks were spread over an A/B session)."""
+    info.update(_derived(setting, device, info, samples), setting_wall_s=wall_s)
     return Result(setting, "ok", None, samples, info)
