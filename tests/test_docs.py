@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 README = REPO / "README.md"
 README_LIMIT = 10 * 1024
-GENERATED = {DOCS / "reference" / "options.md", DOCS / "reference" / "cli.md"}
+GENERATED = {DOCS / "reference" / "options.md", DOCS / "reference" / "cli.md", DOCS / "reference" / "run-times.md"}
 
 
 def _generator():
