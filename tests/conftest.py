@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,24 @@ from tests.pytest_runs import GATE_SUBSET, run_benchmarks
 # factor; one thread under the kernel's fair scheduler keeps at least 2/(T+1) of a core against T busy threads
 # of other processes, a slowdown of at most (T+1)/2.
 GATE_THREADS = ("--vitcnn-threads", "1")
+
+# Markers whose skips must not pass quietly, e.g. VITCNN_REQUIRE_MARKERS=valgrind,browser: CI sets it where it has
+# installed the tools those tests need (ci.yml), so a missing tool fails the run there instead of skipping.
+REQUIRE_MARKERS = "VITCNN_REQUIRE_MARKERS"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A skipped test carrying a required marker is reported as a failure that gives the skip's reason."""
+    report = (yield).get_result()
+    required = {m.strip() for m in os.environ.get(REQUIRE_MARKERS, "").split(",") if m.strip()}
+    if not report.skipped or hasattr(report, "wasxfail") or not required:
+        return
+    marks = sorted({m.name for m in item.iter_markers()} & required)
+    if marks:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but {REQUIRE_MARKERS} requires the {', '.join(marks)} tests to run: {reason}"
 
 
 @dataclass

@@ -4,6 +4,9 @@ Data flows one way: run files -> Run (vitcnn.runfile) -> per-device merged resul
 -> claims (claims.py) and figure plans (metrics.py), computed once per report (analysis.py) -> report.md
 (markdown.py) and PNG figures (figures.py, the only module that imports matplotlib, lazily, so that
 `import vitcnn.report` works without it). The `report` command line is in vitcnn/cli.py.
+
+pr_comment.py stands apart: the merge of a pull request's sticky comment, run by .github/workflows/pr-comment.yml
+from a bare checkout, so this package must keep importing with the standard library alone (no numpy, no torch).
 """
 
 from __future__ import annotations
