@@ -1,6 +1,6 @@
 """How often would an innocent pull request fail `vitcnn ab`? Synthetic A/A sessions drawn from measured noise.
 
-    python scripts/aa-false-alarms.py [--sessions 400] [--alpha 0.05 0.01] [--seed 0]
+    python scripts/aa-false-alarms.py [--sessions 400] [--alpha 0.05 0.01] [--rule t moderated] [--seed 0]
 
 Each synthetic setting resamples one measured setting of the plain A/A sessions of the 2-core VM
 (results/regimes-2026-12-06/plain*.json.gz: 18 settings, 4 processes per side, 6 rounds): the y = round + process
@@ -9,6 +9,11 @@ fit of its blocks gives its process effects, its round effects (the machine's dr
 profile) runs `vitcnn ab`'s design at its defaults (vitcnn.ab.design.ABOptions: first processes, the cap, rounds per
 stage, looks) with fresh process effects drawn from the measured ones, drift drawn from the measured rounds and
 residuals drawn from the measured blocks, and is decided by vitcnn.gate.paired exactly as the driver decides it.
+
+Rules (--rule): `t`, the driver's (each setting's own two-sample t-test over its processes); `moderated`, a
+prototype that is not in the driver yet: each setting's spread between processes shrunk toward the session's
+(an empirical-Bayes prior fitted to all settings' spreads at each look, Smyth's moderated t-test), so that a
+setting whose few processes happen to agree cannot look certain, and each test gets the prior's degrees of freedom.
 
 Noise models (--models): `measured` as above; `regimes`: the same, plus the two speeds 20% apart that processes of
 the AMD EPYC VM clustered at (issue 37: each process slow with probability 1/2). Printed per model and alpha: the
@@ -29,7 +34,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, special, stats
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -95,6 +100,83 @@ def setting_estimate(rng: np.random.Generator, noise: Noise, design: ABOptions, 
         processes += 1
 
 
+def _trigamma_inverse(value: float) -> float:
+    return float(optimize.brentq(lambda x: special.polygamma(1, x) - value, 1e-8, 1e8))
+
+
+def spread_prior(variances: np.ndarray, dfs: np.ndarray) -> tuple[float, float]:
+    """(d0, s0^2): the scaled inverse-chi-square prior of the settings' variances, fitted by moments of their logs
+    (Smyth 2004); d0 = inf when the variances scatter no more than sampling alone makes them."""
+    keep = (variances > 0) & (dfs > 0)
+    v, d = variances[keep], dfs[keep]
+    e = np.log(v) - special.digamma(d / 2) + np.log(d / 2)
+    excess = float(np.var(e, ddof=1) - np.mean(special.polygamma(1, d / 2))) if len(e) > 1 else 0.0
+    if excess <= 0:
+        return math.inf, float(math.exp(np.mean(e)))
+    d0 = 2 * _trigamma_inverse(excess)
+    return d0, float(math.exp(np.mean(e) + special.digamma(d0 / 2) - math.log(d0 / 2)))
+
+
+def moderated(effects: dict, prior: tuple[float, float], design: ABOptions, blocks: int) -> paired.PairedEstimate:
+    """One setting's estimate with its spread shrunk toward the prior (posterior variance, d0 + d degrees of
+    freedom); p-values and interval spent over the design's looks as paired.estimate does."""
+    a = np.array([v for (side, _), v in effects.items() if side == "A"])
+    b = np.array([v for (side, _), v in effects.items() if side == "B"])
+    d = len(a) + len(b) - 2
+    own = (((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum()) / d
+    d0, s0 = prior
+    variance = s0 if math.isinf(d0) else (d0 * s0 + d * own) / (d0 + d)
+    df = 1e6 if math.isinf(d0) else d0 + d
+    se = math.sqrt(variance * (1 / len(a) + 1 / len(b)))
+    centre = float(b.mean() - a.mean())
+    spent = design.alpha / design.looks
+    p_slower = float(stats.t.sf(centre / se, df)) * design.looks
+    p_faster = float(stats.t.cdf(centre / se, df)) * design.looks
+    half = float(stats.t.ppf(1 - spent / 2, df)) * se
+    return paired.PairedEstimate(len(a), blocks, centre, centre - half, centre + half, min(1.0, p_slower),
+                                 min(1.0, p_faster), paired._detectable(se, int(min(df, 1e6)), spent,
+                                                                        design.threshold), design.looks)
+
+
+def session_moderated(rng, noises, design, ratio, regimes) -> list[paired.PairedVerdict]:
+    """A session under the moderated rule: every look fits the prior to all settings' current spreads."""
+    picks = [noises[i] for i in rng.integers(len(noises), size=SETTINGS)]
+    offsets: list[dict] = [{} for _ in picks]
+    blocks: list[list[paired.Block]] = [[] for _ in picks]
+    active, final = set(range(len(picks))), {}
+    processes = design.first
+    while True:
+        for i in active:
+            noise, first_round = picks[i], (processes - design.first) * design.rounds
+            for r in range(first_round, first_round + design.rounds):
+                drift = rng.choice(noise.rounds)
+                for k in range(processes):
+                    for side in "AB":
+                        if (side, k) not in offsets[i]:
+                            offsets[i][(side, k)] = (rng.choice(noise.effects) +
+                                                     (REGIME * rng.integers(2) if regimes else 0))
+                        y = drift + offsets[i][(side, k)] + rng.choice(noise.residuals) + (
+                            math.log(ratio) if side == "B" else 0.0)
+                        blocks[i].append(paired.Block(side, k, r, 0.01 * math.exp(y)))
+        effects = [paired.process_effects(bl) for bl in blocks]
+        spreads = []
+        for eff in effects:
+            a = np.array([v for (side, _), v in eff.items() if side == "A"])
+            b = np.array([v for (side, _), v in eff.items() if side == "B"])
+            d = len(a) + len(b) - 2
+            spreads.append(((((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum()) / d, d))
+        prior = spread_prior(np.array([v for v, _ in spreads]), np.array([d for _, d in spreads], dtype=float))
+        for i in list(active):
+            e = moderated(effects[i], prior, design, len(blocks[i]) // (2 * processes))
+            final[i] = e
+            if processes == design.processes or paired.settled(e, design.alpha, design.threshold, design.detect):
+                active.discard(i)
+        if not active:
+            break
+        processes += 1
+    return paired.decide([final[i] for i in range(len(picks))], design.alpha, design.threshold, design.detect)
+
+
 def session(rng, noises, design, ratio, regimes) -> list[paired.PairedVerdict]:
     picks = rng.integers(len(noises), size=SETTINGS)
     return paired.decide([setting_estimate(rng, noises[i], design, ratio, regimes) for i in picks],
@@ -107,32 +189,33 @@ def main() -> int:
     parser.add_argument("--planted-sessions", type=int, default=40)
     parser.add_argument("--alpha", type=float, nargs="+", default=[ABOptions(Side("A"), Side("B"), [], "smoke").alpha])
     parser.add_argument("--models", nargs="+", default=["measured", "regimes"])
+    parser.add_argument("--rule", nargs="+", default=["t"], choices=["t", "moderated"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     noises = measured_noise(sorted((ROOT / "results" / "regimes-2026-12-06").glob("plain*.json.gz")))
     print(f"{len(noises)} measured settings; {SETTINGS} settings per session")
-    print("noise     alpha   sessions  any false verdict (95% CI)   inconclusive  median detectable  "
+    print("rule       noise     alpha   sessions  any false verdict (95% CI)   inconclusive  median detectable  "
           "planted 5% slower  planted 10% slower")
-    for model in args.models:
-        for alpha in args.alpha:
-            design = dataclasses.replace(ABOptions(Side("A"), Side("B"), [], "smoke"), alpha=alpha)
-            rng = np.random.default_rng(args.seed)
-            false, inconclusive, detectable = 0, 0, []
-            for _ in range(args.sessions):
-                verdicts = session(rng, noises, design, 1.0, model == "regimes")
-                false += any(v.label in ("slower", "faster") for v in verdicts)
-                inconclusive += sum(v.label == "inconclusive" for v in verdicts)
-                detectable += [v.estimate.detectable for v in verdicts]
-            caught = {}
-            for ratio in (1.05, 1.10):
-                rows = [v for _ in range(args.planted_sessions)
-                        for v in session(rng, noises, design, ratio, model == "regimes")]
-                caught[ratio] = sum(v.label == "slower" for v in rows) / len(rows)
-            ci = stats.binomtest(false, args.sessions).proportion_ci(0.95)
-            print(f"{model:9} {alpha:<7g} {args.sessions:<9} {false / args.sessions:6.1%} "
-                  f"({ci.low:.1%}-{ci.high:.1%})          {inconclusive / (args.sessions * SETTINGS):6.1%}       "
-                  f"{statistics.median(detectable):6.1%}             {caught[1.05]:6.1%}             "
-                  f"{caught[1.10]:6.1%}")
+    for rule, model, alpha in [(r, m, a) for r in args.rule for m in args.models for a in args.alpha]:
+        run = session if rule == "t" else session_moderated
+        design = dataclasses.replace(ABOptions(Side("A"), Side("B"), [], "smoke"), alpha=alpha)
+        rng = np.random.default_rng(args.seed)
+        false, inconclusive, detectable = 0, 0, []
+        for _ in range(args.sessions):
+            verdicts = run(rng, noises, design, 1.0, model == "regimes")
+            false += any(v.label in ("slower", "faster") for v in verdicts)
+            inconclusive += sum(v.label == "inconclusive" for v in verdicts)
+            detectable += [v.estimate.detectable for v in verdicts]
+        caught = {}
+        for ratio in (1.05, 1.10):
+            rows = [v for _ in range(args.planted_sessions)
+                    for v in run(rng, noises, design, ratio, model == "regimes")]
+            caught[ratio] = sum(v.label == "slower" for v in rows) / len(rows)
+        ci = stats.binomtest(false, args.sessions).proportion_ci(0.95)
+        print(f"{rule:10} {model:9} {alpha:<7g} {args.sessions:<9} {false / args.sessions:6.1%} "
+              f"({ci.low:.1%}-{ci.high:.1%})          {inconclusive / (args.sessions * SETTINGS):6.1%}       "
+              f"{statistics.median(detectable):6.1%}             {caught[1.05]:6.1%}             "
+              f"{caught[1.10]:6.1%}")
     return 0
 
 
