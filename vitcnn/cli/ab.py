@@ -7,24 +7,14 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from vitcnn import settings
 from vitcnn.ab.design import METRICS, ABOptions
 from vitcnn.ab.sides import Side, parse_env, split_opts
-from vitcnn.cli.common import command, error
+from vitcnn.cli.common import add_axis_options, command, error, selected_settings
 from vitcnn.gate.metrics import REGRESSION_LABELS
 
 EXIT = (f"Exit 0: no regression; 1: a regression ({', '.join(REGRESSION_LABELS)}); "
         f"2: usage error, a side that cannot start, or fingerprints that differ between the sides without different "
         f"interpreters.")
-
-
-def _settings(args: argparse.Namespace, device_type: str) -> list[settings.Setting]:
-    """The settings `pytest --benchmark-only` would run with the same profile and axis options on this device."""
-    try:
-        overrides = settings.parse_overrides({axis.name: getattr(args, axis.option) for axis in settings.AXES.values()})
-        return settings.select(args.profile, device_type, overrides)
-    except ValueError as exc:
-        raise ValueError(str(exc).replace("--vitcnn-", "--")) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         for side in sides:
             side.axis_overrides()  # refuses options that are not a side's, before anything starts
         options = ABOptions(
-            a=sides[0], b=sides[1], settings=_settings(args, device_type), profile=args.profile,
+            a=sides[0], b=sides[1], settings=selected_settings(args, args.profile, device_type), profile=args.profile,
             device=args.device, threads=args.threads, processes=args.processes, first=args.first_processes,
             rounds=args.rounds, target_seconds=args.target_seconds, threshold=args.threshold, alpha=args.alpha,
             detect=args.detect,
@@ -76,9 +66,7 @@ def add_ab(subparsers) -> None:
                        help=f"vitcnn measurement options of side {side}, as pytest takes them; write "
                             f"--{name}-opts='--vitcnn-sdpa=math' (with '=')")
     p.add_argument("--profile", default="smoke", help="settings profile (default %(default)s)")
-    for axis in settings.AXES.values():
-        p.add_argument(f"--{axis.option}", metavar="A,B,...",
-                       help=f"comma-separated override of the profile's {axis.option} axis")
+    add_axis_options(p)
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p.add_argument("--threads", type=int, help="torch CPU threads in each worker (default: torch's choice)")
     defaults = {f.name: f.default for f in fields(ABOptions)}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from vitcnn import settings
-from vitcnn.cli.common import command, error
+from vitcnn.cli.common import add_axis_options, command, error, selected_settings
 
 
 def minutes(seconds: float | None) -> str:
@@ -28,12 +28,11 @@ def plan(args: argparse.Namespace) -> int:
         if device not in ("cpu", "cuda"):
             raise ValueError(f"--device must be cpu or cuda, got {device!r}")
         profile = profile or settings.default_profile(device)
-        overrides = settings.parse_overrides({a.name: getattr(args, a.option) for a in settings.AXES.values()})
-        selected = settings.select(profile.name, device, overrides)
+        selected = selected_settings(args, profile.name, device)
         if args.shards < 1:
             raise ValueError(f"--shards must be >= 1, got {args.shards}")
     except ValueError as exc:
-        return error("plan", str(exc).replace("--vitcnn-", "--"))
+        return error("plan", str(exc))
     if not selected:
         return error("plan", f"no setting of profile {profile.name} is valid on {device} with these options")
     estimates = costs.estimate(selected, device, profile.compile_extras)
@@ -67,9 +66,7 @@ def total(estimates: list) -> str:
 def add_plan(subparsers) -> None:
     p = command(subparsers, "plan", plan, "print what a run will measure and how long it takes, per setting and shard")
     p.add_argument("--profile", help="settings profile (default: the device's default profile)")
-    for axis in settings.AXES.values():
-        p.add_argument(f"--{axis.option}", metavar="A,B,...",
-                       help=f"comma-separated override of the profile's {axis.option} axis")
+    add_axis_options(p)
     p.add_argument("--device", help="cpu or cuda (default: the profile's device, else cpu); nothing is measured")
     p.add_argument("--shards", type=int, default=1, metavar="N",
                    help="split the selection as --vitcnn-shard=K/N would and estimate each shard")
