@@ -77,23 +77,32 @@ def measured_noise(paths: list[Path]) -> list[Noise]:
     return found
 
 
+def stage_blocks(rng: np.random.Generator, noise: Noise, offsets: dict[tuple[str, int], float], processes: int,
+                 first_round: int, design: ABOptions, ratio: float, regimes: bool) -> list[paired.Block]:
+    """One stage's blocks of one setting: `design.rounds` rounds from `first_round`, each process of each side one
+    block per round; a process new to `offsets` draws its lasting effect there (and, with `regimes`, its speed)."""
+    blocks = []
+    for r in range(first_round, first_round + design.rounds):
+        drift = rng.choice(noise.rounds)
+        for k in range(processes):
+            for side in "AB":
+                if (side, k) not in offsets:
+                    offsets[(side, k)] = rng.choice(noise.effects) + (REGIME * rng.integers(2) if regimes else 0)
+                y = drift + offsets[(side, k)] + rng.choice(noise.residuals) + (math.log(ratio) if side == "B"
+                                                                                   else 0.0)
+                blocks.append(paired.Block(side, k, r, 0.01 * math.exp(y)))
+    return blocks
+
+
 def setting_estimate(rng: np.random.Generator, noise: Noise, design: ABOptions, ratio: float,
                      regimes: bool) -> paired.PairedEstimate:
     """One setting through the driver's stages: looks after each, stop when settled or at the cap."""
     offsets: dict[tuple[str, int], float] = {}
     blocks: list[paired.Block] = []
-    processes, first_round = design.first, 0
+    processes = design.first
     while True:
-        for r in range(first_round, first_round + design.rounds):
-            drift = rng.choice(noise.rounds)
-            for k in range(processes):
-                for side in "AB":
-                    if (side, k) not in offsets:
-                        offsets[(side, k)] = rng.choice(noise.effects) + (REGIME * rng.integers(2) if regimes else 0)
-                    y = drift + offsets[(side, k)] + rng.choice(noise.residuals) + (math.log(ratio) if side == "B"
-                                                                                       else 0.0)
-                    blocks.append(paired.Block(side, k, r, 0.01 * math.exp(y)))
-        first_round += design.rounds
+        blocks += stage_blocks(rng, noise, offsets, processes, (processes - design.first) * design.rounds, design,
+                               ratio, regimes)
         e = paired.estimate(blocks, design.looks, design.alpha, design.threshold)
         if processes == design.processes or paired.settled(e, design.alpha, design.threshold, design.detect):
             return e
@@ -117,13 +126,19 @@ def spread_prior(variances: np.ndarray, dfs: np.ndarray) -> tuple[float, float]:
     return d0, float(math.exp(np.mean(e) + special.digamma(d0 / 2) - math.log(d0 / 2)))
 
 
-def moderated(effects: dict, prior: tuple[float, float], design: ABOptions, blocks: int) -> paired.PairedEstimate:
-    """One setting's estimate with its spread shrunk toward the prior (posterior variance, d0 + d degrees of
-    freedom); p-values and interval spent over the design's looks as paired.estimate does."""
+def sides_spread(effects: dict[tuple[str, int], float]) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """A's and B's process effects, their pooled within-side variance and its degrees of freedom."""
     a = np.array([v for (side, _), v in effects.items() if side == "A"])
     b = np.array([v for (side, _), v in effects.items() if side == "B"])
     d = len(a) + len(b) - 2
-    own = (((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum()) / d
+    return a, b, float((((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum()) / d), d
+
+
+def moderated(spread: tuple[np.ndarray, np.ndarray, float, int], prior: tuple[float, float], design: ABOptions,
+              blocks: int) -> paired.PairedEstimate:
+    """One setting's estimate with its spread (sides_spread) shrunk toward the prior (posterior variance, d0 + d
+    degrees of freedom); p-values and interval spent over the design's looks as paired.estimate does."""
+    a, b, own, d = spread
     d0, s0 = prior
     variance = s0 if math.isinf(d0) else (d0 * s0 + d * own) / (d0 + d)
     df = 1e6 if math.isinf(d0) else d0 + d
@@ -147,27 +162,13 @@ def session_moderated(rng, noises, design, ratio, regimes) -> list[paired.Paired
     processes = design.first
     while True:
         for i in active:
-            noise, first_round = picks[i], (processes - design.first) * design.rounds
-            for r in range(first_round, first_round + design.rounds):
-                drift = rng.choice(noise.rounds)
-                for k in range(processes):
-                    for side in "AB":
-                        if (side, k) not in offsets[i]:
-                            offsets[i][(side, k)] = (rng.choice(noise.effects) +
-                                                     (REGIME * rng.integers(2) if regimes else 0))
-                        y = drift + offsets[i][(side, k)] + rng.choice(noise.residuals) + (
-                            math.log(ratio) if side == "B" else 0.0)
-                        blocks[i].append(paired.Block(side, k, r, 0.01 * math.exp(y)))
-        effects = [paired.process_effects(bl) for bl in blocks]
-        spreads = []
-        for eff in effects:
-            a = np.array([v for (side, _), v in eff.items() if side == "A"])
-            b = np.array([v for (side, _), v in eff.items() if side == "B"])
-            d = len(a) + len(b) - 2
-            spreads.append(((((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum()) / d, d))
-        prior = spread_prior(np.array([v for v, _ in spreads]), np.array([d for _, d in spreads], dtype=float))
+            blocks[i] += stage_blocks(rng, picks[i], offsets[i], processes, (processes - design.first) * design.rounds,
+                                      design, ratio, regimes)
+        spreads = [sides_spread(paired.process_effects(bl)) for bl in blocks]
+        prior = spread_prior(np.array([v for _, _, v, _ in spreads]),
+                             np.array([d for _, _, _, d in spreads], dtype=float))
         for i in list(active):
-            e = moderated(effects[i], prior, design, len(blocks[i]) // (2 * processes))
+            e = moderated(spreads[i], prior, design, len(blocks[i]) // (2 * processes))
             final[i] = e
             if processes == design.processes or paired.settled(e, design.alpha, design.threshold, design.detect):
                 active.discard(i)
