@@ -46,13 +46,17 @@ def test_ab_by_instructions_finds_the_planted_matmul_and_calls_an_identical_side
         assert entry["verdict"]["labels"] == ["instructions-up"], entry
         a, b = (entry["counted"][side]["instructions_per_call"] for side in "AB")
         assert b > a * 1.03, entry  # about +8% FLOPs planted in every block
+        grown = entry["explanation"]["changes"][0]  # from the counted dumps: the GEMM kernel that ran the matmul
+        assert "gemm" in grown["name"] and grown["b"] > grown["a"], entry["explanation"]
     assert "instructions-up" in (tmp_path / "ab.md").read_text()
+    assert "#### Why vit_t16-64px-bs1-fp32-auto-eager moved: " in (tmp_path / "ab.md").read_text()
 
     code = cli.main(["ab", "--metric", "instructions", *EAGER, "--json", str(tmp_path / "aa.json")])
     assert code == 0, capsys.readouterr().out
     entry = json.loads((tmp_path / "aa.json").read_text())["settings"][0]
     a, b = (entry["counted"][side]["instructions_per_call"] for side in "AB")
     assert entry["verdict"]["labels"] == ["same"] and abs(b / a - 1) < 0.005  # the A/A goal
+    assert entry["explanation"] is None
 
 
 @under_valgrind

@@ -46,6 +46,27 @@ def test_setup_block_finish_free_on_a_tiny_eager_setting(process):
     assert process.request("setup", setting=setting("convnext_atto", 64).as_dict())["status"] == "ok"
 
 
+@pytest.mark.slow
+def test_profile_after_the_blocks_gives_ops_a_trace_and_the_setups_compile_facts(process, tmp_path):
+    from dataclasses import replace
+
+    process.request("hello")
+    with pytest.raises(SideError, match="profile before a successful setup"):
+        process.request("profile")
+    compiled = replace(setting("vit_t16", 64), compile_mode="default")
+    assert process.request("setup", setting=compiled.as_dict())["status"] == "ok"
+    process.request("block", calls=2)
+    reply = process.request("profile", calls=2, trace=str(tmp_path / "trace.json"))
+    assert reply["status"] == "ok" and reply["profile"]["calls"] == 2 and reply["profile"]["ops"]
+    assert reply["compiled"]["graphs"] >= 1 and reply["compiled"]["graph_breaks"] == 0
+    assert reply["compile_phases"]["_compile.compile_inner"] > 0  # this setup's compile, by torch.compile's phases
+    assert json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
+    process.request("free")
+    assert process.request("setup", setting=setting("vit_t16", 64).as_dict())["status"] == "ok"
+    eager = process.request("profile", calls=1)
+    assert eager["compile_phases"] == {} and eager["profile"]["ops"]["aten::addmm"]["count"] > 0
+
+
 def test_a_failing_setting_is_a_status_and_the_worker_goes_on(process):
     bad = setting("vit_t16", 64, compile_mode="no-such-mode")
     reply = process.request("setup", setting=bad.as_dict())
@@ -81,7 +102,7 @@ def test_a_worker_that_dies_between_blocks_is_a_side_error(tmp_path):
 
 def test_serve_answers_bad_requests_without_dying():
     fake = SimpleNamespace(**{name: (lambda request, _n=name: {"ok": True, "cmd": _n})
-                              for name in ("hello", "setup", "block", "count", "finish", "free")})
+                              for name in ("hello", "setup", "block", "count", "profile", "finish", "free")})
     replies = io.StringIO()
     worker.serve(fake, io.StringIO('not json\n{"cmd": "dance"}\n\n{"cmd": "hello"}\n{"cmd": "quit"}\n'
                                    '{"cmd": "hello"}\n'), replies)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vitcnn.ab.sides import Side
+from vitcnn.explain import DEFAULT_CALLS
 from vitcnn.gate.metrics import INSTRUCTIONS
 from vitcnn.measure.options import MeasureOptions
 from vitcnn.settings import Setting
@@ -42,6 +43,9 @@ class ABOptions:
     out_dir: Path | None = None
     metric: str = "time"  # or "instructions": counted under Callgrind, no timing (vitcnn/ab/counted.py)
     instructions_tolerance: float = INSTRUCTIONS.parameters[0].default
+    explain: bool = True  # profile every `slower` setting once more per side afterwards (vitcnn/ab/explaining.py)
+    explain_calls: int = DEFAULT_CALLS  # calls profiled per side
+    repo: Path | None = None  # the git repository a side's ref is checked out from (None: this project)
 
     def __post_init__(self) -> None:
         if not 2 <= self.first <= self.processes:
@@ -55,6 +59,8 @@ class ABOptions:
             raise ValueError("--alpha must be in (0, 1), --threshold >= 0 and --detect > 0")
         if not self.instructions_tolerance >= 0:
             raise ValueError("--instructions-tolerance must be >= 0")
+        if self.explain_calls < 1:
+            raise ValueError("--explain-calls must be >= 1")
         if self.metric not in METRICS:
             raise ValueError(f"--metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
 

@@ -25,16 +25,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vitcnn import fingerprint
+from vitcnn.ab import explaining
 from vitcnn.ab.design import ABOptions, calls_per_block, pair_order
-from vitcnn.ab.outputs import sides_json, verdict_json, write_outputs
+from vitcnn.ab.outputs import explanation_json, sides_json, verdict_json, write_outputs
 from vitcnn.ab.sidefile import run_json
+from vitcnn.explain.diff import Explanation
 from vitcnn.gate import paired, rules, verdicts
 from vitcnn.measure import host
 from vitcnn.result import Result
 from vitcnn.runfile import write_output
 from vitcnn.settings import Setting, invalid_reason
 from vitcnn.workers import SideError
-from vitcnn.workers.checkout import Checkout
+from vitcnn.workers.checkout import PROJECT_ROOT, Checkout
 from vitcnn.workers.process import WorkerProcess
 
 
@@ -232,7 +234,7 @@ def _fingerprint_check(hello: dict[str, dict], options: ABOptions) -> tuple[list
 
 
 def _write_outputs(options: ABOptions, hello: dict, records: list[SettingRecord], comparison: rules.Comparison,
-                   wall_s: float) -> list[str]:
+                   wall_s: float, explanations: dict[str, Explanation]) -> list[str]:
     lines = []
     if options.out_dir:
         for name in "AB":
@@ -241,17 +243,20 @@ def _write_outputs(options: ABOptions, hello: dict, records: list[SettingRecord]
             write_output(path, run_json(results, hello[name]["machine_info"], options.profile))
             lines.append(f"vitcnn ab: side {name}'s run file (for `vitcnn report`/`compare`): {path}")
     by_id = {v.id: v for v in comparison.verdicts}
-    write_outputs(options, verdicts.paired_markdown(comparison), {
+    markdown = verdicts.paired_markdown(comparison) + explaining.render_all(explanations, markdown=True)
+    write_outputs(options, markdown, {
         "schema": 1, "profile": options.profile, "wall_s": wall_s,
         "options": {"processes": options.processes, "first": options.first, "rounds": options.rounds,
                     "looks": options.looks, "threshold": options.threshold, "alpha": options.alpha,
                     "detect": options.detect, "target_seconds": options.target_seconds,
-                    "device": options.device, "threads": options.threads},
+                    "device": options.device, "threads": options.threads, "explain": options.explain,
+                    "explain_calls": options.explain_calls},
         "sides": sides_json(options, hello),
         "settings": [{"id": r.a_setting.id, "a_id": r.a_setting.id, "b_id": r.b_setting.id,
                       "status": {n: r.results[n].status for n in "AB"}, "calls_per_block": r.calls,
                       "processes": r.processes, "rounds": r.rounds, "looks": r.looks,
-                      "verdict": verdict_json(by_id[r.a_setting.id]), "blocks": r.blocks} for r in records],
+                      "verdict": verdict_json(by_id[r.a_setting.id]), "blocks": r.blocks,
+                      "explanation": explanation_json(explanations, r.a_setting.id)} for r in records],
     })
     return lines
 
@@ -287,7 +292,7 @@ def run(options: ABOptions) -> int:
     worker_args = options.worker_args()
     try:
         for side in (options.a, options.b):
-            checkout = Checkout(side.ref)
+            checkout = Checkout(side.ref, options.repo or PROJECT_ROOT)
             checkouts.append(checkout)
             for k in range(options.processes):  # all started before any hello: their imports overlap
                 log = logs / f"{side.name.lower()}{k}.log"
@@ -313,6 +318,10 @@ def run(options: ABOptions) -> int:
             record = SettingRecord(replace(setting, **a_fields), replace(setting, **b_fields))
             _measure_setting(workers, record, options, device_type, i, len(options.settings), started)
             records.append(record)
+        comparison = _compare(options, records, notes)
+        trace_dir = options.out_dir / "traces" if options.out_dir else logs
+        explanations = explaining.explain_all_timed(workers, records, comparison, options.explain_calls, trace_dir,
+                                                    options.b.opts) if options.explain else {}
     except SideError as exc:
         print(f"vitcnn ab: error: {exc}", file=sys.stderr)
         return 2
@@ -322,13 +331,12 @@ def run(options: ABOptions) -> int:
         for checkout in checkouts:
             checkout.close()
     wall_s = time.perf_counter() - started
-    comparison = _compare(options, records, notes)
     used = [r.processes for r in records if r.processes]
     spread = f"{min(used)}-{max(used)}" if used and min(used) != max(used) else str(used[0] if used else 0)
     comparison.notes.append(f"{len(records)} settings, {spread} processes per side ({options.rounds} rounds per "
                             f"stage, at most {options.processes}), {wall_s:.0f} s")
-    print(verdicts.format_paired_table(comparison), end="")
-    for line in _write_outputs(options, hello, records, comparison, wall_s):
+    print(verdicts.format_paired_table(comparison) + explaining.render_all(explanations), end="")
+    for line in _write_outputs(options, hello, records, comparison, wall_s, explanations):
         print(line)
     print(f"vitcnn ab: {'FAILED' if comparison.has_regression else 'passed'}: {comparison.summary()}")
     return 1 if comparison.has_regression else 0

@@ -4,6 +4,7 @@ each side's run file; shared by the timed session (driver.py) and the counted on
 from __future__ import annotations
 
 from vitcnn.ab.design import ABOptions
+from vitcnn.explain.diff import Explanation
 from vitcnn.gate.comparison import SettingVerdict
 from vitcnn.runfile import write_output
 
@@ -18,6 +19,12 @@ def sides_json(options: ABOptions, hello: dict[str, dict]) -> dict:
 def verdict_json(v: SettingVerdict) -> dict:
     return {"labels": list(v.labels), "regression": v.regression, "ratio": v.ratio, "ci": [v.ci_low, v.ci_high],
             "p_adjusted": v.p_value, "detectable": v.detectable, "processes": v.processes, "detail": v.detail}
+
+
+def explanation_json(explanations: dict[str, Explanation], setting_id: str) -> dict | None:
+    """A setting's explanation in the --json output (None: its verdict needed none, or --explain off)."""
+    found = explanations.get(setting_id)
+    return found.to_json() if found else None
 
 
 def write_outputs(options: ABOptions, markdown: str, json_data: dict) -> None:

@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
             detect=args.detect,
             markdown=Path(args.markdown) if args.markdown else None, json_path=Path(args.json) if args.json else None,
             out_dir=Path(args.out_dir) if args.out_dir else None, metric=args.metric,
-            instructions_tolerance=args.instructions_tolerance)
+            instructions_tolerance=args.instructions_tolerance, explain=args.explain == "on",
+            explain_calls=args.explain_calls)
     except ValueError as exc:  # SideError is a ValueError
         return error("ab", str(exc))
     if not options.settings:
@@ -92,6 +93,13 @@ def add_ab(subparsers) -> None:
                         "counted under Callgrind on both sides at once, no timing (CPU only, needs valgrind)")
     p.add_argument("--instructions-tolerance", type=float, default=defaults["instructions_tolerance"],
                    help="--metric instructions: instructions-up beyond this relative growth (default %(default)s)")
+    p.add_argument("--explain", choices=("on", "off"), default="on" if defaults["explain"] else "off",
+                   help="after the verdicts, profile each `slower` setting once more per side (torch.profiler, a "
+                        "separate pass: timing stays clean) and list the ops that changed most; an instructions-up "
+                        "lists the functions whose instructions changed most, from the counted dumps "
+                        "(default %(default)s)")
+    p.add_argument("--explain-calls", type=int, default=defaults["explain_calls"],
+                   help="calls profiled per side for an explanation (default %(default)s)")
     p.add_argument("--markdown", metavar="FILE", help="write the verdict table as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
     p.add_argument("--json", metavar="FILE", help="write every block of both sides and the verdicts as JSON")
     p.add_argument("--out-dir", metavar="DIR", help="write each side's run file (a.json, b.json) here")

@@ -81,6 +81,19 @@ def dynamo_counts() -> dict:
             "breaks": {str(reason): int(n) for reason, n in counters["graph_break"].items()}}
 
 
+def phase_seconds() -> dict[str, float]:
+    """Seconds this process has spent so far in each phase torch.compile times for itself (dynamo's
+    compilation_time_metrics: tracing, AOT, inductor's lowering and code generation, guards ...), summed."""
+    from torch._dynamo.utils import compilation_time_metrics
+
+    return {name: float(sum(times)) for name, times in compilation_time_metrics.items()}
+
+
+def phase_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """The phases' seconds between two phase_seconds() snapshots (phases that took no time left out)."""
+    return {name: round(t - before.get(name, 0.0), 6) for name, t in after.items() if t - before.get(name, 0.0) > 0}
+
+
 def graph_fields(before: dict, after: dict) -> dict:
     """What the first (compiling) call did: graphs, graph breaks and their first reasons, shortened."""
     breaks = {reason: n - before["breaks"].get(reason, 0) for reason, n in after["breaks"].items()}

@@ -105,10 +105,12 @@ def read_totals(path: Path) -> dict[str, int]:
     return dict(zip(events, totals))
 
 
-def count(call: Callable[[], None], calls: int = DEFAULT_CALLS) -> dict:
+def count(call: Callable[[], None], calls: int = DEFAULT_CALLS, keep_dump: bool = False) -> dict:
     """Instructions per call of `call`, counted over `calls` calls in this (callgrind) process.
 
-    Returns the fields a result carries: `instructions_per_call` (the mean) and how it was counted.
+    Returns the fields a result carries: `instructions_per_call` (the mean) and how it was counted; with
+    `keep_dump`, also `instructions_dump`, the dump itself (left in place for an explanation's function-level diff:
+    vitcnn/explain/functions.py; its owner deletes it).
     """
     import torch
 
@@ -128,9 +130,10 @@ def count(call: Callable[[], None], calls: int = DEFAULT_CALLS) -> dict:
     if not dumps:
         raise CountError(f"callgrind wrote no dump into {out_dir}")
     totals = read_totals(dumps[-1])
-    for dump in dumps:
+    for dump in dumps[:-1] if keep_dump else dumps:
         dump.unlink()
-    return {"instructions_per_call": totals["Ir"] / calls, "instructions_calls": calls,
+    kept = {"instructions_dump": str(dumps[-1])} if keep_dump else {}
+    return {**kept, "instructions_per_call": totals["Ir"] / calls, "instructions_calls": calls,
             "instructions_source": f"callgrind, torch threads {torch.get_num_threads()}: "
                                    + ", ".join(f"{k}={os.environ.get(k)}" for k in sorted(COUNTED_ENV)
                                                if k != "PYTHONHASHSEED")}

@@ -66,9 +66,11 @@ class Counter:
         self.dumps.rmdir()
 
 
-def count_all(counters: dict[str, Counter], rows: list[dict[str, Setting]]) -> Iterator[dict[str, Result]]:
+def count_all(counters: dict[str, Counter], rows: list[dict[str, Setting]], keep_dumps: bool = False
+              ) -> Iterator[dict[str, Result]]:
     """Count every row's settings, `row[name]` with `counters[name]`, yielding each row's Results by name (a
-    counted one carries its count in its info: counted_info).
+    counted one carries its count in its info: counted_info; with `keep_dumps`, the path of its callgrind dump,
+    which stays until the Counter is closed).
 
     Each stage is sent to every side before any reply is read, so the sides work at once; and the plain workers
     compile the next row while the counting workers load and count this one."""
@@ -108,7 +110,7 @@ def count_all(counters: dict[str, Counter], rows: list[dict[str, Setting]]) -> I
         if i + 1 < len(rows):
             compile_start(rows[i + 1])
         loaded = failed({name: counters[name].worker.receive("setup") for name in ready})
-        counts = stage(loaded, "count", calls=lambda name: counters[name].calls)
+        counts = stage(loaded, "count", calls=lambda name: counters[name].calls, keep_dump=keep_dumps)
         for name in failed(counts):
             reply = counts[name]
             done[name] = Result(row[name], "ok", info=counted_info(compiled[name]["info"], reply))

@@ -10,8 +10,12 @@ on stdout (anything else the process prints goes to stderr, so library chatter c
                                           "oom"/"error"
   {"cmd": "block", "calls": n}         -> {"ok": true, "status": "ok", "samples": [s, ...], "host": {...}} | status
                                           "oom"/"error"
-  {"cmd": "count", "calls": n}         -> {"ok": true, "status": "ok", "counted": {...}, "info": {...}} (only in a
+  {"cmd": "count", "calls": n, "keep_dump": b}
+                                       -> {"ok": true, "status": "ok", "counted": {...}, "info": {...}} (only in a
                                           process started under callgrind: vitcnn/measure/instructions.py)
+  {"cmd": "profile", "calls": n, "trace": path|null}
+                                       -> {"ok": true, "status": "ok", "profile": {...}, "compile_phases": {...},
+                                          "compiled": {...}} (vitcnn/explain/ops.py; after the timed blocks)
   {"cmd": "finish"}                    -> {"ok": true, "status": ..., "reason": ..., "info": {...}, "samples": [...]}
   {"cmd": "free"}                      -> {"ok": true}
   {"cmd": "quit"}                      -> (exits)
@@ -29,14 +33,16 @@ import platform
 import sys
 from contextlib import ExitStack
 from dataclasses import replace
+from pathlib import Path
 from typing import TextIO
 
 import torch
 from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
 
 import vitcnn
+from vitcnn.explain import ops
 from vitcnn.fingerprint import machine_fields
-from vitcnn.measure import instructions, pipeline
+from vitcnn.measure import compiling, instructions, pipeline
 from vitcnn.measure.options import for_profile
 from vitcnn.measure.timing import gc_paused
 from vitcnn.options import argparse_options, measure_options, option_value
@@ -80,6 +86,7 @@ class Worker:
         if namespace.counting:
             self.options = replace(self.options, checks=False, warmup_calls=1, warmup_seconds=0.0)
         self.setting: Setting | None = None
+        self.compile_phases: dict[str, float] = {}  # of the last setup (compiling.phase_delta)
         self.prepared: pipeline.Prepared | None = None
         self.gc_pause = ExitStack()  # the cyclic GC stays paused from a setup to its free, not collected per block
 
@@ -93,10 +100,12 @@ class Worker:
     def setup(self, request: dict) -> dict:
         self.free({})
         self.setting = Setting.from_dict(request["setting"])
+        phases = compiling.phase_seconds()
         try:
             self.prepared = pipeline.prepare(self.setting, self.device, self.options)
         except Exception as exc:
             return self._failed(exc)
+        self.compile_phases = compiling.phase_delta(phases, compiling.phase_seconds())
         self.gc_pause.enter_context(gc_paused())
         return {"ok": True, "status": "ok", "per_call_s": self.prepared.per_call_s, "info": self.prepared.info}
 
@@ -110,13 +119,30 @@ class Worker:
             return self._failed(exc)
         return {"ok": True, "status": "ok", "samples": samples, "host": self.prepared.host.blocks[-1]}
 
+    def profile(self, request: dict) -> dict:
+        """The prepared setting's calls under torch.profiler (vitcnn/explain/ops.py), a trace where asked for, and
+        this setup's compile facts: what an explanation of a `slower` compares between the sides."""
+        if self.prepared is None:
+            return {"ok": False, "error": "profile before a successful setup"}
+        try:
+            trace = Path(request["trace"]) if request.get("trace") else None
+            profiled = ops.profile_ops(self.prepared.call, self.device, int(request.get("calls", ops.DEFAULT_CALLS)),
+                                       trace)
+        except Exception as exc:
+            return self._failed(exc)
+        info = self.prepared.info
+        return {"ok": True, "status": "ok", "profile": profiled, "compile_phases": self.compile_phases,
+                "compiled": {k: info.get(k) for k in ("graphs", "graph_breaks", "graph_break_reasons",
+                                                      "compile_time_s", "compile_cache")}}
+
     def count(self, request: dict) -> dict:
         """Instructions per call of the prepared setting (instructions.count), with the setting's info so far: its
         compile-cache verdict and reference check say which graph was counted."""
         if self.prepared is None:
             return {"ok": False, "error": "count before a successful setup"}
         try:
-            counted = instructions.count(self.prepared.call, int(request.get("calls", instructions.DEFAULT_CALLS)))
+            counted = instructions.count(self.prepared.call, int(request.get("calls", instructions.DEFAULT_CALLS)),
+                                         keep_dump=bool(request.get("keep_dump")))
         except Exception as exc:
             return self._failed(exc)
         return {"ok": True, "status": "ok", "counted": counted, "info": self.prepared.info}
@@ -153,8 +179,7 @@ class Worker:
 def serve(worker: Worker, requests: TextIO, replies: TextIO) -> None:
     """Answer one request per line until "quit" or end of input."""
     handlers = {"hello": worker.hello, "setup": worker.setup, "block": worker.block, "count": worker.count,
-                "finish": worker.finish,
-                "free": worker.free}
+                "profile": worker.profile, "finish": worker.finish, "free": worker.free}
     for line in requests:
         if not line.strip():
             continue

@@ -1,0 +1,89 @@
+"""vitcnn/explain/diff.py: which ops an explanation names, the compile facts it lists, and how it reads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vitcnn.explain import diff
+
+
+def profile(ops: dict[str, tuple[int, float, int]], calls: int = 2, device: str = "cpu") -> dict:
+    """A profile as ops.profile_ops returns it, from {name: (count, self_us, flops)} totals over `calls` calls."""
+    return {"calls": calls, "device": device,
+            "ops": {name: {"count": n, "self_cpu_us": us, "self_device_us": us / 10 if device == "cuda" else 0.0,
+                           "flops": f} for name, (n, us, f) in ops.items()}}
+
+
+A = profile({"aten::addmm": (96, 6000.0, 360), "aten::gelu": (24, 900.0, 0), "aten::view": (340, 160.0, 0)})
+B = profile({"aten::addmm": (96, 5400.0, 360), "aten::gelu": (24, 1000.0, 0), "aten::view": (580, 260.0, 0),
+             "aten::mm": (240, 2600.0, 300)})
+
+
+def test_the_new_matmul_leads_with_its_calls_and_flops_per_model_call():
+    changes = diff.op_changes(A, B)
+    top = changes[0]
+    assert (top.name, top.a, top.b, top.a_calls, top.b_calls, top.b_flops) == ("aten::mm", 0, 1.3, 0, 120, 150)
+    assert [c.name for c in changes] == ["aten::mm", "aten::addmm", "aten::view", "aten::gelu"]  # by |change|
+    assert diff.Explanation("s", "ops", "ms per call", changes).headline() == \
+        "aten::mm +1.300 ms (new in B), calls 0 -> 120"
+
+
+def test_on_a_gpu_the_device_time_is_the_cost():
+    a, b = (profile({"k": (2, us, 0)}, device="cuda") for us in (1000.0, 3000.0))
+    assert diff.op_changes(a, b)[0].delta == pytest.approx(0.1)  # (3000 - 1000) us / 10 device share / 2 calls, in ms
+
+
+def test_ops_whose_calls_or_flops_changed_are_listed_even_when_their_time_did_not_move_much():
+    ops_a = {f"op{i}": (2, 1000.0 * (i + 1), 0) for i in range(12)}
+    ops_b = {**{f"op{i}": (2, 1100.0 * (i + 1), 0) for i in range(12)}, "aten::new_cheap": (4, 1.0, 8)}
+    names = [c.name for c in diff.op_changes(profile(ops_a), profile(ops_b), top=5)]
+    assert "aten::new_cheap" in names and len(names) == 5 and names[0] == "op11"
+
+
+@given(st.dictionaries(st.sampled_from([f"f{i}" for i in range(30)]), st.integers(0, 10**9), max_size=30),
+       st.dictionaries(st.sampled_from([f"f{i}" for i in range(30)]), st.integers(0, 10**9), max_size=30),
+       st.integers(1, 12))
+def test_the_chosen_functions_are_the_largest_changes(a, b, top):
+    chosen = diff.function_changes(a, b, top)
+    moved = sorted((abs(b.get(k, 0) - a.get(k, 0)) for k in set(a) | set(b) if b.get(k, 0) != a.get(k, 0)),
+                   reverse=True)
+    assert len(chosen) == min(top, len(moved))
+    assert [abs(c.delta) for c in chosen] == moved[:len(chosen)]
+
+
+def test_compile_facts_that_differ_and_the_phases_that_moved():
+    a = {"compiled": {"graphs": 1, "graph_breaks": 0, "graph_break_reasons": [], "compile_cache": "miss"},
+         "compile_phases": {"bytecode_tracing": 1.0, "compile_fx_inner": 4.0, "build_guards": 0.01}}
+    b = {"compiled": {"graphs": 2, "graph_breaks": 1, "graph_break_reasons": ["Unsupported: call to print"],
+                      "compile_cache": "miss"},
+         "compile_phases": {"bytecode_tracing": 1.02, "compile_fx_inner": 7.5, "build_guards": 0.03}}
+    assert diff.compile_changes(a, b) == [
+        ("graphs", 1, 2), ("graph breaks", 0, 1), ("graph break only in B", None, "Unsupported: call to print"),
+        ("compile phase compile_fx_inner (s)", 4.0, 7.5)]  # tracing moved 2%; guards' 0.03 s is nothing
+    assert diff.compile_changes({}, {}) == []
+
+
+def test_the_nsys_command_runs_the_one_setting_as_pytest_does():
+    command = diff.nsys_command("vit_b16-224px-bs1-bf16-auto-default", ("--vitcnn-sdpa=math",))
+    assert command.startswith("nsys profile --trace=cuda,nvtx,osrt ")
+    assert "'benchmarks/test_inference.py::test_inference[vit_b16-224px-bs1-bf16-auto-default]'" in command
+    assert command.endswith("--benchmark-only -p no:cacheprovider --vitcnn-sdpa=math")
+
+
+def test_text_markdown_and_json_say_the_same_thing():
+    e = diff.Explanation("vit_t16-64px-bs1-fp32-auto-eager", "ops", "ms per call", diff.op_changes(A, B), 3.5, 5.0,
+                         [("graphs", 1, 2)], {"A": "/t/a.json", "B": "/t/b.json"}, "nsys profile x")
+    text, markdown = diff.render(e), diff.render(e, markdown=True)
+    assert text.startswith("Why vit_t16-64px-bs1-fp32-auto-eager moved: aten::mm +1.300 ms (new in B)")
+    assert markdown.startswith("#### Why vit_t16-64px-bs1-fp32-auto-eager moved: aten::mm")
+    assert "| aten::mm | 0.000 ms | 1.300 ms | +1.300 ms (new in B) | 0 -> 120 | 0 -> 1.5e-07 |" in markdown
+    assert "- graphs: A 1, B 2" in markdown and "`/t/b.json`" in markdown and "`nsys profile x`" in markdown
+    data = json.loads(json.dumps(e.to_json()))
+    assert data["headline"] == e.headline() and data["changes"][0]["name"] == "aten::mm"
+    assert data["compile"] == [["graphs", 1, 2]]
+    failed = diff.Explanation("s", "ops", "ms per call", error="side B's setup failed again: oom")
+    assert diff.render(failed).startswith("Why s moved: no explanation: side B's setup failed again: oom")
