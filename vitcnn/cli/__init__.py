@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vitcnn.cli import ab, baseline, compare, machine, plan, reports, scale
+from vitcnn.cli import ab, baseline, bisect, compare, machine, plan, reports, scale
 from vitcnn.cli import history as history_commands
 
 SUBCOMMANDS = [compare.add_compare, baseline.add_baseline, reports.add_report, reports.add_check, scale.add_merge,
                scale.add_sweep, ab.add_ab, machine.add_fingerprint, history_commands.add_history,
-               history_commands.add_publish, plan.add_plan]
+               history_commands.add_publish, plan.add_plan, bisect.add_bisect]
 
 
 def build_parser() -> argparse.ArgumentParser:

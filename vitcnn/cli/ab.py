@@ -19,14 +19,9 @@ EXIT = (f"Exit 0: no regression; 1: a regression ({', '.join(REGRESSION_LABELS)}
 
 def run(args: argparse.Namespace) -> int:
     """Run an A/B session; its exit codes are EXIT."""
-    import torch
-
     from vitcnn.ab import driver
 
     try:
-        device_type = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if device_type not in ("cpu", "cuda"):
-            raise ValueError(f"--device must be cpu or cuda, got {device_type!r}")
         sides = [Side(name, getattr(args, f"{name.lower()}_python"), parse_env(getattr(args, f"{name.lower()}_env"),
                                                                                 name),
                       split_opts(getattr(args, f"{name.lower()}_opts")), getattr(args, f"{name.lower()}_ref"))
@@ -34,19 +29,33 @@ def run(args: argparse.Namespace) -> int:
         for side in sides:
             side.axis_overrides()  # refuses options that are not a side's, before anything starts
         options = ABOptions(
-            a=sides[0], b=sides[1], settings=selected_settings(args, args.profile, device_type), profile=args.profile,
-            device=args.device, threads=args.threads, processes=args.processes, first=args.first_processes,
-            rounds=args.rounds, target_seconds=args.target_seconds, threshold=args.threshold, alpha=args.alpha,
-            detect=args.detect,
+            a=sides[0], b=sides[1], **session_fields(args, session_device(args)),
             markdown=Path(args.markdown) if args.markdown else None, json_path=Path(args.json) if args.json else None,
-            out_dir=Path(args.out_dir) if args.out_dir else None, metric=args.metric,
-            instructions_tolerance=args.instructions_tolerance, explain=args.explain == "on",
-            explain_calls=args.explain_calls)
+            out_dir=Path(args.out_dir) if args.out_dir else None)
     except ValueError as exc:  # SideError is a ValueError
         return error("ab", str(exc))
     if not options.settings:
         return error("ab", "no setting selected (the axis options leave nothing valid on this device)")
     return driver.run(options)
+
+
+def session_fields(args: argparse.Namespace, device_type: str) -> dict:
+    """ABOptions' fields from add_session_options' options (a bad value is a ValueError naming the option)."""
+    return dict(settings=selected_settings(args, args.profile, device_type), profile=args.profile,
+                device=args.device, threads=args.threads, processes=args.processes, first=args.first_processes,
+                rounds=args.rounds, target_seconds=args.target_seconds, threshold=args.threshold, alpha=args.alpha,
+                detect=args.detect, metric=args.metric, instructions_tolerance=args.instructions_tolerance,
+                explain=args.explain == "on", explain_calls=args.explain_calls)
+
+
+def session_device(args: argparse.Namespace) -> str:
+    """The device the session runs on: --device, else cuda where torch sees one (imports torch)."""
+    import torch
+
+    found = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if found not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be cpu or cuda, got {found!r}")
+    return found
 
 
 def add_ab(subparsers) -> None:
@@ -66,6 +75,15 @@ def add_ab(subparsers) -> None:
         p.add_argument(f"--{name}-opts", metavar="'OPTIONS'",
                        help=f"vitcnn measurement options of side {side}, as pytest takes them; write "
                             f"--{name}-opts='--vitcnn-sdpa=math' (with '=')")
+    add_session_options(p)
+    p.add_argument("--markdown", metavar="FILE", help="write the verdict table as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
+    p.add_argument("--json", metavar="FILE", help="write every block of both sides and the verdicts as JSON")
+    p.add_argument("--out-dir", metavar="DIR", help="write each side's run file (a.json, b.json) here")
+
+
+def add_session_options(p: argparse.ArgumentParser) -> None:
+    """What an A/B session measures and how (selection, device, design, statistics, explanation): `vitcnn ab`'s
+    options, and each probe's of `vitcnn bisect`."""
     p.add_argument("--profile", default="smoke", help="settings profile (default %(default)s)")
     add_axis_options(p)
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
@@ -100,6 +118,3 @@ def add_ab(subparsers) -> None:
                         "(default %(default)s)")
     p.add_argument("--explain-calls", type=int, default=defaults["explain_calls"],
                    help="calls profiled per side for an explanation (default %(default)s)")
-    p.add_argument("--markdown", metavar="FILE", help="write the verdict table as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
-    p.add_argument("--json", metavar="FILE", help="write every block of both sides and the verdicts as JSON")
-    p.add_argument("--out-dir", metavar="DIR", help="write each side's run file (a.json, b.json) here")
