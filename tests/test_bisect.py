@@ -60,9 +60,13 @@ def test_an_exact_oracle_is_bisected_to_its_first_bad_candidate_in_about_log2_pr
 
 def test_a_candidate_that_cannot_run_is_skipped_and_the_one_nearest_the_middle_probed():
     calls: list = []
-    outcome = bisect.search(candidates(6), oracle(3, failing={2}, calls=calls))
-    assert outcome.status == bisect.FOUND and outcome.first_bad == 3 and outcome.skipped == [2]
-    assert calls[:3] == [(0, 5), (0, 2), (0, 3)]  # 2 failed: 3 is as near the middle
+    outcome = bisect.search(candidates(6), oracle(4, failing={2}, calls=calls))
+    assert outcome.status == bisect.FOUND and outcome.first_bad == 4 and outcome.skipped == [2]
+    assert calls == [(0, 5), (0, 2), (0, 1), (1, 3), (3, 4)]  # 2 failed: 1 is as near the middle
+    # When the skipped candidate may be the first bad one, none is named
+    ambiguous = bisect.search(candidates(6), oracle(3, failing={2}))
+    assert ambiguous.status == bisect.NOT_FOUND and (ambiguous.last_good, ambiguous.first_bad) == (1, 3)
+    assert "was skipped" in ambiguous.reason and "skipped 2: its setting did not run" in bisect.render(ambiguous)
 
 
 def test_an_inconclusive_probe_names_nothing_and_says_which_range_remains():
