@@ -249,6 +249,9 @@ def test_gate_flags_a_planted_slowdown(gate_baseline, tmp_path):
     assert "vitcnn gate: FAILED" in done.stdout
     verdicts = _verdicts(run_a.json_path, run_c)
     assert all("slower" in labels for labels in verdicts.values()), verdicts
+    # each slower row says how to see where the time went: an A/B of that one setting, explained (docs/explain.md)
+    assert "vitcnn gate: where the time went: `python -m vitcnn ab --a-ref " in done.stdout
+    assert "--models vit_t16 --res 64 --batch 1 --precision fp32 --sdpa auto --compile eager" in done.stdout
     # `compare` judges speed as the gate does: from the baseline saved three times; one run file alone judges only
     # changes beyond max(2x, 1 + tolerance), which 10x is
     [stored] = [p for p in directory.glob("*.json") if not p.name.startswith("run_")]

@@ -171,12 +171,30 @@ def _gate(config: pytest.Config, run: Run, lines: list[str]) -> bool:
     except baseline.BaselineError as exc:
         lines.append(f"vitcnn gate: FAILED, cannot compare: {exc}")
         return True
-    lines += ["", verdicts.format_table(comparison)]
+    lines += ["", verdicts.format_table(comparison), *_explain_hints(run, comparison)]
     markdown_path = config.getoption("--vitcnn-gate-markdown")
     if markdown_path:
         write_output(markdown_path, verdicts.to_markdown(comparison))
     lines.append(f"vitcnn gate: {'FAILED' if comparison.has_regression else 'passed'}: {comparison.summary()}")
     return comparison.has_regression
+
+
+def _explain_hints(run: Run, comparison) -> list[str]:
+    """For each `slower` row (at most three), the A/B that measures it again against the baseline's commit and
+    explains it (docs/explain.md): a stored gate has no base side left to profile."""
+    from vitcnn.explain.diff import ab_command
+    from vitcnn.runfile import load_run
+
+    slower = [v for v in comparison.verdicts if "slower" in v.labels and v.id in run.results]
+    if not slower:
+        return []
+    try:
+        base_commit = load_run(comparison.base_path).code.get("commit") if comparison.base_path else None
+    except (OSError, ValueError):
+        base_commit = None
+    hints = [f"vitcnn gate: where the time went: `{ab_command(run.results[v.id].setting, base_commit, run.profile)}`"
+             for v in slower[:3]]
+    return hints + ([f"vitcnn gate: ... and {len(slower) - 3} more slower setting(s)"] if len(slower) > 3 else [])
 
 
 def _save_baseline(config: pytest.Config, run: Run, lines: list[str]) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 from hypothesis import given
@@ -87,3 +88,16 @@ def test_text_markdown_and_json_say_the_same_thing():
     assert data["compile"] == [["graphs", 1, 2]]
     failed = diff.Explanation("s", "ops", "ms per call", error="side B's setup failed again: oom")
     assert diff.render(failed).startswith("Why s moved: no explanation: side B's setup failed again: oom")
+
+
+@pytest.mark.parametrize("profile, device", [("smoke", "cpu"), ("blog-lite", "cuda"), ("blog-train", "cuda")])
+def test_the_ab_command_of_a_stored_gates_row_selects_exactly_that_setting(profile, device):
+    from vitcnn import settings
+    from vitcnn.cli import build_parser
+    from vitcnn.cli.common import selected_settings
+
+    for one in settings.profile_settings(profile, device):
+        argv = shlex.split(diff.ab_command(one, "0123abc", profile))
+        assert argv[:6] == ["python", "-m", "vitcnn", "ab", "--a-ref", "0123abc"]
+        args = build_parser().parse_args(argv[3:])
+        assert [s.id for s in selected_settings(args, profile, device)] == [one.id]

@@ -11,6 +11,7 @@ import shlex
 from dataclasses import asdict, dataclass, field
 
 from vitcnn import table
+from vitcnn.settings import AXES, Setting
 
 TOP = 8  # rows an explanation lists: the largest changes in cost, then those in calls or FLOPs not among them
 STRUCTURAL = 3  # of which at least this many by the change in calls and in FLOPs, where there is one
@@ -135,6 +136,17 @@ def nsys_command(setting_id: str, side_opts: tuple[str, ...] = (), out: str = "v
     pytest = ["python", "-m", "pytest", f"benchmarks/test_inference.py::test_inference[{setting_id}]",
               "--benchmark-only", "-p", "no:cacheprovider", *side_opts]
     return shlex.join(["nsys", "profile", "--trace=cuda,nvtx,osrt", "--sample=cpu", "-o", out, *pytest])
+
+
+def ab_command(setting: Setting, a_ref: str | None, profile: str | None) -> str:
+    """The `vitcnn ab` that measures one setting of a stored gate's `slower` row again, interleaved, with the
+    baseline's commit as side A and this checkout as side B: the gate's samples cannot be profiled after the fact,
+    a new A/B's `slower` row comes with its explanation."""
+    axes = [(f"--{axis.option}", str(getattr(setting, axis.field))) for axis in AXES.values()
+            if getattr(setting, axis.field) != "none"]  # a CNN's attention kernel: no axis value
+    ref = ["--a-ref", a_ref] if a_ref else []
+    return shlex.join(["python", "-m", "vitcnn", "ab", *ref, *(["--profile", profile] if profile else []),
+                       *(x for pair in axes for x in pair)])
 
 
 HEADER = ("op", "A", "B", "change", "calls A -> B", "GFLOP A -> B")
