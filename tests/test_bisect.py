@@ -175,3 +175,6 @@ def test_bisect_by_instructions_names_the_same_commit(scratch, tmp_path, capsys)
     assert data["status"] == "found" and data["first_bad"].startswith(shas[3][:7]), out
     assert [p["answer"] for p in data["probes"]] == ["bad", "good", "bad"]  # ends, c2 vs c0, c3 vs c2
     assert "gemm" in out  # the decisive probe's function-level explanation
+    [same] = data["probes"][1]["settings"]  # the same code at two commits: an A/A of counts
+    a, b = (same["counted"][side]["instructions_per_call"] for side in "AB")
+    assert same["verdict"]["labels"] == ["same"] and abs(b / a - 1) < 0.005  # the instruction-count issue's A/A goal
