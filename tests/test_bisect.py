@@ -93,6 +93,14 @@ def test_a_regression_spread_over_two_steps_names_no_single_candidate():
     assert "spread over several candidates" in outcome.reason
 
 
+def test_interpreters_are_candidates_in_the_order_given_the_good_one_first():
+    found = bisect.interpreters(["/venv-2.10/bin/python", "/venv-2.11/bin/python", "/nightly/bin/python"])
+    assert [c.python for c in found] == ["/venv-2.10/bin/python", "/venv-2.11/bin/python", "/nightly/bin/python"]
+    assert all(c.ref is None for c in found)
+    with pytest.raises(ValueError, match="at least two interpreters"):
+        bisect.interpreters(["/only/python"])
+
+
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
 
