@@ -372,10 +372,11 @@ def test_options_after_dash_dash_are_for_history_run_only(tmp_path, capsys, monk
     assert cli(["history", "run", store, "--commits", "A..B", "--every", "3", "--profile", "smoke",
                 "--out-dir", str(tmp_path / "out"), "--", "--vitcnn-threads", "1", "-k", "vit"]) == 0
     assert calls == [("A..B", ["--vitcnn-profile=smoke", "--vitcnn-threads", "1", "-k", "vit"], 3,
-                      {"skip_stored": None, "warm_cache": False})]
+                      {"skip_stored": None, "warm_cache": False, "metric": "time"})]
     assert capsys.readouterr().out.splitlines()[-1].startswith("2 commit(s): 1 measured, 1 skipped")
-    assert cli(["history", "run", store, "--commits", "A..B", "--skip-stored", "--warm-cache"]) == 0
-    assert calls[-1][1:] == ([], 1, {"skip_stored": "", "warm_cache": True})
+    assert cli(["history", "run", store, "--commits", "A..B", "--skip-stored", "--warm-cache", "--metric",
+                "instructions"]) == 0
+    assert calls[-1][1:] == ([], 1, {"skip_stored": "", "warm_cache": True, "metric": "instructions"})
     assert cli(["history", "check", store, "--", "--vitcnn-threads", "1"]) == 2  # only history run passes them on
     assert "unrecognized arguments" in capsys.readouterr().err
     monkeypatch.setattr(backfill, "backfill", lambda *a, **k: [backfill.Measured("c" * 40, "failed", "boom")])

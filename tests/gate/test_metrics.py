@@ -56,5 +56,19 @@ def test_the_options_of_both_command_lines_round_trip_to_gate_options(prefix, py
 
 
 def test_the_history_tracks_the_series_the_table_names():
-    assert list(series.METRICS) == ["latency", "activation_memory", "compile_time", "compile_time_warm"]
+    assert list(series.METRICS) == ["latency", "activation_memory", "instructions", "compile_time",
+                                    "compile_time_warm"]
     assert series.METRICS == metrics.tracked_series()
+
+
+def test_what_confirms_a_history_series_is_a_series_or_label_the_table_has():
+    """A deterministic series confirms itself; a timed one names a deterministic series and an A/B speed label
+    that exist (vitcnn/history/confirm.py reads them), or nothing (compile time)."""
+    tracked = metrics.tracked_series()
+    assert {name for name, s in tracked.items() if s.deterministic} == {"activation_memory", "instructions"}
+    for s in tracked.values():
+        assert s.confirmed_by is None or tracked[s.confirmed_by].deterministic
+        assert s.ab_label is None or s.ab_label in metrics.SPEED.regressions
+        assert not (s.deterministic and (s.confirmed_by or s.ab_label))
+    assert (tracked["latency"].confirmed_by, tracked["latency"].ab_label) == ("instructions", "slower")
+    assert tracked["instructions"].tolerance == metrics.GateOptions().instructions_tolerance

@@ -238,6 +238,52 @@ def test_backfill_measures_adds_and_reports_each_commit(repo, tmp_path):
     assert [(m.commit, m.outcome, m.reason) for m in again] == [(repo["good"], "skipped", "already in the store")]
 
 
+# ------------------------------------------------------------------------------------------ --metric instructions
+
+
+def stored_run(tmp_path: Path, commit_id: str, name: str, **extra) -> Path:
+    """A one-setting run of `commit_id` (S1), with `extra` in its extra_info."""
+    data = run_json([result(S1, **extra)])
+    data["commit_info"] = {"id": commit_id, "time": "2026-01-01T09:00:00+00:00", "dirty": False}
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_counting_backfills_pass_the_plugins_option_and_skip_only_commits_stored_with_counts(repo, tmp_path,
+                                                                                              monkeypatch):
+    """`history run --metric instructions`: each commit's pytest counts (--vitcnn-metric instructions, before the
+    options given), and with --skip-stored a commit whose stored run was only timed is measured again: its counts
+    are what is missing."""
+    monkeypatch.setattr(backfill.instructions, "unavailable_reason", lambda: None)
+    asked = []
+    monkeypatch.setattr(backfill, "measure_commit", lambda commit, out_dir, args, *rest: asked.append(
+        (commit, args)) or backfill.Measured(commit, "skipped", "not measured here"))
+    store = HistoryStore(tmp_path / "store", create=True)
+    store.add([stored_run(tmp_path, repo["plain"], "timed"),
+               stored_run(tmp_path, repo["good"], "counted", instructions_per_call=1.5e9)])
+    done = backfill.backfill(store, f"{repo['dies_after']}..main", tmp_path / "out", ["-k", "x"],
+                             repo=repo["root"], report=lambda line: None, skip_stored="", metric="instructions")
+    assert asked == [(repo["plain"], ["--vitcnn-metric=instructions", "-k", "x"])]
+    assert [(m.commit, m.reason) for m in done] == [(repo["plain"], "not measured here"),
+                                                    (repo["good"], "already in the store")]
+    asked.clear()
+    backfill.backfill(store, f"{repo['dies_after']}..main", tmp_path / "out", [], repo=repo["root"],
+                      report=lambda line: None, skip_stored="")  # timing: both are stored
+    assert asked == []
+
+
+def test_a_counting_backfill_without_valgrind_is_refused_before_any_commit(repo, tmp_path, monkeypatch):
+    monkeypatch.setattr(backfill.instructions, "unavailable_reason", lambda: "valgrind not found: install it")
+    store = HistoryStore(tmp_path / "store", create=True)
+    with pytest.raises(BackfillError, match="--metric instructions: valgrind not found"):
+        backfill.backfill(store, f"{repo['bare']}..main", tmp_path / "out", [], repo=repo["root"],
+                          metric="instructions")
+    with pytest.raises(BackfillError, match="--metric must be one of time, instructions"):
+        backfill.backfill(store, f"{repo['bare']}..main", tmp_path / "out", [], repo=repo["root"], metric="flops")
+    assert worktrees(repo["root"]) == 1 and not (tmp_path / "out").exists()
+
+
 # ------------------------------------------------------------------------------ a commit from before options.py
 
 

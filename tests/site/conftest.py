@@ -1,7 +1,9 @@
 """A history store with a known regression and two machines, shared by the site's tests.
 
 Store: 14 commits of the real smoke run (tests/history/planted.py) where every vit_t16 setting is 15% slower from
-commit 9 on, plus a run of another machine so the essay's machine choice has two options:
+commit 9 on, with instruction counts that step by 15% there too for the settings at 64 px (CONFIRMED: the code)
+and stay flat for those at 128 px (HELD: machine drift, not confirmed), plus a run of another machine so the
+essay's machine choice has two options:
 results/cpu/2026-11-22/shard-1.json (first-format fingerprint, ViT-B/ConvNeXt-B settings) with its core count changed to 4. Unchanged it is the smoke
 run's own VM (same legacy identity and kernel features), which the history may rightly merge into that machine.
 """
@@ -21,6 +23,8 @@ from vitcnn.history.store import HistoryStore
 STEP_AT = 9
 PLANTED = "vit_t16"
 PLANTED_SETTING = "vit_t16-64px-bs1-fp32-auto-eager"
+CONFIRMED = "vit_t16-64px"  # the planted settings whose instruction counts step with their latency
+HELD_SETTING = "vit_t16-128px-bs1-fp32-auto-eager"  # planted, its counts flat
 SMOKE_MACHINE = "cpu-intel-r-xeon-r-processor-amx-2c-torch2.14.1-d276b17b"
 OTHER_CORES = 4
 OTHER_MACHINE = fingerprint.slug({**json.loads(RESULTS_CPU_RUN.read_text())["machine_info"]["vitcnn_fingerprint"],
@@ -39,7 +43,8 @@ def other_machine_run(out_dir: Path) -> Path:
 
 def make_store(root: Path) -> HistoryStore:
     """The store described in the module docstring, under `root`."""
-    paths = planted_runs(root / "runs", commits=14, step_at=STEP_AT, step=1.15, planted=PLANTED)
+    paths = planted_runs(root / "runs", commits=14, step_at=STEP_AT, step=1.15, planted=PLANTED, count_step=1.15,
+                         count_planted=CONFIRMED)
     store = HistoryStore(root / "store", create=True)
     outcomes = store.add([*paths, other_machine_run(root / "runs")])
     assert [o.outcome for o in outcomes] == ["added"] * 15, outcomes

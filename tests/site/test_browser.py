@@ -160,11 +160,11 @@ def test_switching_vitdet_off_removes_its_lines_and_on_brings_them_back(browser,
 
 def test_the_planted_settings_history_marks_the_change_at_the_planted_commit(browser, planted_site, artifacts):
     page = planted_site / "settings" / SMOKE_MACHINE / f"{PLANTED_SETTING}.html"
-    plots = open_page(browser, page, plots=2)
+    plots = open_page(browser, page, plots=3)  # latency, activation memory, instructions per call
     (latency,) = [p for p in plots if p["id"] == "plot-latency"]
     assert latency["shapes"] == [{"x0": STEP_AT - 0.5, "x1": STEP_AT - 0.5}]
     (note,) = latency["annotations"]
-    assert note.startswith(PLANTED_RANGE) and note.endswith("REGRESSION")
+    assert note.startswith(PLANTED_RANGE) and "<br>REGRESSION<br>confirmed by instructions +1" in note
     assert len(latency["traces"][0]["y"]) == 14
     (memory,) = [p for p in plots if p["id"] == "plot-activation_memory"]
     assert memory["shapes"] == [] and memory["annotations"] == []

@@ -10,7 +10,14 @@ import pytest
 
 from tests.factories import make_run, result, setting
 from tests.history.planted import fake_commit
-from tests.site.conftest import OTHER_MACHINE, PLANTED_RANGE, PLANTED_SETTING, SMOKE_MACHINE, STEP_AT
+from tests.site.conftest import (
+    HELD_SETTING,
+    OTHER_MACHINE,
+    PLANTED_RANGE,
+    PLANTED_SETTING,
+    SMOKE_MACHINE,
+    STEP_AT,
+)
 from vitcnn.history import check, series
 from vitcnn.history.store import entry_of
 from vitcnn.report.analysis import analyse
@@ -114,13 +121,17 @@ def test_the_planted_step_is_marked_at_the_planted_commits(histories):
     (page,) = [h for h in histories if h.machine == SMOKE_MACHINE and h.setting_id == PLANTED_SETTING]
     assert [c for c, _ in page.commits] == [fake_commit(i) for i in range(14)]
     figures = {f["div"]: f for f in data.history_figures(page)}
-    assert list(figures) == ["plot-latency", "plot-activation_memory"]  # eager: no compile time
+    assert list(figures) == ["plot-latency", "plot-activation_memory", "plot-instructions"]  # eager: no compile
     latency = figures["plot-latency"]
     (shape,) = latency["layout"]["shapes"]
     assert shape["x0"] == shape["x1"] == STEP_AT - 0.5
+    assert shape["line"]["color"] == "#d62728"  # a confirmed regression
     (note,) = latency["layout"]["annotations"]
     assert note["x"] == STEP_AT - 0.5
-    assert re.fullmatch(re.escape(PLANTED_RANGE) + r" \+1[2-7]\.\d%<br>REGRESSION", note["text"]), note["text"]
+    assert re.fullmatch(re.escape(PLANTED_RANGE) + r" \+1[2-7]\.\d%<br>REGRESSION<br>confirmed by instructions "
+                        r"\+1[4-6]\.\d\d%", note["text"]), note["text"]
+    (counted,) = figures["plot-instructions"]["layout"]["annotations"]
+    assert counted["text"].endswith("<br>REGRESSION<br>confirmed by itself (deterministic)")
     assert latency["layout"]["xaxis"]["ticktext"] == [fake_commit(i)[:7] for i in range(14)]
     assert latency["data"][0]["x"] == list(range(14))
     assert f"commit {fake_commit(0)}" in latency["data"][0]["text"][0] and "1 run(s)" in latency["data"][0]["text"][0]
@@ -128,6 +139,17 @@ def test_the_planted_step_is_marked_at_the_planted_commits(histories):
     assert levels["name"] == "segment level (median)"
     assert levels["y"][0] < levels["y"][3] / 1.1  # the second segment's level is the higher one
     assert figures["plot-activation_memory"]["layout"]["shapes"] == []
+
+
+def test_a_planted_step_with_flat_counts_is_marked_grey_with_its_label(histories):
+    (page,) = [h for h in histories if h.machine == SMOKE_MACHINE and h.setting_id == HELD_SETTING]
+    latency = {f["div"]: f for f in data.history_figures(page)}["plot-latency"]
+    (shape,) = latency["layout"]["shapes"]
+    (note,) = latency["layout"]["annotations"]
+    assert shape["line"]["color"] == note["font"]["color"] == "#7f7f7f"
+    assert re.fullmatch(re.escape(PLANTED_RANGE) + r" \+1[2-7]\.\d%<br>regression \(not confirmed\)<br>machine "
+                        r"drift, not confirmed \(instructions flat, [+-]0\.\d\d%\)", note["text"]), note["text"]
+    assert not page.failing
 
 
 def test_an_unplanted_setting_has_no_change_point(histories):
@@ -139,7 +161,8 @@ def test_an_unplanted_setting_has_no_change_point(histories):
 def test_verdict_words_are_the_history_checks(histories):
     found = [f for h in histories for f in h.findings]
     assert found and data.verdicts(found) == [row[0] for row in check.rows(found)]
-    assert set(data.verdicts(found)) == {"REGRESSION"}
+    assert data.confirmations(found) == [row[-1] for row in check.rows(found)]
+    assert set(data.verdicts(found)) == {"REGRESSION", "regression (not confirmed)"}
 
 
 def test_every_setting_page_has_a_safe_unique_path(histories):

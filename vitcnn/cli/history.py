@@ -42,7 +42,7 @@ def history_run(args: argparse.Namespace) -> int:
         out_dir = Path(args.out_dir) if args.out_dir else backfill.temporary_out_dir()
         done = backfill.backfill(store, args.commits, out_dir, pytest_args, every=args.every,
                                  skip_stored=(args.profile or "") if args.skip_stored else None,
-                                 warm_cache=args.warm_cache)
+                                 warm_cache=args.warm_cache, metric=args.metric)
     except (StoreError, backfill.BackfillError, OSError) as exc:
         return error("history run", str(exc))
     counts = Counter(m.outcome for m in done)
@@ -52,14 +52,25 @@ def history_run(args: argparse.Namespace) -> int:
 
 
 def history_check(args: argparse.Namespace) -> int:
-    """Exit 0: no series ends in a regression; 1: some series does (its newest level is more than the tolerance
-    above the level before its latest regression change point); 2: unreadable store or bad options."""
-    from vitcnn.history import check, series
+    """Exit 0: no series ends in a confirmed regression; 1: some series does (its newest level is more than the
+    tolerance above the level before its latest confirmed regression); 2: unreadable store or bad options. A change
+    point of a timed series (latency, compile time) is confirmed by the instruction count of the same setting and
+    machine stepping too, or with --confirm ab by an A/B of its two commits; unconfirmed ones are listed, labelled,
+    and do not fail."""
+    from vitcnn.history import check, confirm, series
     from vitcnn.history.store import HistoryStore, StoreError
 
+    if args.tolerance is not None and not args.tolerance >= 0:
+        return error("history check", f"--tolerance must be >= 0, got {args.tolerance}")
     try:
         store = HistoryStore(args.store)
-        found = check.findings(_series(store, args, series), args.tolerance)
+        runs = [(e.key, run) for e, run in store.runs()]
+        built = series.build(runs)
+        shown = [s for s in built if (not args.metric or s.metric.name in args.metric)
+                 and (not args.machine or s.machine in args.machine)]
+        ab = confirm.ABConfirmer(dict(runs), confirm.ab_session, confirm.this_machine) if args.confirm == "ab" \
+            else None
+        found = check.findings(shown, args.tolerance, evidence=built, ab=ab)
     except StoreError as exc:
         return error("history check", str(exc))
     print(check.render(found), end="")
@@ -68,15 +79,8 @@ def history_check(args: argparse.Namespace) -> int:
             write_output(args.markdown, check.render(found, markdown=True))
         except OSError as exc:
             return error("history check", f"cannot write {args.markdown}: {exc.strerror or exc}")
-    failing = [f for f in found if f.fails]
-    print(f"{len(found)} change point(s), {len(failing)} series ending in a regression")
-    return 1 if failing else 0
-
-
-def _series(store, args: argparse.Namespace, series_module) -> list:
-    metrics = args.metric or list(series_module.METRICS)
-    built = series_module.build(((e.key, run) for e, run in store.runs()), metrics)
-    return [s for s in built if not args.machine or s.machine in args.machine]
+    print(check.summary(found))
+    return 1 if any(f.fails for f in found) else 0
 
 
 def history_show(args: argparse.Namespace) -> int:
@@ -97,6 +101,7 @@ def history_show(args: argparse.Namespace) -> int:
 
 def add_history(subparsers) -> None:
     from vitcnn.history.series import METRICS
+    from vitcnn.options import METRICS as backfill_metrics
 
     actions = group(subparsers, "history", "keep runs over commits, backfill commits, find change points")
     add = command(actions, "add", history_add, "add run files (or directories of them, e.g. .benchmarks/) to a store")
@@ -115,8 +120,12 @@ def add_history(subparsers) -> None:
                      help="compile with the machine's inductor/Triton caches (default: empty ones per commit, so "
                           "every compile time is a cold compile)")
     run.add_argument("--out-dir", metavar="DIR", help="keep each commit's run file and log here (default: a temp dir)")
-    check = command(actions, "check", history_check, "change points per setting and metric; exit 1 when a series "
-                                                     "ends in a regression")
+    run.add_argument("--metric", choices=backfill_metrics, default=backfill_metrics[0],
+                     help="time: what each commit's pytest measures by default; instructions: also count each "
+                          "setting's instructions per call under Callgrind (--vitcnn-metric instructions: CPU only, "
+                          "needs valgrind; deterministic series that confirm a timed change point)")
+    check = command(actions, "check", history_check, "change points per setting and metric, each confirmed or not; "
+                                                     "exit 1 when a series ends in a confirmed regression")
     check.add_argument("store", help="the history directory")
     check.add_argument("--tolerance", type=float,
                        help="relative growth that is a regression, for every metric (default: per metric, " +
@@ -124,6 +133,10 @@ def add_history(subparsers) -> None:
     check.add_argument("--metric", action="append", choices=list(METRICS), help="only this metric (repeatable)")
     check.add_argument("--machine", action="append", metavar="SLUG", help="only this machine (repeatable)")
     check.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
+    check.add_argument("--confirm", choices=("ab",),
+                       help="ab: confirm each regression the store does not (no instruction step) by a real "
+                            "`vitcnn ab` of its two commits on this machine, one setting each (minutes per "
+                            "regression); default: the store's evidence only")
     show = command(actions, "show", history_show, "list the stored runs")
     show.add_argument("store", help="the history directory")
 

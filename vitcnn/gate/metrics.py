@@ -53,7 +53,13 @@ class Parameter:
 
 @dataclass(frozen=True)
 class HistorySeries:
-    """A number the history tracks over commits (vitcnn/history/series.py); all of them are worse when higher."""
+    """A number the history tracks over commits (vitcnn/history/series.py); all of them are worse when higher.
+
+    What may confirm one of its change points (vitcnn/history/confirm.py): a deterministic series (a count, a
+    byte peak) moves with the code only, so its change point is evidence by itself; a timed one also moves with the
+    machine, and is confirmed by the series named `confirmed_by` (of the same machine and setting) stepping too, or
+    by a `vitcnn ab` of its two commits labelling the setting `ab_label`. A timed series with neither has nothing
+    that can confirm it."""
 
     name: str
     label: str
@@ -61,6 +67,9 @@ class HistorySeries:
     scale: float  # display value = raw value * scale
     read: Callable[[Result], float | None]
     tolerance: float  # default relative change below which a change point is not a regression
+    deterministic: bool = False
+    confirmed_by: str | None = None
+    ab_label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,14 +99,26 @@ def _compile_time(result: Result, verdict: str) -> float | None:
     return result.get("compile_time_s") if result.get("compile_cache") == verdict else None
 
 
+def _instructions(result: Result) -> float | None:
+    """Instructions per call where the run counted them (`--vitcnn-metric instructions`); 0 is not a count."""
+    return result.get("instructions_per_call") or None
+
+
+# The instruction count's tolerance, from A/A spread (docs/instructions.md): the gate's and the history's.
+_INSTRUCTIONS_TOLERANCE = Parameter(
+    "instructions_tolerance", 0.01, "instructions-tolerance",
+    "allowed relative growth of a call's instruction count, where both runs counted them")
+_SPEED_LABELS = ("slower", "faster", "inconclusive", "same")
+
 SPEED = Metric(
-    "speed", "median_s", "median time", ("slower", "faster", "inconclusive", "same"), ("slower",), "speed",
+    "speed", "median_s", "median time", _SPEED_LABELS, _SPEED_LABELS[:1], "speed",
     "stored:StoredRuns", (
         Parameter("tolerance", 0.05, "tolerance", "allowed slowdown, new/base median - 1"),
         Parameter("alpha", 0.01, "alpha", "significance level of the one-sided speed test (Mann-Whitney U on one "
                                           "run's samples; a t prediction bound on saved runs)",
                   check=lambda value: 0 < value < 1, rule_text="in (0, 1)")),
-    (HistorySeries("latency", "median latency", "ms", 1e3, lambda r: r.median_s, 0.10),))
+    (HistorySeries("latency", "median latency", "ms", 1e3, lambda r: r.median_s, 0.10,
+                   confirmed_by="instructions", ab_label=_SPEED_LABELS[0]),))
 MEMORY = Metric(
     "memory", "activation_peak_bytes", "activation memory", ("memory-up", "memory-down"), ("memory-up",), "setting",
     "memory:rule", (
@@ -106,12 +127,12 @@ MEMORY = Metric(
         Parameter("memory_abs_tolerance", MIB, "memory-abs-mib", "allowed absolute activation-memory growth in MiB",
                   scale=1 / MIB, in_pytest=False)),
     (HistorySeries("activation_memory", "activation memory", "MiB", 1 / MIB, lambda r: r.activation_peak_bytes,
-                   0.05),), column="act. MiB")
+                   0.05, deterministic=True),), column="act. MiB")
 INSTRUCTIONS = Metric(
     "instructions", "instructions_per_call", "instructions per call", ("instructions-up", "instructions-down"),
-    ("instructions-up",), "setting", "instructions:rule",
-    (Parameter("instructions_tolerance", 0.01, "instructions-tolerance",
-               "allowed relative growth of a call's instruction count, where both runs counted them"),),
+    ("instructions-up",), "setting", "instructions:rule", (_INSTRUCTIONS_TOLERANCE,),
+    (HistorySeries("instructions", "instructions per call", "Minstr", 1e-6, _instructions,
+                   _INSTRUCTIONS_TOLERANCE.default, deterministic=True),),
     column="Minstr/call")
 GRAPH_BREAKS = Metric("graph_breaks", "graph_breaks", "graph breaks", ("graph-breaks-up",), ("graph-breaks-up",),
                       "setting", "compiled:count_rule")

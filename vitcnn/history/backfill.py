@@ -18,7 +18,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from vitcnn.history.series import METRICS
 from vitcnn.history.store import HistoryStore
+from vitcnn.measure import instructions
+from vitcnn.options import METRICS as PLUGIN_METRICS
+from vitcnn.runfile import Run
 from vitcnn.workers import SideError
 from vitcnn.workers.checkout import PROJECT_ROOT, Checkout
 
@@ -28,10 +32,11 @@ SCHEDULER_VARIABLES = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARR
                        "SLURM_ARRAY_TASK_STEP", "SLURM_ARRAY_TASK_COUNT", "JOB_COMPLETION_INDEX",
                        "VITCNN_SHARD_COUNT")
 USAGE_ERROR, NO_TESTS = 4, 5  # pytest's exit codes
+COUNTED = PLUGIN_METRICS[1]  # --vitcnn-metric instructions
 
 
 class BackfillError(ValueError):
-    """A commit range git cannot list."""
+    """A commit range git cannot list, or a metric this machine cannot measure."""
 
 
 @dataclass(frozen=True)
@@ -114,13 +119,26 @@ def measure_commit(commit: str, out_dir: Path, pytest_args: list[str], repo: Pat
 
 def backfill(store: HistoryStore, spec: str, out_dir: Path, pytest_args: list[str], every: int = 1,
              repo: Path = PROJECT_ROOT, python: str = sys.executable, report=print,
-             skip_stored: str | None = None, warm_cache: bool = False) -> list[Measured]:
+             skip_stored: str | None = None, warm_cache: bool = False, metric: str = PLUGIN_METRICS[0]
+             ) -> list[Measured]:
     """Measure each commit of `spec` in turn and add its run to `store` at once (an interrupted backfill keeps
     what it measured). `report` is told about each commit as it finishes. With `skip_stored` (a profile name, or
     "" for any), a commit the store already holds a run of, of that profile, is skipped (a nightly job measures
-    only what is new)."""
+    only what is new). `metric` "instructions" has each commit's pytest count instructions as well
+    (--vitcnn-metric instructions): deterministic series that confirm a timed change point (confirm.py); then
+    only a stored run with counts makes a commit stored, and a machine without valgrind is refused before any
+    commit is checked out."""
+    if metric not in PLUGIN_METRICS:
+        raise BackfillError(f"--metric must be one of {', '.join(PLUGIN_METRICS)}, got {metric!r}")
+    counting = metric == COUNTED
+    if counting:
+        why_not = instructions.unavailable_reason()
+        if why_not:
+            raise BackfillError(f"--metric {COUNTED}: {why_not}")
+        pytest_args = [f"--vitcnn-metric={COUNTED}", *pytest_args]
     out_dir.mkdir(parents=True, exist_ok=True)
-    stored = {e.commit for e in store.entries if skip_stored == "" or e.profile == skip_stored}
+    stored = {e.commit for e in store.entries if (skip_stored == "" or e.profile == skip_stored)
+              and (not counting or _counted(store.load(e)))} if skip_stored is not None else set()
     done = []
     for number, commit in enumerate(commits(spec, every, repo), 1):
         if skip_stored is not None and commit in stored:
@@ -135,6 +153,11 @@ def backfill(store: HistoryStore, spec: str, out_dir: Path, pytest_args: list[st
         report(f"[{number}] {commit[:10]} {measured.outcome} ({measured.seconds:.0f} s)"
                + (f": {measured.reason}" if measured.reason else ""))
     return done
+
+
+def _counted(run: Run) -> bool:
+    """Whether a stored run counted instructions of some setting."""
+    return any(METRICS[COUNTED].read(r) for r in run.results.values() if r.status == "ok")
 
 
 def _free_path(out_dir: Path, commit: str) -> Path:

@@ -4,7 +4,8 @@ every setting over commits.
 Every number is one vitcnn already derives: the essay view plots the report's figure metrics
 (vitcnn.report.metrics: images/s, median latency, activation peak, FLOPs, MFU) of the report's best setting per
 point (vitcnn.report.best), and the history pages plot vitcnn.history.series with the change points of
-vitcnn.history.changepoints and the verdict words of `vitcnn history check`. Nothing here recomputes them. The
+vitcnn.history.changepoints and the verdict words and confirmation labels of `vitcnn history check` (what the
+store confirms: publishing measures nothing, so no A/B). Nothing here recomputes them. The
 figures are Plotly figure specs (data + layout), so the page's script only picks and draws them.
 """
 
@@ -203,8 +204,12 @@ def change_size(change: Change) -> str:
 
 def verdicts(found: Iterable[check.Finding]) -> list[str]:
     """The verdict word of each finding, exactly as `vitcnn history check` prints it."""
-    found = list(found)
-    return [row[0] for row in check.rows(found)]
+    return [check.verdict(f) for f in found]
+
+
+def confirmations(found: Iterable[check.Finding]) -> list[str]:
+    """What confirmed each finding, or why nothing did, exactly as `vitcnn history check` prints it."""
+    return [f.confirmation.label for f in found]
 
 
 def history_figures(page: SettingHistory) -> list[dict]:
@@ -217,7 +222,7 @@ def history_figures(page: SettingHistory) -> list[dict]:
     for series in sorted(page.series, key=lambda s: list(HISTORY_METRICS).index(s.metric.name)):
         metric = series.metric
         steps = [f for f in page.findings if f.change.series is series]
-        words = dict(zip(map(id, steps), verdicts(steps)))
+        words = {id(f): f"{word}<br>{label}" for f, word, label in zip(steps, verdicts(steps), confirmations(steps))}
         x = [position[p.commit] for p in series.points]
         data = [{
             "type": "scatter", "mode": "lines+markers", "name": f"{metric.label} (median of runs)",
@@ -238,7 +243,8 @@ def history_figures(page: SettingHistory) -> list[dict]:
         for finding in steps:
             change = finding.change
             at = (position[change.last_good] + position[change.first_bad]) / 2
-            color = "#d62728" if finding.regression else "#2ca02c" if change.ratio < 1 else "#7f7f7f"
+            color = "#7f7f7f" if not finding.confirmation.confirmed else "#d62728" if finding.regression else \
+                "#2ca02c" if change.ratio < 1 else "#7f7f7f"
             shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": at, "x1": at, "y0": 0, "y1": 1,
                            "line": {"color": color, "width": 2, "dash": "dot"}, "name": change_range(change)})
             notes.append({"xref": "x", "yref": "paper", "x": at, "y": 1, "yanchor": "bottom", "showarrow": False,

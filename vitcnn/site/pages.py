@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 
 from vitcnn import __version__, cpu_isa
-from vitcnn.history.check import Finding
+from vitcnn.history.check import UNCONFIRMED_REGRESSION, Finding
 from vitcnn.history.series import METRICS as HISTORY_METRICS
 from vitcnn.report.claims import Claim
 from vitcnn.runfile import cpu_features
@@ -64,7 +64,8 @@ def table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric: Sequenc
 
 
 def _verdict(word: str) -> str:
-    kind = "bad" if word.lower().startswith("regression") else "good" if word == "improvement" else "neutral"
+    kind = "neutral" if word == UNCONFIRMED_REGRESSION else "bad" if word.lower().startswith("regression") else \
+        "good" if word == "improvement" else "neutral"
     return f'<span class="verdict {kind}">{esc(word)}</span>'
 
 
@@ -106,8 +107,9 @@ def history_index(histories: list[SettingHistory], machines: list[Machine], foot
         parts.append(f"<h2>{esc(labels.get(machine, machine))}</h2>\n<p class=\"note\">{esc(machine)}</p>")
         rows = []
         for h in own:
-            state = _verdict("REGRESSION") if h.failing else esc(f"{len(h.findings)} change point(s)") \
-                if h.findings else "no change point"
+            held = [w for w in site_data.verdicts(h.findings) if w == UNCONFIRMED_REGRESSION]
+            state = _verdict("REGRESSION") if h.failing else _verdict(held[0]) if held else \
+                esc(f"{len(h.findings)} change point(s)") if h.findings else "no change point"
             rows.append([f'<a href="{esc(h.path)}">{esc(h.setting_id)}</a>', esc(len(h.commits)), state])
         parts.append(table(["setting", "commits", "change points"], rows, numeric=(1,)))
     if not histories:
@@ -119,13 +121,15 @@ def setting_page(history: SettingHistory, label: str, footer: str) -> str:
     """A setting's history on one machine: each metric over commits with its change points marked."""
     figures = site_data.history_figures(history)
     rows = [[_verdict(word), esc(f.change.series.metric.label), esc(site_data.change_range(f.change)),
-             esc(site_data.change_size(f.change))]
-            for f, word in zip(history.findings, site_data.verdicts(history.findings))]
-    steps = table(["verdict", "metric", "commits (last good..first bad)", "change"], rows, numeric=(3,)) if rows \
-        else "<p>No change point in any metric of this setting.</p>"
+             esc(site_data.change_size(f.change)), esc(confirmation)]
+            for f, word, confirmation in zip(history.findings, site_data.verdicts(history.findings),
+                                             site_data.confirmations(history.findings))]
+    steps = table(["verdict", "metric", "commits (last good..first bad)", "change", "confirmation"], rows,
+                  numeric=(3,)) if rows else "<p>No change point in any metric of this setting.</p>"
     body = (f'<p class="note">{esc(label)} ({esc(history.machine)}), {len(history.commits)} commit(s). Each point '
             'is the median of the runs of its commit; a dotted line marks a change point (ruptures PELT on log '
-            'values), labelled with the last good and first bad commit and the change of the segment medians.</p>\n'
+            'values), labelled with the last good and first bad commit, the change of the segment medians, the '
+            'verdict and what confirmed it (grey: nothing did, it may be the machine).</p>\n'
             f'<h2>Change points</h2>\n{steps}\n'
             + "".join(f'<div class="plot" id="{esc(f["div"])}"></div>\n' for f in figures))
     return page(history.setting_id, body, root="../../", data={"figures": figures}, kind="history", footer=footer)
@@ -137,22 +141,29 @@ def regressions_page(found: list[Finding], histories: list[SettingHistory], labe
     pages = {(h.machine, h.setting_id): h.path for h in histories}
     regressions = [f for f in found if f.regression]
     rows = []
-    for f, word in zip(regressions, site_data.verdicts(regressions)):
+    for f, word, confirmation in zip(regressions, site_data.verdicts(regressions),
+                                     site_data.confirmations(regressions)):
         c = f.change
         s = c.series
         link = f'<a href="{esc(pages[(s.machine, s.setting_id)])}">{esc(s.setting_id)}</a>'
         machine = f'{esc(labels.get(s.machine, s.machine))}<br><span class="note">{esc(s.machine)}</span>'
         rows.append([_verdict(word), machine, link, esc(s.metric.label),
                      esc(site_data.change_range(c)), esc(f"{c.before * s.metric.scale:.4g} {s.metric.unit}"),
-                     esc(f"{c.after * s.metric.scale:.4g} {s.metric.unit}"), esc(site_data.change_size(c))])
+                     esc(f"{c.after * s.metric.scale:.4g} {s.metric.unit}"), esc(site_data.change_size(c)),
+                     esc(confirmation)])
     tolerance = ", ".join(f"{name} {value:.0%}" for name, value in site_data.tolerances().items())
     intro = ("<p>Every change point that grew a metric beyond its tolerance (" + esc(tolerance) + "), newest first, "
-             "in the words of <code>python -m vitcnn history check</code>. <b>REGRESSION</b>: its series still ends "
-             "above the level before it (the check exits 1); <b>regression (undone later)</b>: later changes brought "
-             f"the series back. {len(found) - len(regressions)} other change point(s) (improvements, changes within "
-             "tolerance) are on the setting pages.</p>")
+             "in the words of <code>python -m vitcnn history check</code>. <b>REGRESSION</b>: confirmed, and its "
+             "series still ends above the level before it (the check exits 1); <b>regression (not confirmed)</b>: "
+             "the series still ends above it, but nothing the machine cannot move (an instruction count, an A/B "
+             "of the two commits) confirms the step, so it may be the machine's and does not fail the check; "
+             "<b>regression (undone later)</b>: later changes brought the series back. The last column says what "
+             "confirmed each, or why nothing did (a deterministic metric confirms itself). "
+             f"{len(found) - len(regressions)} other change point(s) (improvements, changes within tolerance) are on "
+             "the setting pages.</p>")
     body = intro + (table(["verdict", "machine", "setting", "metric", "commits (last good..first bad)", "before",
-                           "after", "change"], rows, numeric=(5, 6, 7)) if rows else "<p>No regression found.</p>")
+                           "after", "change", "confirmation"], rows, numeric=(5, 6, 7))
+                    if rows else "<p>No regression found.</p>")
     return page("Regressions", body, current="regressions.html", footer=footer)
 
 
