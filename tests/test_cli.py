@@ -63,7 +63,7 @@ def test_python_dash_m_runs_the_cli():
 
 def test_every_subcommand_is_registered_and_has_help(capsys):
     commands = ["compare", "baseline", "report", "check", "merge", "sweep", "ab", "fingerprint", "history",
-                "publish", "plan"]
+                "publish", "plan", "bisect"]
     assert [add.__name__ for add in SUBCOMMANDS] == [f"add_{command}" for command in commands]
     for command in commands:
         assert cli([command, "--help"]) == 0
