@@ -93,6 +93,17 @@ def test_a_regression_spread_over_two_steps_names_no_single_candidate():
     assert "spread over several candidates" in outcome.reason
 
 
+@pytest.mark.parametrize("a, b, labels, regression, answer", [
+    ("ok", "ok", ["slower"], True, BAD), ("ok", "ok", ["same"], False, GOOD),
+    ("ok", "ok", ["inconclusive"], False, UNDECIDED), ("ok", "oom", ["now-oom"], True, BAD),
+    ("ok", "error", ["now-error"], True, FAILED), ("error", "error", ["same"], False, FAILED),
+    ("ok", "skipped", ["missing"], True, FAILED)])
+def test_a_probe_answers_from_its_rows_and_a_setting_that_errors_is_no_answer(a, b, labels, regression, answer):
+    row = {"id": "s", "status": {"A": a, "B": b}, "verdict": {"labels": labels, "regression": regression}}
+    assert Probe(1 if regression else 0, [row], "", 3).answer == answer
+    assert Probe(2, [], "", 3).answer == FAILED
+
+
 def test_interpreters_are_candidates_in_the_order_given_the_good_one_first():
     found = bisect.interpreters(["/venv-2.10/bin/python", "/venv-2.11/bin/python", "/nightly/bin/python"])
     assert [c.python for c in found] == ["/venv-2.10/bin/python", "/venv-2.11/bin/python", "/nightly/bin/python"]
@@ -138,7 +149,7 @@ def test_commits_are_the_first_parent_range_oldest_first_and_a_bad_range_is_refu
     repo, shas = scratch
     found = bisect.commits(shas[0], shas[5], repo)
     assert [c.ref for c in found] == shas and found[3].label.endswith("c3: plant extra matmuls")
-    with pytest.raises(ValueError, match="is not an ancestor"):
+    with pytest.raises(ValueError, match="is not on the first-parent line"):
         bisect.commits(shas[5], shas[0], repo)
     with pytest.raises(ValueError, match="rev-parse"):
         bisect.commits("no-such-ref", shas[5], repo)

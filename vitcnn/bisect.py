@@ -123,7 +123,7 @@ def _middle(lo: int, hi: int, skipped: list[int]) -> int | None:
 
 def commits(good: str, bad: str, repo: Path) -> list[Candidate]:
     """`good`, then the first-parent commits of `bad` after it, oldest first, as candidates; a range that is not
-    one (good not an ancestor of bad, an unknown ref) is a ValueError."""
+    one (good not on bad's first-parent line, an unknown ref, nothing between) is a ValueError."""
     def git(*args: str) -> str:
         done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
         if done.returncode != 0:
@@ -132,9 +132,10 @@ def commits(good: str, bad: str, repo: Path) -> list[Candidate]:
 
     good_sha, bad_sha = git("rev-parse", "--verify", f"{good}^{{commit}}"), git("rev-parse", "--verify",
                                                                                f"{bad}^{{commit}}")
-    if subprocess.run(["git", "-C", str(repo), "merge-base", "--is-ancestor", good_sha, bad_sha]).returncode != 0:
-        raise ValueError(f"--good {good} is not an ancestor of --bad {bad}")
-    after = git("rev-list", "--first-parent", "--reverse", f"{good_sha}..{bad_sha}").split()
+    line = git("rev-list", "--first-parent", bad_sha).split()  # bad's first-parent line, newest first
+    if good_sha not in line:
+        raise ValueError(f"--good {good} is not on the first-parent line of --bad {bad} (give a commit of that line)")
+    after = line[:line.index(good_sha)][::-1]
     if not after:
         raise ValueError(f"no commit between --good {good} and --bad {bad}")
     subjects = {sha: git("log", "-1", "--format=%h %s", sha) for sha in [good_sha, *after]}

@@ -192,6 +192,8 @@ def _explain_hints(run: Run, comparison) -> list[str]:
         base_commit = load_run(comparison.base_path).code.get("commit") if comparison.base_path else None
     except (OSError, ValueError):
         base_commit = None
+    if not base_commit:  # without the baseline's commit an A/B would compare this checkout with itself
+        return []
     hints = [f"vitcnn gate: where the time went: `{ab_command(run.results[v.id].setting, base_commit, run.profile)}`"
              for v in slower[:3]]
     return hints + ([f"vitcnn gate: ... and {len(slower) - 3} more slower setting(s)"] if len(slower) > 3 else [])

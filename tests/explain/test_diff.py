@@ -33,9 +33,12 @@ def test_the_new_matmul_leads_with_its_calls_and_flops_per_model_call():
         "aten::mm +1.300 ms (new in B), calls 0 -> 120"
 
 
-def test_on_a_gpu_the_device_time_is_the_cost():
-    a, b = (profile({"k": (2, us, 0)}, device="cuda") for us in (1000.0, 3000.0))
-    assert diff.op_changes(a, b)[0].delta == pytest.approx(0.1)  # (3000 - 1000) us / 10 device share / 2 calls, in ms
+def test_on_a_gpu_the_device_time_is_the_cost_and_a_kernel_is_not_counted_twice():
+    a, b = (profile({"aten::mm": (2, us, 0), "sm90_gemm": (2, us, 0)}, device="cuda") for us in (1000.0, 3000.0))
+    for p in (a, b):
+        p["ops"]["sm90_gemm"]["kernel"] = True  # the kernel's own event: the same time as aten::mm's device time
+    [change] = diff.op_changes(a, b)
+    assert change.name == "aten::mm" and change.delta == pytest.approx(0.1)  # (3000 - 1000) us / 10 / 2 calls
 
 
 def test_ops_whose_calls_or_flops_changed_are_listed_even_when_their_time_did_not_move_much():
@@ -69,10 +72,20 @@ def test_compile_facts_that_differ_and_the_phases_that_moved():
 
 
 def test_the_nsys_command_runs_the_one_setting_as_pytest_does():
-    command = diff.nsys_command("vit_b16-224px-bs1-bf16-auto-default", ("--vitcnn-sdpa=math",))
-    assert command.startswith("nsys profile --trace=cuda,nvtx,osrt ")
-    assert "'benchmarks/test_inference.py::test_inference[vit_b16-224px-bs1-bf16-auto-default]'" in command
-    assert command.endswith("--benchmark-only -p no:cacheprovider --vitcnn-sdpa=math")
+    from vitcnn import settings
+
+    for profile in ("blog-lite", "blog-train"):
+        for one in settings.profile_settings(profile, "cuda"):
+            argv = shlex.split(diff.nsys_command(one, profile, ("-p", "tests.plant_matmul")))
+            assert argv[:5] == ["nsys", "profile", "--trace=cuda,nvtx,osrt", "--sample=cpu", "-o"]
+            test_file = f"benchmarks/test_{'training' if one.task == 'train' else 'inference'}.py"
+            assert argv[6:10] == ["python", "-m", "pytest", test_file]
+            assert argv[-2:] == ["-p", "tests.plant_matmul"]
+            start = argv.index("--vitcnn-profile")
+            options = dict(zip(argv[start:-2:2], argv[start + 1:-2:2]))
+            chosen = settings.parse_overrides({a.name: options.get(f"--vitcnn-{a.option}")
+                                               for a in settings.AXES.values()})
+            assert [s.id for s in settings.select(options["--vitcnn-profile"], "cuda", chosen)] == [one.id]
 
 
 def test_text_markdown_and_json_say_the_same_thing():

@@ -319,9 +319,9 @@ def run(options: ABOptions) -> int:
             _measure_setting(workers, record, options, device_type, i, len(options.settings), started)
             records.append(record)
         comparison = _compare(options, records, notes)
-        trace_dir = options.out_dir / "traces" if options.out_dir else logs
+        trace_dir = (options.out_dir / "traces").resolve() if options.out_dir else logs  # workers run elsewhere
         explanations = explaining.explain_all_timed(workers, records, comparison, options.explain_calls, trace_dir,
-                                                    options.b.opts) if options.explain else {}
+                                                    options.profile, options.b.opts) if options.explain else {}
     except SideError as exc:
         print(f"vitcnn ab: error: {exc}", file=sys.stderr)
         return 2

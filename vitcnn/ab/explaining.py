@@ -14,7 +14,6 @@ from vitcnn.explain.functions import AnnotateError, function_costs
 from vitcnn.gate.comparison import Comparison
 from vitcnn.result import Result
 from vitcnn.settings import Setting
-from vitcnn.workers import SideError
 from vitcnn.workers.process import WorkerProcess
 
 TIMED_LABELS = ("slower",)
@@ -31,23 +30,24 @@ def trace_path(trace_dir: Path, side: str, setting_id: str) -> Path:
 
 
 def explain_timed(workers: dict[str, WorkerProcess], settings: dict[str, Setting], calls: int, trace_dir: Path,
-                  side_opts: tuple[str, ...] = ()) -> diff.Explanation:
+                  profile: str, side_opts: tuple[str, ...] = ()) -> diff.Explanation:
     """Set one setting up in one worker per side (at once), profile `calls` calls of each side in turn (never at
     once: a profile is a time), free both; the op-level diff from A to B."""
     setting_id = settings["A"].id
+    traces = {name: str(trace_path(trace_dir, name, settings[name].id)) for name in "AB"}
     for name in "AB":
         workers[name].send("setup", setting=settings[name].as_dict())
     setups = {name: workers[name].receive("setup") for name in "AB"}
     replies: dict[str, dict] = {}
     try:
+        failed = [name for name in "AB" if setups[name]["status"] != "ok"]
+        if failed:
+            return unexplained(setting_id, "ops", f"side {failed[0]}'s setup failed again: "
+                                                  f"{setups[failed[0]].get('reason')}")
         for name in "AB":
-            if setups[name]["status"] != "ok":
-                return diff.Explanation(setting_id, "ops", "ms per call",
-                                        error=f"side {name}'s setup failed again: {setups[name].get('reason')}")
-            reply = workers[name].request("profile", calls=calls, trace=str(trace_path(trace_dir, name, setting_id)))
+            reply = workers[name].request("profile", calls=calls, trace=traces[name])
             if reply["status"] != "ok":
-                return diff.Explanation(setting_id, "ops", "ms per call",
-                                        error=f"side {name}'s profile failed: {reply.get('reason')}")
+                return unexplained(setting_id, "ops", f"side {name}'s profile failed: {reply.get('reason')}")
             replies[name] = reply
     finally:
         for name in "AB":
@@ -59,14 +59,20 @@ def explain_timed(workers: dict[str, WorkerProcess], settings: dict[str, Setting
     totals = {name: sum(ms for ms, _, _ in diff.per_call_ops(p, device).values()) for name, p in (("A", a), ("B", b))}
     return diff.Explanation(
         setting_id, "ops", "ms per call", diff.op_changes(a, b), totals["A"], totals["B"],
-        diff.compile_changes(replies["A"], replies["B"]),
-        {name: str(trace_path(trace_dir, name, setting_id)) for name in "AB"},
-        diff.nsys_command(settings["B"].id, side_opts) if device == "cuda" else None)
+        diff.compile_changes(replies["A"], replies["B"]), traces,
+        diff.nsys_command(settings["B"], profile, side_opts) if device == "cuda" else None)
+
+
+def unexplained(setting_id: str, kind: str, why: str) -> diff.Explanation:
+    """An explanation that could not be made, saying why."""
+    unit = "ms per call" if kind == "ops" else "instructions per call"
+    return diff.Explanation(setting_id, kind, unit, error=why)
 
 
 def explain_all_timed(pools: dict[str, list[WorkerProcess]], records: list, comparison: Comparison, calls: int,
-                      trace_dir: Path, side_opts: tuple[str, ...] = ()) -> dict[str, diff.Explanation]:
-    """An explanation for every `slower` setting of the session (records: vitcnn/ab/driver.SettingRecord)."""
+                      trace_dir: Path, profile: str, side_opts: tuple[str, ...] = ()) -> dict[str, diff.Explanation]:
+    """An explanation for every `slower` setting of the session (records: vitcnn/ab/driver.SettingRecord). An
+    explanation that fails says so in its place: the verdicts, measured already, are never lost to it."""
     ids = flagged(comparison, TIMED_LABELS)
     explanations = {}
     for record in records:
@@ -77,10 +83,10 @@ def explain_all_timed(pools: dict[str, list[WorkerProcess]], records: list, comp
         try:
             explanations[record.a_setting.id] = explain_timed(
                 {name: pools[name][0] for name in "AB"}, {"A": record.a_setting, "B": record.b_setting}, calls,
-                trace_dir, side_opts)
-        except SideError as exc:
-            explanations[record.a_setting.id] = diff.Explanation(record.a_setting.id, "ops", "ms per call",
-                                                                 error=str(exc))
+                trace_dir, profile, side_opts)
+        except Exception as exc:  # a worker that died (SideError) or a reply from a worker without "profile"
+            explanations[record.a_setting.id] = unexplained(record.a_setting.id, "ops",
+                                                            f"{type(exc).__name__}: {exc}")
     return explanations
 
 
@@ -96,7 +102,7 @@ def explain_counted(a: Result, b: Result) -> diff.Explanation:
             calls = result.info["instructions_calls"]
             costs[name] = {f: n / calls for f, n in function_costs(Path(dump)).items()}
     except AnnotateError as exc:
-        return diff.Explanation(setting_id, "functions", "instructions per call", error=str(exc))
+        return unexplained(setting_id, "functions", str(exc))
     return diff.Explanation(setting_id, "functions", "instructions per call",
                             diff.function_changes(costs["A"], costs["B"]),
                             a.info["instructions_per_call"], b.info["instructions_per_call"])

@@ -18,6 +18,7 @@ from vitcnn.ab.design import ABOptions
 
 # What a probe says about B against A, over all its settings.
 BAD, GOOD, UNDECIDED, FAILED = "bad", "good", "undecided", "failed"
+RAN = ("ok", "oom")  # B's statuses that answer: running out of memory where A did not is a regression (now-oom)
 
 
 @dataclass(frozen=True)
@@ -31,16 +32,17 @@ class Probe:
 
     @property
     def answer(self) -> str:
-        """BAD: some setting is a regression; GOOD: every setting ran on both sides and none is a regression or
-        inconclusive; UNDECIDED: no regression, but some setting could not tell; FAILED: the session did not run."""
+        """FAILED: the session did not run, or a setting did not run on a side (an error, a skip: nothing is known
+        of its speed there; B running out of memory is an answer); BAD: some setting is a regression; UNDECIDED: no
+        regression, but some setting could not tell; GOOD: none is a regression or inconclusive."""
         if self.exit_code == 2 or not self.rows:
             return FAILED
+        if any(row["status"]["A"] != "ok" or row["status"]["B"] not in RAN for row in self.rows):
+            return FAILED  # a setting that errors (or did not run) at a candidate says nothing about its speed
         if any(row["verdict"]["regression"] for row in self.rows):
             return BAD
         if any("inconclusive" in row["verdict"]["labels"] for row in self.rows):
             return UNDECIDED
-        if any(set(row["status"].values()) != {"ok"} for row in self.rows):
-            return FAILED
         return GOOD
 
     def regressions(self) -> list[dict]:

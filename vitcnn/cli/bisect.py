@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
         return settle(replace(base, a=side("A", good), b=side("B", candidate)), args.max_processes)[-1]
 
     outcome = bisect.search(candidates, probe)
+    if outcome.steps[0].probe.exit_code == 2:  # the ends could not be compared: a side cannot start
+        return error("bisect", f"the probe of {candidates[-1].label} against {candidates[0].label} could not start "
+                               f"(its error is above)")
     print(bisect.render(outcome), end="")
     decisive = outcome.decisive
     if outcome.status == bisect.FOUND and decisive is not None:

@@ -74,12 +74,13 @@ class Explanation:
 
 
 def per_call_ops(profile: dict, device: str) -> dict[str, tuple[float, float, float]]:
-    """A profile's ops -> {name: (self ms, calls, FLOPs)} per model call. On a GPU the device's self time is the
-    cost (the CPU's is mostly launching); on a CPU the CPU's."""
+    """A profile's ops -> {name: (self ms, calls, FLOPs)} per model call. On a GPU the cost is the device time of
+    the kernels each CPU op launched (the CPU's own time is mostly launching; the kernels' own events, the same
+    time again, are left out); on a CPU the CPU's."""
     calls = profile["calls"]
     key = "self_device_us" if device == "cuda" else "self_cpu_us"
     return {name: (op[key] / 1000 / calls, op["count"] / calls, op["flops"] / calls)
-            for name, op in profile["ops"].items()}
+            for name, op in profile["ops"].items() if not op.get("kernel")}
 
 
 def op_changes(a_profile: dict, b_profile: dict, top: int = TOP) -> list[Change]:
@@ -130,23 +131,31 @@ def compile_changes(a: dict, b: dict) -> list[tuple[str, object, object]]:
     return rows
 
 
-def nsys_command(setting_id: str, side_opts: tuple[str, ...] = (), out: str = "vitcnn-setting") -> str:
-    """The command that runs one setting as pytest runs it, under Nsight Systems (CUDA kernels, NVTX ranges and the
-    CPU's sampling): what a GPU engineer opens next when the op diff is not enough."""
-    pytest = ["python", "-m", "pytest", f"benchmarks/test_inference.py::test_inference[{setting_id}]",
-              "--benchmark-only", "-p", "no:cacheprovider", *side_opts]
+def _axis_args(setting: Setting, prefix: str) -> list[str]:
+    """The axis options that select exactly `setting` (with a profile that has it): `--models vit_b16 ...` for a
+    vitcnn command (prefix "--"), `--vitcnn-models vit_b16 ...` for pytest (prefix "--vitcnn-"). A CNN's attention
+    kernel ("none") is no axis value and left out."""
+    return [x for axis in AXES.values() if getattr(setting, axis.field) != "none"
+            for x in (f"{prefix}{axis.option}", str(getattr(setting, axis.field)))]
+
+
+def nsys_command(setting: Setting, profile: str | None, side_opts: tuple[str, ...] = (),
+                 out: str = "vitcnn-setting") -> str:
+    """The command that runs one setting as pytest runs it (its benchmark file, profile and axis options, the
+    side's own options), under Nsight Systems (CUDA kernels, NVTX ranges and the CPU's sampling): what a GPU
+    engineer opens next when the op diff is not enough."""
+    test_file = "benchmarks/test_training.py" if setting.task == "train" else "benchmarks/test_inference.py"
+    pytest = ["python", "-m", "pytest", test_file, "--benchmark-only", "-p", "no:cacheprovider",
+              *(["--vitcnn-profile", profile] if profile else []), *_axis_args(setting, "--vitcnn-"), *side_opts]
     return shlex.join(["nsys", "profile", "--trace=cuda,nvtx,osrt", "--sample=cpu", "-o", out, *pytest])
 
 
-def ab_command(setting: Setting, a_ref: str | None, profile: str | None) -> str:
+def ab_command(setting: Setting, a_ref: str, profile: str | None) -> str:
     """The `vitcnn ab` that measures one setting of a stored gate's `slower` row again, interleaved, with the
     baseline's commit as side A and this checkout as side B: the gate's samples cannot be profiled after the fact,
     a new A/B's `slower` row comes with its explanation."""
-    axes = [(f"--{axis.option}", str(getattr(setting, axis.field))) for axis in AXES.values()
-            if getattr(setting, axis.field) != "none"]  # a CNN's attention kernel: no axis value
-    ref = ["--a-ref", a_ref] if a_ref else []
-    return shlex.join(["python", "-m", "vitcnn", "ab", *ref, *(["--profile", profile] if profile else []),
-                       *(x for pair in axes for x in pair)])
+    return shlex.join(["python", "-m", "vitcnn", "ab", "--a-ref", a_ref, *(["--profile", profile] if profile else []),
+                       *_axis_args(setting, "--")])
 
 
 HEADER = ("op", "A", "B", "change", "calls A -> B", "GFLOP A -> B")

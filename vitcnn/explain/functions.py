@@ -8,7 +8,6 @@ import re
 import subprocess
 from pathlib import Path
 
-DEFAULT_KEPT = 400  # functions kept per count (the largest by instructions): what a diff can name
 _ROW = re.compile(r"^\s*([\d,]+)\s+(.+?)\s*$")
 _OBJECT = re.compile(r"^(?P<where>.*?)\s+\[(?P<object>[^\]]+)\]$")
 
@@ -57,8 +56,10 @@ def parse(annotated: str) -> dict[str, int]:
     return costs
 
 
-def function_costs(dump: Path, kept: int = DEFAULT_KEPT) -> dict[str, int]:
-    """The `kept` functions of `dump` with the most instructions (exclusive: each function's own, not its callees')."""
+def function_costs(dump: Path, kept: int | None = None) -> dict[str, int]:
+    """The functions of `dump` (the `kept` with the most instructions; None: all), largest first, with their own
+    instructions (exclusive: not their callees'). A diff takes all of both sides: a function cut from one side's
+    top list would read as gone."""
     try:
         done = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100", "--auto=no", str(dump)],
                               capture_output=True, text=True, timeout=300)
@@ -67,4 +68,4 @@ def function_costs(dump: Path, kept: int = DEFAULT_KEPT) -> dict[str, int]:
     if done.returncode != 0:
         raise AnnotateError(f"callgrind_annotate {dump} failed: {done.stderr.strip()[-300:]}")
     costs = parse(done.stdout)
-    return dict(sorted(costs.items(), key=lambda item: -item[1])[:kept])
+    return dict(sorted(costs.items(), key=lambda item: -item[1])[:kept])  # [:None]: all

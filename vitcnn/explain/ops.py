@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from vitcnn.explain import DEFAULT_CALLS
@@ -21,8 +22,9 @@ def profile_ops(call: Callable[[], None], device: torch.device, calls: int = DEF
     `trace` is given, a Chrome/Perfetto trace written there.
 
     Returns {"calls": n, "device": "cpu"|"cuda", "ops": {name: {"count", "self_cpu_us", "self_device_us",
-    "flops"}}}: totals over the `calls` calls, grouped by op name (shapes not recorded: a planted op shows up as more
-    calls of its name)."""
+    "flops", "kernel"}}}: totals over the `calls` calls, grouped by op name (shapes not recorded: a planted op shows
+    up as more calls of its name). On a GPU a kernel is listed twice, as the device's own event ("kernel": true) and
+    in the device time of the CPU op that launched it: a reader takes one of the two (diff.per_call_ops)."""
     if calls < 1:
         raise ValueError(f"calls must be >= 1, got {calls}")
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
@@ -36,5 +38,5 @@ def profile_ops(call: Callable[[], None], device: torch.device, calls: int = DEF
     for event in prof.key_averages():
         ops[event.key] = {"count": int(event.count), "self_cpu_us": float(event.self_cpu_time_total),
                           "self_device_us": float(getattr(event, "self_device_time_total", 0.0) or 0.0),
-                          "flops": int(event.flops or 0)}
+                          "flops": int(event.flops or 0), "kernel": event.device_type != DeviceType.CPU}
     return {"calls": calls, "device": device.type, "ops": ops}
