@@ -66,6 +66,12 @@ def test_smoke_profile_is_tiny_cpu_fp32():
     assert {s.batch for s in smoke} <= {1, 2} and {s.precision for s in smoke} == {"fp32"}
     assert {s.compile_mode for s in smoke} == {"eager", "default"}
     assert len({s.id for s in smoke}) == len(smoke)
+    # compiled at batch 1 only (a compiled setting costs ~6x an eager one cold), every batch eagerly
+    assert {s.batch for s in smoke if s.compile_mode == "default"} == {1}
+    assert {s.batch for s in smoke if s.compile_mode == "eager"} == {1, 2}
+    # batches or compile modes the user chose are taken as asked
+    assert {s.batch for s in profile_settings("smoke", "cpu", batches=(2,)) if s.compile_mode == "default"} == {2}
+    assert {s.batch for s in profile_settings("smoke", "cpu", compile_modes=("default",))} == {1, 2}
 
 
 def test_blog_lite_profile():

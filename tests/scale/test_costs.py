@@ -117,7 +117,7 @@ def test_plan_prints_every_setting_the_shards_and_a_total_that_adds_up(capsys):
     assert all(s.id in out for s in selected)
     assert [line.split(":")[0] for line in out.splitlines() if line.startswith("shard")] == \
         ["shard 1/3", "shard 2/3", "shard 3/3"]
-    assert "32 of 32 settings measured" in out
+    assert f"{len(selected)} of {len(selected)} settings measured" in out
     counts = [int(line.split(": ")[1].split()[0]) for line in out.splitlines() if line.startswith("shard")]
     assert sum(counts) == len(selected) == sum(len(p) for p in shard.partition(selected, 3))
 
