@@ -183,19 +183,12 @@ def _explain_hints(run: Run, comparison) -> list[str]:
     """For each `slower` row (at most three), the A/B that measures it again against the baseline's commit and
     explains it (docs/explain.md): a stored gate has no base side left to profile."""
     from vitcnn.explain.diff import ab_command
-    from vitcnn.runfile import load_run
 
     slower = [v for v in comparison.verdicts if "slower" in v.labels and v.id in run.results]
-    if not slower:
-        return []
-    try:
-        base_commit = load_run(comparison.base_path).code.get("commit") if comparison.base_path else None
-    except (OSError, ValueError):
-        base_commit = None
-    if not base_commit:  # without the baseline's commit an A/B would compare this checkout with itself
-        return []
-    hints = [f"vitcnn gate: where the time went: `{ab_command(run.results[v.id].setting, base_commit, run.profile)}`"
-             for v in slower[:3]]
+    if not slower or not comparison.base_commit:  # without the baseline's commit an A/B would compare this checkout
+        return []                                 # with itself
+    hints = [f"vitcnn gate: where the time went: "
+             f"`{ab_command(run.results[v.id].setting, comparison.base_commit, run.profile)}`" for v in slower[:3]]
     return hints + ([f"vitcnn gate: ... and {len(slower) - 3} more slower setting(s)"] if len(slower) > 3 else [])
 
 

@@ -33,6 +33,12 @@ def test_the_new_matmul_leads_with_its_calls_and_flops_per_model_call():
         "aten::mm +1.300 ms (new in B), calls 0 -> 120"
 
 
+def test_an_ops_explanation_carries_the_changes_and_each_sides_whole_time_per_call():
+    e = diff.explain_ops("s", A, B, traces={"A": "a.json", "B": "b.json"})
+    assert e.changes == diff.op_changes(A, B) and (e.kind, e.unit, e.traces["B"]) == ("ops", "ms per call", "b.json")
+    assert (e.total_a, e.total_b) == pytest.approx(((6000 + 900 + 160) / 2000, (5400 + 1000 + 260 + 2600) / 2000))
+
+
 def test_on_a_gpu_the_device_time_is_the_cost_and_a_kernel_is_not_counted_twice():
     a, b = (profile({"aten::mm": (2, us, 0), "sm90_gemm": (2, us, 0)}, device="cuda") for us in (1000.0, 3000.0))
     for p in (a, b):

@@ -54,13 +54,11 @@ def explain_timed(workers: dict[str, WorkerProcess], settings: dict[str, Setting
             workers[name].send("free")
         for name in "AB":
             workers[name].receive("free")
-    a, b = replies["A"]["profile"], replies["B"]["profile"]
-    device = b["device"]
-    totals = {name: sum(ms for ms, _, _ in diff.per_call_ops(p, device).values()) for name, p in (("A", a), ("B", b))}
-    return diff.Explanation(
-        setting_id, "ops", "ms per call", diff.op_changes(a, b), totals["A"], totals["B"],
-        diff.compile_changes(replies["A"], replies["B"]), traces,
-        diff.nsys_command(settings["B"], profile, side_opts) if device == "cuda" else None)
+    b_profile = replies["B"]["profile"]
+    return diff.explain_ops(
+        setting_id, replies["A"]["profile"], b_profile, compile=diff.compile_changes(replies["A"], replies["B"]),
+        traces=traces,
+        reproduce=diff.nsys_command(settings["B"], profile, side_opts) if b_profile["device"] == "cuda" else None)
 
 
 def unexplained(setting_id: str, kind: str, why: str) -> diff.Explanation:

@@ -48,6 +48,7 @@ class Comparison:
     incomplete: dict[str, tuple[str, ...]] = field(default_factory=dict)  # side -> identity fields it lacks
     condition_changes: dict[str, tuple] = field(default_factory=dict)  # GPU conditions that differ (warned)
     notes: list[str] = field(default_factory=list)  # what the tables print under the summary line
+    base_commit: str | None = None  # the git commit the base side measured, where it recorded one
 
     @property
     def cross_machine(self) -> bool:

@@ -155,6 +155,7 @@ def compare(base: Run, new: Run, options: GateOptions = GateOptions()) -> Compar
     comparison = Comparison(verdicts, options, base.path, new.path, diff, incomplete,
                             fingerprint.condition_changes(base.fingerprint, new.fingerprint))
     comparison.notes += single_run_note(base, rule.runs) + rule.notes + identity_notes(comparison) + session_notes
+    comparison.base_commit = base.code.get("commit") or None
     return comparison
 
 
