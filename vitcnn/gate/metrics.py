@@ -134,6 +134,11 @@ INSTRUCTIONS = Metric(
     (HistorySeries("instructions", "instructions per call", "Minstr", 1e-6, _instructions,
                    _INSTRUCTIONS_TOLERANCE.default, deterministic=True),),
     column="Minstr/call")
+FLOPS = Metric(
+    "flops", "flops", "FLOPs per call", ("flops-up", "flops-down"), ("flops-up",), "setting", "flops:rule",
+    (Parameter("flops_tolerance", 0.001, "flops-tolerance",
+               "allowed relative growth of a call's FLOP count (torch.utils.flop_counter: matmuls, convolutions, "
+               "attention)"),))
 GRAPH_BREAKS = Metric("graph_breaks", "graph_breaks", "graph breaks", ("graph-breaks-up",), ("graph-breaks-up",),
                       "setting", "compiled:count_rule")
 RECOMPILES = Metric("recompiles", "recompiles", "recompiles", ("recompiles-up",), ("recompiles-up",), "setting",
@@ -151,8 +156,8 @@ COMPILE = Metric(
      HistorySeries("compile_time_warm", "compile time (warm cache)", "s", 1.0, lambda r: _compile_time(r, "hit"),
                    0.25)))
 
-GATED: dict[str, Metric] = {m.name: m for m in (SPEED, MEMORY, INSTRUCTIONS, GRAPH_BREAKS, RECOMPILES, SPEEDUP,
-                                                COMPILE)}
+GATED: dict[str, Metric] = {m.name: m for m in (SPEED, MEMORY, INSTRUCTIONS, FLOPS, GRAPH_BREAKS, RECOMPILES,
+                                                SPEEDUP, COMPILE)}
 PARAMETERS: dict[str, Parameter] = {p.field: p for m in GATED.values() for p in m.parameters}
 
 # Labels decided by presence and status alone: a setting that now fails, works again, vanished or is new.
@@ -177,6 +182,7 @@ class GateOptions:
     speedup_tolerance: float = SPEEDUP.parameters[0].default
     compile_tolerance: float = COMPILE.parameters[0].default
     instructions_tolerance: float = INSTRUCTIONS.parameters[0].default
+    flops_tolerance: float = FLOPS.parameters[0].default
     allow_missing: bool = False
     allow_cross_machine: bool = False
 
