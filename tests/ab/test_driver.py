@@ -122,10 +122,12 @@ def test_planted_slowdown_and_oom_in_b_fail_the_session_and_the_slowdown_is_expl
     assert code == 1, captured.out + captured.err
     entries = {e["id"]: e for e in json.loads((tmp_path / "ab.json").read_text())["settings"]}
     slow = entries["vit_t16-64px-bs1-fp32-auto-eager"]
-    assert slow["verdict"]["labels"] == ["slower"] and slow["verdict"]["ratio"] > 2, slow["verdict"]
+    # slower by time, and by the exact FLOP count too (each planted matmul is counted)
+    assert slow["verdict"]["labels"] == ["slower", "flops-up"] and slow["verdict"]["ratio"] > 2, slow["verdict"]
+    assert "FLOPs +" in slow["verdict"]["detail"]
     assert entries["convnext_atto-64px-bs1-fp32-nchw-eager"]["verdict"]["labels"] == ["now-oom"]
-    assert entries["convnext_atto-64px-bs1-fp32-nchw-eager"]["explanation"] is None  # only `slower` is profiled
-    assert "vitcnn ab: FAILED: 2 settings: 2 regressions (1 slower, 1 now-oom)" in captured.out
+    assert entries["convnext_atto-64px-bs1-fp32-nchw-eager"]["explanation"] is None  # only slower/flops-up are profiled
+    assert "vitcnn ab: FAILED: 2 settings: 2 regressions (1 slower, 1 flops-up, 1 now-oom)" in captured.out
     why = slow["explanation"]
     top = why["changes"][0]
     assert top["name"] == "aten::mm" and top["a_calls"] == 0 and top["b_calls"] == 12 * 100, why  # 12 blocks

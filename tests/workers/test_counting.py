@@ -44,7 +44,8 @@ def test_ab_by_instructions_finds_the_planted_matmul_in_a_convnet_and_names_its_
     assert code == 1, out
     data = json.loads((tmp_path / "ab.json").read_text())
     [entry] = data["settings"]
-    assert data["metric"] == "instructions" and entry["verdict"]["labels"] == ["instructions-up"], entry
+    # counted, and the planted matmuls' FLOPs counted beside them
+    assert data["metric"] == "instructions" and entry["verdict"]["labels"] == ["instructions-up", "flops-up"], entry
     a, b = (entry["counted"][side]["instructions_per_call"] for side in "AB")
     assert b > a * 1.03, entry  # about +8% FLOPs planted in every block
     grown = entry["explanation"]["changes"][0]  # from the counted dumps: the GEMM kernel that ran the matmul

@@ -1,5 +1,5 @@
-"""The explanation pass of `vitcnn ab`: after every setting is timed and decided, each `slower` setting is set up
-once more in one worker per side and profiled there (vitcnn/explain), so no timed block ever ran under a profiler.
+"""The explanation pass of `vitcnn ab`: after every setting is timed and decided, each `slower` or `flops-up`
+setting (more work per call: which op does it) is set up once more in one worker per side and profiled there (vitcnn/explain), so no timed block ever ran under a profiler.
 A counted session explains an `instructions-up` from the callgrind dumps it already has: no second run.
 """
 
@@ -16,7 +16,7 @@ from vitcnn.result import Result
 from vitcnn.settings import Setting
 from vitcnn.workers.process import WorkerProcess
 
-TIMED_LABELS = ("slower",)
+TIMED_LABELS = ("slower", "flops-up")
 COUNTED_LABELS = ("instructions-up",)
 
 
@@ -69,7 +69,7 @@ def unexplained(setting_id: str, kind: str, why: str) -> diff.Explanation:
 
 def explain_all_timed(pools: dict[str, list[WorkerProcess]], records: list, comparison: Comparison, calls: int,
                       trace_dir: Path, profile: str, side_opts: tuple[str, ...] = ()) -> dict[str, diff.Explanation]:
-    """An explanation for every `slower` setting of the session (records: vitcnn/ab/driver.SettingRecord). An
+    """An explanation for every `slower` or `flops-up` setting of the session (records: vitcnn/ab/driver.SettingRecord). An
     explanation that fails says so in its place: the verdicts, measured already, are never lost to it."""
     ids = flagged(comparison, TIMED_LABELS)
     explanations = {}
