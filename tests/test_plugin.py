@@ -284,8 +284,11 @@ def test_a_busy_neighbour_during_the_timing_is_named_and_its_speed_not_judged(tm
         neighbour.wait()
     assert done.returncode == 0, done.stdout[-3000:]
     [result] = load_run(run).results.values()
-    assert "other processes took" in result.get("contended"), result.get("host_state")
-    assert result.get("host_state")["others_cores_max"] >= 0.5
+    # named by either signal: the neighbour's CPU time, or our threads waiting for a CPU while it ran (a stop of
+    # .ci/run saw the spinner take under half a core of a block while our threads waited 25% of it)
+    state, why = result.get("host_state"), result.get("contended")
+    assert ("other processes took" in why) == (state["others_cores_max"] >= 0.5), state
+    assert ("waited for a CPU" in why) == (state["wait_share_max"] >= 0.2), state
     assert "CONTENDED: 1 of 1 timed block(s)" in done.stdout
     assert main(["check", str(run)]) == 1 and "[contended]" in capsys.readouterr().out
     [verdict] = rules.compare(load_run(run), load_run(run)).verdicts

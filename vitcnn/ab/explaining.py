@@ -1,5 +1,6 @@
 """The explanation pass of `vitcnn ab`: after every setting is timed and decided, each `slower` or `flops-up`
-setting (more work per call: which op does it) is set up once more in one worker per side and profiled there (vitcnn/explain), so no timed block ever ran under a profiler.
+setting (more work per call: which op does it) is set up once more in one worker per side and profiled there
+(vitcnn/explain), so no timed block ever ran under a profiler.
 A counted session explains an `instructions-up` from the callgrind dumps it already has: no second run.
 """
 
@@ -69,8 +70,9 @@ def unexplained(setting_id: str, kind: str, why: str) -> diff.Explanation:
 
 def explain_all_timed(pools: dict[str, list[WorkerProcess]], records: list, comparison: Comparison, calls: int,
                       trace_dir: Path, profile: str, side_opts: tuple[str, ...] = ()) -> dict[str, diff.Explanation]:
-    """An explanation for every `slower` or `flops-up` setting of the session (records: vitcnn/ab/driver.SettingRecord). An
-    explanation that fails says so in its place: the verdicts, measured already, are never lost to it."""
+    """An explanation for every `slower` or `flops-up` setting of the session (records:
+    vitcnn/ab/driver.SettingRecord). An explanation that fails says so in its place: the verdicts, measured already,
+    are never lost to it."""
     ids = flagged(comparison, TIMED_LABELS)
     explanations = {}
     for record in records:
