@@ -25,7 +25,7 @@ B = profile({"aten::addmm": (96, 5400.0, 360), "aten::gelu": (24, 1000.0, 0), "a
 
 
 def test_the_new_matmul_leads_with_its_calls_and_flops_per_model_call():
-    changes = diff.op_changes(A, B)
+    changes = diff.explain_ops("s", A, B).changes
     top = changes[0]
     assert (top.name, top.a, top.b, top.a_calls, top.b_calls, top.b_flops) == ("aten::mm", 0, 1.3, 0, 120, 150)
     assert [c.name for c in changes] == ["aten::mm", "aten::addmm", "aten::view", "aten::gelu"]  # by |change|
@@ -35,7 +35,8 @@ def test_the_new_matmul_leads_with_its_calls_and_flops_per_model_call():
 
 def test_an_ops_explanation_carries_the_changes_and_each_sides_whole_time_per_call():
     e = diff.explain_ops("s", A, B, traces={"A": "a.json", "B": "b.json"})
-    assert e.changes == diff.op_changes(A, B) and (e.kind, e.unit, e.traces["B"]) == ("ops", "ms per call", "b.json")
+    assert [c.name for c in e.changes] == ["aten::mm", "aten::addmm", "aten::view", "aten::gelu"]
+    assert (e.kind, e.unit, e.traces["B"]) == ("ops", "ms per call", "b.json")
     assert (e.total_a, e.total_b) == pytest.approx(((6000 + 900 + 160) / 2000, (5400 + 1000 + 260 + 2600) / 2000))
 
 
@@ -43,14 +44,14 @@ def test_on_a_gpu_the_device_time_is_the_cost_and_a_kernel_is_not_counted_twice(
     a, b = (profile({"aten::mm": (2, us, 0), "sm90_gemm": (2, us, 0)}, device="cuda") for us in (1000.0, 3000.0))
     for p in (a, b):
         p["ops"]["sm90_gemm"]["kernel"] = True  # the kernel's own event: the same time as aten::mm's device time
-    [change] = diff.op_changes(a, b)
+    [change] = diff.explain_ops("s", a, b).changes
     assert change.name == "aten::mm" and change.delta == pytest.approx(0.1)  # (3000 - 1000) us / 10 / 2 calls
 
 
 def test_ops_whose_calls_or_flops_changed_are_listed_even_when_their_time_did_not_move_much():
     ops_a = {f"op{i}": (2, 1000.0 * (i + 1), 0) for i in range(12)}
     ops_b = {**{f"op{i}": (2, 1100.0 * (i + 1), 0) for i in range(12)}, "aten::new_cheap": (4, 1.0, 8)}
-    names = [c.name for c in diff.op_changes(profile(ops_a), profile(ops_b), top=5)]
+    names = [c.name for c in diff.explain_ops("s", profile(ops_a), profile(ops_b), top=5).changes]
     assert "aten::new_cheap" in names and len(names) == 5 and names[0] == "op11"
 
 
@@ -95,7 +96,8 @@ def test_the_nsys_command_runs_the_one_setting_as_pytest_does():
 
 
 def test_text_markdown_and_json_say_the_same_thing():
-    e = diff.Explanation("vit_t16-64px-bs1-fp32-auto-eager", "ops", "ms per call", diff.op_changes(A, B), 3.5, 5.0,
+    changes = diff.explain_ops("s", A, B).changes
+    e = diff.Explanation("vit_t16-64px-bs1-fp32-auto-eager", "ops", "ms per call", changes, 3.5, 5.0,
                          [("graphs", 1, 2)], {"A": "/t/a.json", "B": "/t/b.json"}, "nsys profile x")
     text, markdown = diff.render(e), diff.render(e, markdown=True)
     assert text.startswith("Why vit_t16-64px-bs1-fp32-auto-eager moved: aten::mm +1.300 ms (new in B)")

@@ -83,23 +83,15 @@ def per_call_ops(profile: dict, device: str) -> dict[str, tuple[float, float, fl
             for name, op in profile["ops"].items() if not op.get("kernel")}
 
 
-def op_changes(a_profile: dict, b_profile: dict, top: int = TOP) -> list[Change]:
-    """The ops whose self time changed most between the sides, and those whose calls or FLOPs changed most."""
-    device = b_profile.get("device", "cpu")
-    return _changes(per_call_ops(a_profile, device), per_call_ops(b_profile, device), top)
-
-
-def explain_ops(setting_id: str, a_profile: dict, b_profile: dict, **facts) -> Explanation:
-    """The op-level Explanation of one setting from both sides' profiles: the ops that changed most and each side's
-    whole profiled time per call (`facts`: compile, traces, reproduce)."""
+def explain_ops(setting_id: str, a_profile: dict, b_profile: dict, top: int = TOP, **facts) -> Explanation:
+    """The op-level Explanation of one setting from both sides' profiles: the ops whose self time changed most and
+    those whose calls or FLOPs changed most (`top` in all), and each side's whole profiled time per call (`facts`:
+    compile, traces, reproduce)."""
     device = b_profile.get("device", "cpu")
     a, b = per_call_ops(a_profile, device), per_call_ops(b_profile, device)
-    return Explanation(setting_id, "ops", "ms per call", _changes(a, b), sum(ms for ms, _, _ in a.values()),
+    changes = choose([Change(name, *_pair(a.get(name), b.get(name))) for name in sorted(set(a) | set(b))], top)
+    return Explanation(setting_id, "ops", "ms per call", changes, sum(ms for ms, _, _ in a.values()),
                        sum(ms for ms, _, _ in b.values()), **facts)
-
-
-def _changes(a: dict[str, tuple], b: dict[str, tuple], top: int = TOP) -> list[Change]:
-    return choose([Change(name, *_pair(a.get(name), b.get(name))) for name in sorted(set(a) | set(b))], top)
 
 
 def function_changes(a_costs: dict[str, float], b_costs: dict[str, float], top: int = TOP) -> list[Change]:

@@ -153,9 +153,9 @@ def compare(base: Run, new: Run, options: GateOptions = GateOptions()) -> Compar
     if incomplete:
         verdicts = [identity_speed(v, options) for v in verdicts]
     comparison = Comparison(verdicts, options, base.path, new.path, diff, incomplete,
-                            fingerprint.condition_changes(base.fingerprint, new.fingerprint))
+                            fingerprint.condition_changes(base.fingerprint, new.fingerprint),
+                            base_commit=base.code.get("commit") or None)
     comparison.notes += single_run_note(base, rule.runs) + rule.notes + identity_notes(comparison) + session_notes
-    comparison.base_commit = base.code.get("commit") or None
     return comparison
 
 
