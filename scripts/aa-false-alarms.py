@@ -1,6 +1,7 @@
 """How often would an innocent pull request fail `vitcnn ab`? Synthetic A/A sessions drawn from measured noise.
 
     python scripts/aa-false-alarms.py [--sessions 400] [--alpha 0.05 0.01] [--rule t moderated] [--seed 0]
+                                      [--noise 'results/DIR/plain*.json.gz'] [--machine-time]
 
 Each synthetic setting resamples one measured setting of the plain A/A sessions of the 2-core VM
 (results/regimes-2026-12-06/plain*.json.gz: 18 settings, 4 processes per side, 6 rounds): the y = round + process
@@ -14,6 +15,11 @@ Rules (--rule): `t`, the driver's (each setting's own two-sample t-test over its
 prototype that is not in the driver yet: each setting's spread between processes shrunk toward the session's
 (an empirical-Bayes prior fitted to all settings' spreads at each look, Smyth's moderated t-test), so that a
 setting whose few processes happen to agree cannot look certain, and each test gets the prior's degrees of freedom.
+
+--noise: the A/A sessions to draw from (default: the plain sessions of results/regimes-2026-12-06). --machine-time:
+each measured block is first divided by its speed probe to the power of its setting's slope (vitcnn.gate.paired.
+machine_time: the slope estimated inside the processes, as the driver does), so the noise drawn is what the driver's
+analysis in machine time is left with; sessions without probes cannot be read this way.
 
 Noise models (--models): `measured` as above; `regimes`: the same, plus the two speeds 20% apart that processes of
 the AMD EPYC VM clustered at (issue 37: each process slow with probability 1/2). Printed per model and alpha: the
@@ -56,15 +62,27 @@ class Noise:
     residuals: np.ndarray
 
 
-def measured_noise(paths: list[Path]) -> list[Noise]:
+def in_machine_time(blocks: list[paired.Block]) -> list[paired.Block]:
+    """The blocks divided by their probe ** the setting's slope (paired.machine_time); ValueError without probes."""
+    _, slope = paired.machine_time(blocks, {})
+    if slope is None:
+        raise ValueError("a setting's blocks cannot be put in machine time (no probe on every block, or the sides' "
+                         "probes differ)")
+    return [b._replace(median=b.median / b.probe ** slope, probe=None) for b in blocks]
+
+
+def measured_noise(paths: list[Path], machine: bool = False) -> list[Noise]:
     found = []
     for path in paths:
         data = json.loads(gzip.open(path).read())
         for entry in data["settings"]:
-            blocks = [paired.Block(b["side"], b["process"], b["round"], b["median"]) for b in entry["blocks"]
+            blocks = [paired.Block(b["side"], b["process"], b["round"], b["median"],
+                                   (b.get("host") or {}).get("speed_probe_ns")) for b in entry["blocks"]
                       if b.get("median")]
             if len({(b.side, b.process) for b in blocks}) < 4:
                 continue
+            if machine:
+                blocks = in_machine_time(blocks)
             units, effects, residuals, df = paired._fit(blocks)
             rounds = sorted({b.round for b in blocks})
             y = {(b.side, b.process, b.round): math.log(b.median) for b in blocks}
@@ -192,9 +210,16 @@ def main() -> int:
     parser.add_argument("--models", nargs="+", default=["measured", "regimes"])
     parser.add_argument("--rule", nargs="+", default=["t"], choices=["t", "moderated"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--noise", default="results/regimes-2026-12-06/plain*.json.gz",
+                        help="the A/A sessions (vitcnn ab --json, gzipped) to draw noise from, a glob under the root")
+    parser.add_argument("--machine-time", action="store_true", help="the noise left in machine time")
     args = parser.parse_args()
-    noises = measured_noise(sorted((ROOT / "results" / "regimes-2026-12-06").glob("plain*.json.gz")))
-    print(f"{len(noises)} measured settings; {SETTINGS} settings per session")
+    paths = sorted(ROOT.glob(args.noise))
+    if not paths:
+        parser.error(f"no file matches {args.noise}")
+    noises = measured_noise(paths, args.machine_time)
+    print(f"{len(noises)} measured settings from {len(paths)} session(s)"
+          f"{' in machine time' if args.machine_time else ''}; {SETTINGS} settings per session")
     print("rule       noise     alpha   sessions  any false verdict (95% CI)   inconclusive  median detectable  "
           "planted 5% slower  planted 10% slower")
     for rule, model, alpha in [(r, m, a) for r in args.rule for m in args.models for a in args.alpha]:

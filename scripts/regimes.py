@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vitcnn.gate import paired  # noqa: E402
 
-FIELDS = ("others_cores", "wait_share", "minor_faults_per_call", "involuntary_switches", "steal_share", "cpu")
+FIELDS = ("others_cores", "wait_share", "minor_faults_per_call", "involuntary_switches", "steal_share", "speed_probe_ns",
+          "cpu")
 
 
 def _field(block: dict, name: str) -> float | None:

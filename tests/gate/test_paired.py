@@ -376,3 +376,56 @@ def test_variance_components_of_a_drift_shared_by_all_processes_is_not_between_p
               for r in range(8) for side in "AB" for k in range(3)]  # the machine alternates 1x / 1.5x by round
     shares = paired.variance_components(blocks)
     assert shares.share_between < 0.2 and shares.within < 2e-4
+
+
+# ------------------------------------------------------------------------------------------------- machine time
+
+
+def _machine_session(rng: np.random.Generator, ratio: float = 1.0, slope: float = 0.6, processes: int = 4,
+                     rounds: int = 6, core_block_sd: float = 0.12, core_process_sd: float = 0.08,
+                     own_sd: float = 0.02, code_slows_core: float = 1.0) -> list[paired.Block]:
+    """Blocks whose time follows their core's speed (as on the 2-core VM: docs/results.md): each process lives on a
+    core of its own speed (sd `core_process_sd`) that wanders block to block (`core_block_sd`); the speed probe
+    sees the core (within 1%), a block's time moves by `slope` times it plus its own noise. `code_slows_core`: B's
+    code also slows the core itself (a probe-visible change), by this factor."""
+    cores = {(side, k): rng.normal(0, core_process_sd) for side in "AB" for k in range(processes)}
+    blocks = []
+    for r in range(rounds):
+        for k in range(processes):
+            for side in "AB":
+                core = cores[side, k] + rng.normal(0, core_block_sd) + (math.log(code_slows_core) if side == "B"
+                                                                        else 0.0)
+                y = slope * core + rng.normal(0, own_sd) + (math.log(ratio) if side == "B" else 0.0)
+                blocks.append(paired.Block(side, k, r, 0.01 * math.exp(y), 4e5 * math.exp(core + rng.normal(0, 0.01))))
+    return blocks
+
+
+def test_machine_time_recovers_the_slope_and_narrows_the_interval():
+    rng = np.random.default_rng(12)
+    blocks = _machine_session(rng, ratio=1.10)
+    by_machine, by_clock = paired.estimate(blocks), paired.estimate(blocks, by_machine=False)
+    assert by_machine.machine_slope == pytest.approx(0.6, abs=0.1) and by_clock.machine_slope is None
+    assert by_machine.ci_high - by_machine.ci_low < 0.5 * (by_clock.ci_high - by_clock.ci_low)
+    assert by_machine.ci_low < 1.10 < by_machine.ci_high
+
+
+def test_machine_time_keeps_the_designed_false_alarm_rate_and_sees_more():
+    rng = np.random.default_rng(13)
+    trials = 300
+    alarms = sum(paired.decide([paired.estimate(_machine_session(rng))])[0].label in ("slower", "faster")
+                 for _ in range(trials))
+    assert within_design_rate(alarms, trials, DESIGN.alpha), alarms
+    planted = [_machine_session(rng, ratio=1.08) for _ in range(40)]
+    caught = {by: sum(paired.decide([paired.estimate(b, by_machine=by)])[0].label == "slower" for b in planted)
+              for by in (True, False)}
+    assert caught[True] >= 0.9 * len(planted) and caught[False] <= 0.6 * len(planted), caught
+
+
+def test_no_machine_time_without_a_probe_on_every_block_or_where_the_code_moved_the_probe():
+    rng = np.random.default_rng(14)
+    blocks = _machine_session(rng)
+    assert paired.estimate([b._replace(probe=None) if i == 3 else b for i, b in enumerate(blocks)]
+                           ).machine_slope is None
+    slowed = _machine_session(rng, ratio=1.0, code_slows_core=1.3, core_block_sd=0.03, core_process_sd=0.02)
+    e = paired.estimate(slowed)
+    assert e.machine_slope is None and e.ratio > 1.1  # the code's own slowing of the core stays visible

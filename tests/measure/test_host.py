@@ -94,12 +94,14 @@ def test_every_timed_block_of_a_setting_records_its_host_state():
                            eager_twin=False)
     result = pipeline.measure(setting("vit_t16", 64, compile_mode="eager"), "cpu", options=quick)
     assert result.status == "ok" and result.info["host_state"]["blocks"] == 1
+    assert result.info["host_state"]["speed_probe_ns_median"] > 0
     assert "contended" in result.info  # None on a quiet machine, the reason beside a busy one
     prepared = pipeline.prepare(setting("vit_t16", 64, compile_mode="eager"), "cpu", quick)
     try:
         prepared.time_block(3)
         prepared.time_block(3)
         assert len(prepared.host.blocks) == 2 and all(b["wall_s"] > 0 for b in prepared.host.blocks)
+        assert all(b["speed_probe_ns"] > 0 for b in prepared.host.blocks)
     finally:
         prepared.close()
         pipeline.free_memory()
@@ -110,3 +112,19 @@ def test_contention_names_a_neighbour_or_a_wait_and_nothing_else():
     assert host.contention({"others_cores": None, "wait_share": None}) is None
     assert "0.93 cores" in host.contention({"others_cores": 0.93, "wait_share": 0.01})
     assert "waited for a CPU 35%" in host.contention({"others_cores": 0.0, "wait_share": 0.35})
+
+
+def test_the_speed_probe_times_a_fixed_amount_of_work():
+    """Twice the loop takes about twice as long (the best of several, so a preempted repeat does not decide), and a
+    probe costs about a millisecond, outside the timed calls."""
+    one = min(host.speed_probe_ns(loops=20_000) for _ in range(5))
+    two = min(host.speed_probe_ns(loops=40_000) for _ in range(5))
+    assert 1.4 < two / one < 2.8, (one, two)
+    start = time.perf_counter()
+    host.speed_probe_ns()
+    assert time.perf_counter() - start < 0.05
+
+
+def test_the_summary_keeps_the_median_speed_probe():
+    assert host.summary([{"speed_probe_ns": v} for v in (300.0, 900.0, 310.0)])["speed_probe_ns_median"] == 310.0
+    assert host.summary([{}])["speed_probe_ns_median"] is None  # a block from before the probe existed

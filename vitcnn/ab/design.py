@@ -37,6 +37,7 @@ class ABOptions:
     threshold: float = 0.03
     alpha: float = 0.05
     detect: float = 0.05  # a `same` must have resolved this slowdown (80% power), else `inconclusive`
+    machine_time: bool = True  # process effects in machine time where every block has a speed probe (paired.py)
     target_seconds: float = MeasureOptions().target_seconds  # timed seconds per side and setting in stage 1
     markdown: Path | None = None
     json_path: Path | None = None

@@ -57,7 +57,8 @@ class SettingRecord:
     samples: dict[str, list[float]] = field(default_factory=lambda: {"A": [], "B": []})
 
     def paired_blocks(self) -> list[paired.Block]:
-        return [paired.Block(b["side"], b["process"], b["round"], b["median"]) for b in self.blocks]
+        return [paired.Block(b["side"], b["process"], b["round"], b["median"],
+                             (b.get("host") or {}).get("speed_probe_ns")) for b in self.blocks]
 
 
 # A contended block (vitcnn/measure/host.py) is timed again after these pauses, the neighbour given time to leave.
@@ -144,10 +145,10 @@ class _Setting:
 
     def look(self) -> paired.PairedEstimate:
         o = self.options
-        e = paired.estimate(self.record.paired_blocks(), o.looks, o.alpha, o.threshold)
+        e = paired.estimate(self.record.paired_blocks(), o.looks, o.alpha, o.threshold, o.machine_time)
         self.record.looks.append({"processes": e.processes, "rounds": self.record.rounds, "ratio": e.ratio,
                                   "ci": [e.ci_low, e.ci_high], "p_slower": e.p_slower, "p_faster": e.p_faster,
-                                  "detectable": e.detectable})
+                                  "detectable": e.detectable, "machine_slope": e.machine_slope})
         return e
 
     def finish(self) -> None:
@@ -365,4 +366,5 @@ def _prime(workers: dict[str, list[WorkerProcess]], settings: list[tuple[Setting
 def _compare(options: ABOptions, records: list[SettingRecord], notes: list[str]) -> rules.Comparison:
     pairs = [rules.PairedInput(r.results["A"], r.results["B"], r.paired_blocks()) for r in records]
     return rules.compare_paired(pairs, rules.GateOptions(tolerance=options.threshold, alpha=options.alpha),
-                                notes=notes, looks=options.looks, detect=options.detect)
+                                notes=notes, looks=options.looks, detect=options.detect,
+                                by_machine=options.machine_time)

@@ -45,7 +45,8 @@ def session_fields(args: argparse.Namespace, device_type: str) -> dict:
                 device=args.device, threads=args.threads, processes=args.processes, first=args.first_processes,
                 rounds=args.rounds, target_seconds=args.target_seconds, threshold=args.threshold, alpha=args.alpha,
                 detect=args.detect, metric=args.metric, instructions_tolerance=args.instructions_tolerance,
-                explain=args.explain == "on", explain_calls=args.explain_calls)
+                explain=args.explain == "on", explain_calls=args.explain_calls,
+                machine_time=args.machine_time == "on")
 
 
 def session_device(args: argparse.Namespace) -> str:
@@ -106,6 +107,10 @@ def add_session_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detect", type=float, default=defaults["detect"],
                    help="a setting that could not have seen this slowdown (80%% power) is inconclusive, not "
                         "same (default %(default)s)")
+    p.add_argument("--machine-time", choices=("on", "off"), default="on" if defaults["machine_time"] else "off",
+                   help="judge each process in machine time: its blocks' times against the speed probe timed "
+                        "around them (a fixed pure-Python loop), which takes a slow core out; off: by the clock "
+                        "alone (default %(default)s)")
     p.add_argument("--metric", choices=METRICS, default=defaults["metric"],
                    help="time: interleaved wall time (default); instructions: each setting's instructions per call "
                         "counted under Callgrind on both sides at once, no timing (CPU only, needs valgrind)")

@@ -10,6 +10,14 @@ analyses them as the unit:
 - every block gives y = log(its median call time); blocks run in rounds (each process one block per round, sides
   interleaved), and a least-squares fit y = round + process removes the machine's drift shared by a round and leaves
   one effect per process;
+- machine time: every block also records the speed probe around it (vitcnn/measure/host.py: a fixed pure-Python
+  loop). On the 2-core VM a block's residual follows its probe (r = 0.75-0.95) and so do the process effects
+  (r = 0.77-0.99): the slow blocks and the slow processes are a slow core, outside the guest (docs/results.md, "The
+  machine speed probe"). So the fit gains the probe as a covariate, y = round + process + slope * log(probe), the
+  slope estimated from the blocks' variation inside their processes (pooled ANCOVA), and each process effect is
+  taken in machine time: its effect minus slope times its probe's effect. Not where a block lacks a probe (a
+  worker from before it), and not where the sides' probes differ (p < MACHINE_BALANCE_ALPHA): a change that slows
+  the core itself must stay visible;
 - estimate of log(B/A): mean of B's process effects minus mean of A's;
 - p: one-sided two-sample t-test of B's process effects against A's (scipy.stats.ttest_ind, pooled variance,
   2P - 2 degrees of freedom for P processes per side): a difference that lives in one process inflates the spread
@@ -41,6 +49,8 @@ from scipy import optimize, stats
 from vitcnn.gate.metrics import SPEED_LABELS
 
 POWER = 0.8  # the detectable effect is the slowdown flagged with this probability
+MACHINE_BALANCE_ALPHA = 0.01  # sides whose probes differ this surely are judged by the clock
+MACHINE_SLOPE_MAX = 1.5  # a slope beyond this is noise: a call cannot slow more than the core it runs on (1.0)
 EFFECT_DIGITS = 12  # process effects are rounded to this many decimals of log time (see process_effects)
 
 
@@ -51,6 +61,7 @@ class Block(NamedTuple):
     process: int  # index of the side's worker process
     round: int
     median: float
+    probe: float | None = None  # the machine's speed probe around the block (ns); None where not recorded
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,7 @@ class PairedEstimate:
     p_faster: float
     log_detectable: float  # log(1 + detectable slowdown); inf when the spread cannot be estimated
     looks: int = 1
+    machine_slope: float | None = None  # the probe's slope where the effects were taken in machine time
 
     ratio = property(lambda self: math.exp(self.log_ratio), doc="Estimated B/A time ratio (> 1: B slower).")
     ci_low = property(lambda self: math.exp(self.log_ci_low), doc="Lower end of the ratio's confidence interval.")
@@ -122,6 +134,26 @@ def process_effects(blocks: Sequence[Block]) -> dict[tuple[str, int], float]:
     return {u: round(float(e), EFFECT_DIGITS) for u, e in zip(units, effects)}
 
 
+def machine_time(blocks: Sequence[Block], effects: dict[tuple[str, int], float]
+                 ) -> tuple[dict[tuple[str, int], float], float | None]:
+    """The process effects in machine time and the probe's slope (see the module docstring); `effects` unchanged
+    and None where a block has no probe, the probe explains nothing, or the sides' probes differ."""
+    if not blocks or not all(b.probe and b.probe > 0 for b in blocks):
+        return effects, None
+    units, time_effects, time_residuals, df = _fit(blocks)
+    _, probe_effects, probe_residuals, _ = _fit([b._replace(median=b.probe) for b in blocks])
+    explained = float(probe_residuals @ probe_residuals)
+    if df < 2 or explained <= 0:
+        return effects, None
+    a = [e for u, e in zip(units, probe_effects) if u[0] == "A"]
+    b = [e for u, e in zip(units, probe_effects) if u[0] == "B"]
+    if len(a) >= 2 and len(b) >= 2 and np.ptp(a + b) > 0 and \
+            stats.ttest_ind(a, b).pvalue < MACHINE_BALANCE_ALPHA:
+        return effects, None
+    slope = min(max(float(time_residuals @ probe_residuals) / explained, 0.0), MACHINE_SLOPE_MAX)
+    return {u: round(float(t - slope * p), EFFECT_DIGITS) for u, t, p in zip(units, time_effects, probe_effects)}, slope
+
+
 class VarianceShares(NamedTuple):
     """How a setting's block-to-block variance of log time splits between processes and within them."""
 
@@ -167,15 +199,16 @@ def _detectable(se: float, df: int, alpha: float, threshold: float) -> float:
     return float(max(significant, beyond_threshold))
 
 
-def estimate(blocks: Sequence[Block], looks: int = 1, alpha: float = 0.05, threshold: float = 0.03
-             ) -> PairedEstimate:
+def estimate(blocks: Sequence[Block], looks: int = 1, alpha: float = 0.05, threshold: float = 0.03,
+             by_machine: bool = True) -> PairedEstimate:
     """Ratio, interval, p-values and detectable slowdown of B against A from the blocks of one setting.
 
     `looks`: how many looks the sequential design allows; every look spends alpha / looks, so the p-values are
-    multiplied by it and the interval is at 1 - alpha / looks."""
+    multiplied by it and the interval is at 1 - alpha / looks. `by_machine`: in machine time where the blocks
+    allow it (machine_time)."""
     if looks < 1:
         raise ValueError(f"looks must be >= 1, got {looks}")
-    effects = process_effects(blocks)
+    effects, slope = machine_time(blocks, process_effects(blocks)) if by_machine else (process_effects(blocks), None)
     a = np.array([v for (side, _), v in effects.items() if side == "A"])
     b = np.array([v for (side, _), v in effects.items() if side == "B"])
     per_side = {side: sum(1 for blk in blocks if blk.side == side) for side in "AB"}
@@ -186,7 +219,7 @@ def estimate(blocks: Sequence[Block], looks: int = 1, alpha: float = 0.05, thres
     df = len(a) + len(b) - 2
     if df < 1:
         return PairedEstimate(processes, min(per_side.values()), centre, -math.inf, math.inf, 1.0, 1.0, math.inf,
-                              looks)
+                              looks, slope)
     pooled = (((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum()) / df
     se = math.sqrt(pooled * (1 / len(a) + 1 / len(b)))
     spent = alpha / looks
@@ -199,7 +232,7 @@ def estimate(blocks: Sequence[Block], looks: int = 1, alpha: float = 0.05, thres
         half = 0.0
     return PairedEstimate(processes, min(per_side.values()), centre, centre - half, centre + half,
                           min(1.0, p_slower * looks), min(1.0, p_faster * looks),
-                          _detectable(se, df, spent, threshold), looks)
+                          _detectable(se, df, spent, threshold), looks, slope)
 
 
 def settled(e: PairedEstimate, alpha: float = 0.05, threshold: float = 0.03, detect: float = 0.05) -> bool:

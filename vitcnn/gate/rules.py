@@ -228,12 +228,14 @@ class PairedInput(NamedTuple):
 
 
 def compare_paired(inputs: list[PairedInput], options: GateOptions = GateOptions(tolerance=0.03, alpha=0.05),
-                   notes: list[str] | None = None, looks: int = 1, detect: float = 0.05) -> Comparison:
+                   notes: list[str] | None = None, looks: int = 1, detect: float = 0.05,
+                   by_machine: bool = True) -> Comparison:
     """Verdicts of an interleaved A/B session (vitcnn/gate/paired.py): `slower`/`faster`/`same`/`inconclusive`
     from the blocks, processes as the unit, corrected across all settings of the session, with `options.tolerance`
     as the threshold, `options.alpha` as the significance level (spent over `looks` looks) and `detect` as the
-    slowdown a `same` must have resolved; the other metrics and status as in the stored-baseline gate."""
-    rule = Interleaved([x.blocks for x in inputs], looks, detect)
+    slowdown a `same` must have resolved (`by_machine`: in machine time where the blocks allow it); the other
+    metrics and status as in the stored-baseline gate."""
+    rule = Interleaved([x.blocks for x in inputs], looks, detect, by_machine)
     verdicts, session_notes = judge([(x.a, x.b) for x in inputs], rule, options)
     comparison = Comparison(verdicts, options, "side A", "side B")
     comparison.notes += list(notes or []) + session_notes

@@ -157,21 +157,27 @@ def far_beyond(saved: list[float], new_median_s: float, options: GateOptions) ->
 
 class Interleaved:
     """An A/B's blocks (paired.py): processes as the unit, Benjamini-Hochberg across the settings, alpha spent over
-    `looks`; a `same` must resolve `detect`. A setting without blocks falls back to its samples (OneRun)."""
+    `looks`; a `same` must resolve `detect`; in machine time where the blocks allow it and `by_machine`. A setting
+    without blocks falls back to its samples (OneRun)."""
 
     primary = SPEED
 
-    def __init__(self, blocks: Sequence[list[paired.Block]], looks: int = 1, detect: float = 0.05) -> None:
+    def __init__(self, blocks: Sequence[list[paired.Block]], looks: int = 1, detect: float = 0.05,
+                 by_machine: bool = True) -> None:
         self.blocks, self.looks, self.detect = blocks, looks, detect  # blocks[i]: the i-th pair's
+        self.by_machine = by_machine
 
     def findings(self, pairs: Sequence[Pair], options: GateOptions) -> dict[int, SpeedFinding]:
         found = OneRun().findings([(i, b, n) for i, b, n in pairs if not self.blocks[i]], options)
         timed = [i for i, _, _ in pairs if self.blocks[i]]
-        estimates = [paired.estimate(self.blocks[i], self.looks, options.alpha, options.tolerance) for i in timed]
+        estimates = [paired.estimate(self.blocks[i], self.looks, options.alpha, options.tolerance, self.by_machine)
+                     for i in timed]
         for i, d in zip(timed, paired.decide(estimates, options.alpha, options.tolerance, self.detect)):
             e = d.estimate
             detail = (f"{(e.ratio - 1) * 100:+.1f}% [{(e.ci_low - 1) * 100:+.1f}%, {(e.ci_high - 1) * 100:+.1f}%]"
                       f" from {e.blocks} blocks of {e.processes} processes per side")
+            if e.machine_slope is not None:
+                detail += f", in machine time (speed probe slope {e.machine_slope:.2f})"
             if d.label == "inconclusive":
                 detail += f"; could only have seen a slowdown of {percent(e.detectable)} (needs {self.detect:.0%})"
             found[i] = SpeedFinding(Finding(d.label, detail, e.ratio, d.p_adjusted), e.ci_low, e.ci_high,

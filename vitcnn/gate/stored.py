@@ -11,9 +11,15 @@ saved runs justify, and its row says which:
   median of a setting is the setting's mean, plus a shift the run shares with all its settings (the machine's regime
   of that process: placement, clocks, a neighbour), plus a residual. A setting is judged by its residual against the
   residuals' spread pooled over every setting (many degrees of freedom, where one setting alone has n - 1); the new
-  run's shared shift against the saved runs' shifts (n - 1 degrees of freedom);
+  run's shared shift against the saved runs' shifts (n - 1 degrees of freedom). On a CPU, where every setting runs
+  at the core's speed, the rule may work in **machine time**: each setting records how long a fixed pure-Python
+  loop took around its timing (vitcnn/measure/host.py, speed probe), and its median divided by that probe does not
+  move with the core's speed. A probe is two instants around a second of timing, so it can also add noise: machine
+  time is used only where the saved runs spread less in it (RunEffects.spread, at most MACHINE_TIME_GAIN of the
+  clock's; docs/results.md, "The machine speed probe"), and the row says which;
 - `far`: fewer saved runs than either needs: only a change beyond speed.FAR (2x) fails.
-A shift shared by (nearly) every setting of the new run is named in the notes as a possible machine regime.
+A shift shared by (nearly) every setting of the new run is named in the notes as a possible machine regime, with
+how far the machine's own speed moved when the runs recorded it.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ INTERVAL = 0.95  # coverage of a saved median's interval (distribution-free, fro
 POWER = 0.80  # the detectable slowdown of a row: the one its rule would flag this often
 SAME_RESOLVES = 2.0  # a `same` must have been able to see a slowdown of this many tolerances (80% power)
 REGIME_SHARE = 0.8  # a new run whose settings moved this share in one direction, beyond the tolerance: a regime?
+MACHINE_TIME_GAIN = 0.9  # machine time must cut the saved runs' spread to this share of the clock's
 RULE_NAMES = {"samples": "within-run samples (the saved runs agree within their own intervals)",
               "runs": "saved runs as units", "far": f"only a change beyond {FAR:g}x (too few saved runs)"}
 
@@ -52,6 +59,7 @@ class SavedMedian:
     high_s: float | None = None
     samples: int = 0
     contended: str | None = None
+    probe_ns: float | None = None  # the machine's speed probe around this setting's timing (median, ns)
 
 
 @dataclass(frozen=True)
@@ -90,8 +98,33 @@ def record(run: Run) -> dict:
         interval = median_interval(result.samples)
         medians[setting_id] = {"median_s": result.median_s, "low_s": interval and interval[0],
                                "high_s": interval and interval[1], "samples": len(result.samples),
-                               "contended": result.get("contended")}
+                               "contended": result.get("contended"), "probe_ns": probe_ns(result)}
     return {"saved_at": run.raw.get("datetime"), "commit": run.code.get("commit"), "medians": medians}
+
+
+def probe_ns(result: Result) -> float | None:
+    """The machine's speed probe around a setting's timed blocks (median ns; None for runs before it existed)."""
+    return (result.get("host_state") or {}).get("speed_probe_ns_median")
+
+
+def machine_level(probes: Sequence[float | None]) -> float | None:
+    """A run's machine speed as one number: the median log probe over its settings, None unless at least half
+    of them recorded one (a run is compared only with runs measured the same way)."""
+    found = [math.log(p) for p in probes if p]
+    return float(np.median(found)) if found and 2 * len(found) >= len(probes) else None
+
+
+def machine_move(saved_levels: np.ndarray | None, new: Sequence[Result]) -> float | None:
+    """How much slower (log) the new run's machine was than the saved runs' on average, by the speed probe; None
+    where a side did not record it."""
+    level = machine_level([probe_ns(r) for r in new])
+    return None if saved_levels is None or level is None else level - float(saved_levels.mean())
+
+
+def log_time(timed: SavedMedian | Result, machine_time: bool) -> float:
+    """log of a median, in machine time (divided by its speed probe) where asked."""
+    probe = timed.probe_ns if isinstance(timed, SavedMedian) else probe_ns(timed)
+    return math.log(timed.median_s) - (math.log(probe) if machine_time else 0.0)
 
 
 def saved_runs(run: Run) -> list[SavedRun]:
@@ -148,12 +181,17 @@ class RunEffects:
     residual_sd: float
     residual_df: int
 
+    @property
+    def spread(self) -> float:
+        """How far (sd, log) one setting of one more run falls from its mean: its residual and its run's shift."""
+        return math.sqrt(self.residual_sd ** 2 + float(np.var(self.shifts, ddof=1)))
+
     @classmethod
-    def fit(cls, runs: list[SavedRun], ids: Sequence[str]) -> RunEffects | None:
-        """The fit, or None where it cannot separate shifts from residuals (fewer than 3 settings or no residual
-        degrees of freedom)."""
+    def fit(cls, runs: list[SavedRun], ids: Sequence[str], machine_time: bool = False) -> RunEffects | None:
+        """The fit (of log machine time where `machine_time`), or None where it cannot separate shifts from
+        residuals (fewer than 3 settings or no residual degrees of freedom)."""
         quiet = [r.quiet for r in runs]
-        logs = np.array([[math.log(q[i].median_s) if i in q else np.nan for i in ids] for q in quiet]
+        logs = np.array([[log_time(q[i], machine_time) if i in q else np.nan for i in ids] for q in quiet]
                         ).reshape(len(runs), len(ids))
         logs = logs[np.isfinite(logs).any(axis=1)]
         cells = int(np.isfinite(logs).sum())
@@ -183,6 +221,7 @@ class StoredRuns:
     def __init__(self, base: Run) -> None:
         self.base, self.runs = base, saved_runs(base)
         self.notes: list[str] = []
+        self.follows_host = base.fingerprint.get("device") == "cpu"
 
     def findings(self, pairs: Sequence[Pair], options: GateOptions) -> dict[int, SpeedFinding]:
         untimed = [(i, base, new) for i, base, new in pairs if not (base.median_s and new.median_s)]
@@ -197,7 +236,10 @@ class StoredRuns:
                 found[i] = self._far_only(base, new, saved[i], options)
         by_runs = [(i, base, new) for i, base, new in pairs if rule[i] == "runs"]
         found.update(self._by_runs(by_runs, saved, options))
-        self.notes = _rules_note(rule) + _regime_note(pairs, saved, options)
+        ids = [base.id for _, base, _ in pairs]
+        levels = [machine_level([r.quiet[i].probe_ns for i in ids if i in r.quiet]) for r in self.runs]
+        moved = machine_move(np.array(levels) if levels and None not in levels else None, [n for _, _, n in pairs])
+        self.notes = _rules_note(rule) + _regime_note(pairs, saved, options, moved)
         return {i: _resolved(f, options) for i, f in found.items()}
 
     @staticmethod
@@ -223,11 +265,19 @@ class StoredRuns:
 
     def _by_runs(self, pairs: Sequence[Pair], saved: dict[int, list[SavedMedian]], options: GateOptions
                  ) -> dict[int, SpeedFinding]:
-        effects = RunEffects.fit(self.runs, [base.id for _, base, _ in pairs])
+        # on a GPU a setting may run at the GPU's speed, not the host's: its probe is reported, never divided out
+        ids = [base.id for _, base, _ in pairs]
+        effects = clock = RunEffects.fit(self.runs, ids)
+        probed = self.follows_host and bool(pairs) and all(
+            probe_ns(new) and all(s.probe_ns for s in saved[i]) for i, _, new in pairs)
+        machine = RunEffects.fit(self.runs, ids, machine_time=True) if probed and clock is not None else None
+        machine_time = machine is not None and machine.spread <= MACHINE_TIME_GAIN * clock.spread
+        if machine_time:
+            effects = machine
         if effects is None:  # too few settings (or only an older baseline's medians): each setting alone
             return {i: self._one_setting(saved[i], new, options, len(pairs)) for i, _, new in pairs}
         tolerance = math.log1p(options.tolerance)
-        change = {i: math.log(new.median_s) - effects.means[base.id] for i, base, new in pairs}
+        change = {i: log_time(new, machine_time) - effects.means[base.id] for i, base, new in pairs}
         shift = float(np.median(list(change.values())))
         n_runs = len(effects.shifts)
         shift_scale = float(np.std(effects.shifts, ddof=1)) * math.sqrt(1 + 1 / n_runs)
@@ -244,7 +294,11 @@ class StoredRuns:
             tested = (own if own_moved else 0.0) + (shift if shift_moved else 0.0)
             ratio = math.exp(change[i])
             p = float(stats.t.sf(abs(own) / scale, effects.residual_df)) if scale > 0 else float(own == 0)
-            detail = (f"{(ratio - 1) * 100:+.1f}% against the mean of {n} saved runs, as units: "
+            raw = math.log(new.median_s) - float(np.mean(np.log([s.median_s for s in saved[i]])))
+            units = (f"in machine time (each median divided by its speed probe: the saved runs spread "
+                     f"{math.expm1(machine.spread):.1%} in it, {math.expm1(clock.spread):.1%} by the clock; "
+                     f"{math.expm1(raw) * 100:+.1f}% by the clock)" if machine_time else "as units")
+            detail = (f"{(ratio - 1) * 100:+.1f}% against the mean of {n} saved runs, {units}: "
                       f"{math.expm1(own) * 100:+.1f}% of its own beyond the run's shared shift "
                       f"{math.expm1(shift) * 100:+.1f}% (own allowed ±{math.expm1(max(own_bound, tolerance)):.0%}: "
                       f"residual spread {math.expm1(effects.residual_sd):.1%}, {effects.residual_df} df; shared allowed "
@@ -294,8 +348,10 @@ def _rules_note(rule: dict[int, str]) -> list[str]:
     return [f"speed decided {', '.join(parts)} (docs/gating.md){advice}"]
 
 
-def _regime_note(pairs: Sequence[Pair], saved: dict[int, list[SavedMedian]], options: GateOptions) -> list[str]:
-    """Names a shift shared by (nearly) every setting of the new run: more often the machine than the code."""
+def _regime_note(pairs: Sequence[Pair], saved: dict[int, list[SavedMedian]], options: GateOptions,
+                 machine: float | None = None) -> list[str]:
+    """Names a shift shared by (nearly) every setting of the new run: more often the machine than the code; and
+    how far the machine's own speed moved (`machine`, log; None where the runs did not record it)."""
     changes = [math.log(new.median_s) - float(np.mean(np.log([s.median_s for s in saved[i]])))
                for i, _, new in pairs if saved[i]]
     if len(changes) < 3:
@@ -304,7 +360,10 @@ def _regime_note(pairs: Sequence[Pair], saved: dict[int, list[SavedMedian]], opt
     same_way = sum(1 for c in changes if c * shift > 0) / len(changes)
     if abs(shift) <= math.log1p(options.tolerance) or same_way < REGIME_SHARE:
         return []
+    probe = ("" if machine is None else
+             f" The machine's own speed probe (a fixed pure-Python loop) moved {math.expm1(machine) * 100:+.1f}% "
+             f"against the saved runs'.")
     return [f"POSSIBLE MACHINE REGIME: the whole run moved {math.expm1(shift) * 100:+.1f}% (median over "
-            f"{len(changes)} settings, {same_way:.0%} of them this way). A shift shared by every setting is often "
-            f"the machine (a neighbour, clocks, the cores this process got) rather than the code: confirm a "
+            f"{len(changes)} settings, {same_way:.0%} of them this way).{probe} A shift shared by every setting is "
+            f"often the machine (a neighbour, clocks, the cores this process got) rather than the code: confirm a "
             f"`slower` with `python -m vitcnn ab`, which interleaves both sides on one machine."]

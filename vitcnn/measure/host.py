@@ -1,12 +1,18 @@
 """The host's state around a timed block: where this process's threads ran, how long they ran and waited for a CPU,
 its context switches and page faults, the machine's steal time and the CPU time other processes took meanwhile
-(the noisy-neighbour share); on CUDA the SM clock and the clock-event (throttle) reasons at start and end.
+(the noisy-neighbour share), the speed of the core itself (a fixed pure-Python loop timed just before and just
+after the block); on CUDA the SM clock and the clock-event (throttle) reasons at start and end.
 
 A number without its host state is half a number: two processes of identical code can run a setting 10-60% apart
 for their whole life, and a neighbour can slow one block many times over. Snapshots read counters the kernel keeps
 anyway (/proc, getrusage, the root cgroup's CPU usage, NVML), outside the timed calls, so they cost the timing
 nothing but the reads (tests/measure/test_host.py measures them). A source that a system does not have (no
 schedstat, no cgroup files, no NVML) gives None for its fields, never an error.
+
+Why the speed probe: on shared 2-core VMs every counter above can stay flat while the whole machine runs 20-30%
+slower for minutes (the physical core's frequency or its other hyperthread, which no guest counter reports). A loop
+that touches no memory and no torch slows with it (docs/results.md, "The machine speed probe"), so a run can say how
+fast the machine was while it was timed, and the stored gate can tell a slow machine from slow code.
 """
 
 from __future__ import annotations
@@ -124,6 +130,24 @@ def snapshot(gpu: Callable[[], dict | None] | None = None) -> Snapshot:
         steal_ns=steal_ns(), gpu=gpu() if gpu is not None else None)
 
 
+PROBE_LOOPS = 10_000  # ~0.3 ms of interpreter work on a 2024 server core
+PROBE_REPEATS = 3  # the best of these: an interrupt in one repeat is not a slow machine
+
+
+def speed_probe_ns(loops: int = PROBE_LOOPS, repeats: int = PROBE_REPEATS) -> int:
+    """How long a fixed pure-Python loop takes now (ns, the best of `repeats`): the same instructions every time,
+    no memory traffic beyond the first cache line and no library code, so it moves only with the core's speed."""
+    best = None
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        total = 0
+        for i in range(loops):
+            total += i
+        elapsed = time.perf_counter_ns() - start
+        best = elapsed if best is None else min(best, elapsed)
+    return best
+
+
 def _delta(after: int | None, before: int | None) -> int | None:
     return None if after is None or before is None else after - before
 
@@ -172,6 +196,7 @@ def summary(blocks: Sequence[dict]) -> dict:
             "involuntary_switches": int(sum(values("involuntary_switches"))),
             "minor_faults_per_call_median": stat("minor_faults_per_call", statistics.median),
             "major_faults": int(sum(values("major_faults"))),
+            "speed_probe_ns_median": stat("speed_probe_ns", statistics.median),
             "cpus": sorted({c for b in blocks for key in ("cpus_start", "cpus_end") for c in (b.get(key) or [])[:1]}),
             "busy_source": next((b["busy_source"] for b in blocks if b.get("busy_source")), None)}
 
@@ -213,12 +238,15 @@ class Recorder:
         self.gpu = gpu_clock_reader(device)
         self.blocks: list[dict] = []
         self._before: Snapshot | None = None
+        self._probe_before = 0
 
     def start(self) -> None:
+        self._probe_before = speed_probe_ns()
         self._before = snapshot(self.gpu)
 
     def stop(self, calls: int) -> dict:
         state = block_state(self._before, snapshot(self.gpu), calls)
+        state["speed_probe_ns"] = (self._probe_before + speed_probe_ns()) / 2  # outside the block's wall time
         state["contended"] = contention(state)
         self.blocks.append(state)
         return state
