@@ -251,7 +251,7 @@ def _write_outputs(options: ABOptions, hello: dict, records: list[SettingRecord]
                     "looks": options.looks, "threshold": options.threshold, "alpha": options.alpha,
                     "detect": options.detect, "target_seconds": options.target_seconds,
                     "device": options.device, "threads": options.threads, "explain": options.explain,
-                    "explain_calls": options.explain_calls},
+                    "explain_calls": options.explain_calls, "machine_time": options.machine_time},
         "sides": sides_json(options, hello),
         "settings": [{"id": r.a_setting.id, "a_id": r.a_setting.id, "b_id": r.b_setting.id,
                       "status": {n: r.results[n].status for n in "AB"}, "calls_per_block": r.calls,

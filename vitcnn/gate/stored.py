@@ -221,6 +221,7 @@ class StoredRuns:
     def __init__(self, base: Run) -> None:
         self.base, self.runs = base, saved_runs(base)
         self.notes: list[str] = []
+        # on a GPU a setting may run at the GPU's speed, not the host's: its probe is reported, never divided out
         self.follows_host = base.fingerprint.get("device") == "cpu"
 
     def findings(self, pairs: Sequence[Pair], options: GateOptions) -> dict[int, SpeedFinding]:
@@ -265,7 +266,6 @@ class StoredRuns:
 
     def _by_runs(self, pairs: Sequence[Pair], saved: dict[int, list[SavedMedian]], options: GateOptions
                  ) -> dict[int, SpeedFinding]:
-        # on a GPU a setting may run at the GPU's speed, not the host's: its probe is reported, never divided out
         ids = [base.id for _, base, _ in pairs]
         effects = clock = RunEffects.fit(self.runs, ids)
         probed = self.follows_host and bool(pairs) and all(
