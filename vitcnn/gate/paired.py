@@ -11,9 +11,9 @@ analyses them as the unit:
   interleaved), and a least-squares fit y = round + process removes the machine's drift shared by a round and leaves
   one effect per process;
 - machine time: every block also records the speed probe around it (vitcnn/measure/host.py: a fixed pure-Python
-  loop). On the 2-core VM a block's residual follows its probe (r = 0.75-0.95) and so do the process effects
-  (r = 0.77-0.99): the slow blocks and the slow processes are a slow core, outside the guest (docs/results.md, "The
-  machine speed probe"). So the fit gains the probe as a covariate, y = round + process + slope * log(probe), the
+  loop). On the 2-core VM a block's residual followed its probe (r = 0.75-0.95 in 5 of 6 settings of one A/A
+  session, 0.26-0.92 in two more) and so did most process effects: the slow blocks and the slow processes are
+  mostly a slow core, outside the guest (docs/results.md, "The machine speed probe"). So the fit gains the probe as a covariate, y = round + process + slope * log(probe), the
   slope estimated from the blocks' variation inside their processes (pooled ANCOVA), and each process effect is
   taken in machine time: its effect minus slope times its probe's effect. Not where a block lacks a probe (a
   worker from before it), and not where the sides' probes differ (p < MACHINE_BALANCE_ALPHA): a change that slows
@@ -150,7 +150,9 @@ def machine_time(blocks: Sequence[Block], effects: dict[tuple[str, int], float]
     if len(a) >= 2 and len(b) >= 2 and np.ptp(a + b) > 0 and \
             stats.ttest_ind(a, b).pvalue < MACHINE_BALANCE_ALPHA:
         return effects, None
-    slope = min(max(float(time_residuals @ probe_residuals) / explained, 0.0), MACHINE_SLOPE_MAX)
+    slope = min(float(time_residuals @ probe_residuals) / explained, MACHINE_SLOPE_MAX)
+    if slope <= 0:  # the probe explains nothing of this setting's blocks
+        return effects, None
     return {u: round(float(t - slope * p), EFFECT_DIGITS) for u, t, p in zip(units, time_effects, probe_effects)}, slope
 
 
