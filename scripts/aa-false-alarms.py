@@ -63,11 +63,12 @@ class Noise:
 
 
 def in_machine_time(blocks: list[paired.Block]) -> list[paired.Block]:
-    """The blocks divided by their probe ** the setting's slope (paired.machine_time); ValueError without probes."""
-    _, slope = paired.machine_time(blocks, {})
-    if slope is None:
-        raise ValueError("a setting's blocks cannot be put in machine time (no probe on every block, or the sides' "
-                         "probes differ)")
+    """The blocks divided by their probe ** the setting's slope (paired.machine_time), or left by the clock where the
+    driver would leave them; ValueError without a probe on every block."""
+    if not all(b.probe for b in blocks):
+        raise ValueError("a setting's blocks cannot be put in machine time: not every block has a speed probe")
+    found = paired.machine_time(blocks)
+    slope = found[1] if found is not None else 0.0
     return [b._replace(median=b.median / b.probe ** slope, probe=None) for b in blocks]
 
 

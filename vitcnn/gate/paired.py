@@ -134,25 +134,24 @@ def process_effects(blocks: Sequence[Block]) -> dict[tuple[str, int], float]:
     return {u: round(float(e), EFFECT_DIGITS) for u, e in zip(units, effects)}
 
 
-def machine_time(blocks: Sequence[Block], effects: dict[tuple[str, int], float]
-                 ) -> tuple[dict[tuple[str, int], float], float | None]:
-    """The process effects in machine time and the probe's slope (see the module docstring); `effects` unchanged
-    and None where a block has no probe, the probe explains nothing, or the sides' probes differ."""
+def machine_time(blocks: Sequence[Block]) -> tuple[dict[tuple[str, int], float], float] | None:
+    """The process effects in machine time and the probe's slope (see the module docstring); None where a block has
+    no probe, the probe explains nothing, or the sides' probes differ (judge by the clock: process_effects)."""
     if not blocks or not all(b.probe and b.probe > 0 for b in blocks):
-        return effects, None
+        return None
     units, time_effects, time_residuals, df = _fit(blocks)
     _, probe_effects, probe_residuals, _ = _fit([b._replace(median=b.probe) for b in blocks])
     explained = float(probe_residuals @ probe_residuals)
     if df < 2 or explained <= 0:
-        return effects, None
+        return None
     a = [e for u, e in zip(units, probe_effects) if u[0] == "A"]
     b = [e for u, e in zip(units, probe_effects) if u[0] == "B"]
     if len(a) >= 2 and len(b) >= 2 and np.ptp(a + b) > 0 and \
             stats.ttest_ind(a, b).pvalue < MACHINE_BALANCE_ALPHA:
-        return effects, None
+        return None
     slope = min(float(time_residuals @ probe_residuals) / explained, MACHINE_SLOPE_MAX)
     if slope <= 0:  # the probe explains nothing of this setting's blocks
-        return effects, None
+        return None
     return {u: round(float(t - slope * p), EFFECT_DIGITS) for u, t, p in zip(units, time_effects, probe_effects)}, slope
 
 
@@ -210,7 +209,8 @@ def estimate(blocks: Sequence[Block], looks: int = 1, alpha: float = 0.05, thres
     allow it (machine_time)."""
     if looks < 1:
         raise ValueError(f"looks must be >= 1, got {looks}")
-    effects, slope = machine_time(blocks, process_effects(blocks)) if by_machine else (process_effects(blocks), None)
+    found = machine_time(blocks) if by_machine else None
+    effects, slope = found if found is not None else (process_effects(blocks), None)
     a = np.array([v for (side, _), v in effects.items() if side == "A"])
     b = np.array([v for (side, _), v in effects.items() if side == "B"])
     per_side = {side: sum(1 for blk in blocks if blk.side == side) for side in "AB"}

@@ -114,17 +114,23 @@ def machine_level(probes: Sequence[float | None]) -> float | None:
     return float(np.median(found)) if found and 2 * len(found) >= len(probes) else None
 
 
-def machine_move(saved_levels: np.ndarray | None, new: Sequence[Result]) -> float | None:
+def machine_move(saved_levels: Sequence[float | None], new: Sequence[Result]) -> float | None:
     """How much slower (log) the new run's machine was than the saved runs' on average, by the speed probe; None
-    where a side did not record it."""
+    where a saved run or the new one did not record it."""
     level = machine_level([probe_ns(r) for r in new])
-    return None if saved_levels is None or level is None else level - float(saved_levels.mean())
+    if level is None or not saved_levels or None in saved_levels:
+        return None
+    return level - float(np.mean(saved_levels))
 
 
-def log_time(timed: SavedMedian | Result, machine_time: bool) -> float:
+def log_time(median_s: float, probe: float | None, machine_time: bool) -> float:
     """log of a median, in machine time (divided by its speed probe) where asked."""
-    probe = timed.probe_ns if isinstance(timed, SavedMedian) else probe_ns(timed)
-    return math.log(timed.median_s) - (math.log(probe) if machine_time else 0.0)
+    return math.log(median_s) - (math.log(probe) if machine_time else 0.0)
+
+
+def clock_change(saved: Sequence[SavedMedian], new_median_s: float) -> float:
+    """log(new median / the saved medians' geometric mean): the change by the clock alone."""
+    return math.log(new_median_s) - float(np.mean(np.log([s.median_s for s in saved])))
 
 
 def saved_runs(run: Run) -> list[SavedRun]:
@@ -191,7 +197,7 @@ class RunEffects:
         """The fit (of log machine time where `machine_time`), or None where it cannot separate shifts from
         residuals (fewer than 3 settings or no residual degrees of freedom)."""
         quiet = [r.quiet for r in runs]
-        logs = np.array([[log_time(q[i], machine_time) if i in q else np.nan for i in ids] for q in quiet]
+        logs = np.array([[log_time(q[i].median_s, q[i].probe_ns, machine_time) if i in q else np.nan for i in ids] for q in quiet]
                         ).reshape(len(runs), len(ids))
         logs = logs[np.isfinite(logs).any(axis=1)]
         cells = int(np.isfinite(logs).sum())
@@ -239,7 +245,7 @@ class StoredRuns:
         found.update(self._by_runs(by_runs, saved, options))
         ids = [base.id for _, base, _ in pairs]
         levels = [machine_level([r.quiet[i].probe_ns for i in ids if i in r.quiet]) for r in self.runs]
-        moved = machine_move(np.array(levels) if levels and None not in levels else None, [n for _, _, n in pairs])
+        moved = machine_move(levels, [n for _, _, n in pairs])
         self.notes = _rules_note(rule) + _regime_note(pairs, saved, options, moved)
         return {i: _resolved(f, options) for i, f in found.items()}
 
@@ -257,7 +263,7 @@ class StoredRuns:
         factor = max(FAR, 1 + options.tolerance)
         if far is not None:
             return SpeedFinding(far, detectable=factor - 1)
-        delta = math.log(new.median_s) - float(np.mean(np.log([s.median_s for s in saved])))
+        delta = clock_change(saved, new.median_s)
         ratio, change = math.exp(delta), f"{math.expm1(delta) * 100:+.1f}%"
         label = "same" if abs(delta) <= math.log1p(options.tolerance) else "inconclusive"
         why = (f"{len(saved)} saved run{'s' if len(saved) != 1 else ''}: speed is judged only beyond {factor:g}x "
@@ -277,7 +283,7 @@ class StoredRuns:
         if effects is None:  # too few settings (or only an older baseline's medians): each setting alone
             return {i: self._one_setting(saved[i], new, options, len(pairs)) for i, _, new in pairs}
         tolerance = math.log1p(options.tolerance)
-        change = {i: log_time(new, machine_time) - effects.means[base.id] for i, base, new in pairs}
+        change = {i: log_time(new.median_s, probe_ns(new), machine_time) - effects.means[base.id] for i, base, new in pairs}
         shift = float(np.median(list(change.values())))
         n_runs = len(effects.shifts)
         shift_scale = float(np.std(effects.shifts, ddof=1)) * math.sqrt(1 + 1 / n_runs)
@@ -294,10 +300,10 @@ class StoredRuns:
             tested = (own if own_moved else 0.0) + (shift if shift_moved else 0.0)
             ratio = math.exp(change[i])
             p = float(stats.t.sf(abs(own) / scale, effects.residual_df)) if scale > 0 else float(own == 0)
-            raw = math.log(new.median_s) - float(np.mean(np.log([s.median_s for s in saved[i]])))
             units = (f"in machine time (each median divided by its speed probe: the saved runs spread "
                      f"{math.expm1(machine.spread):.1%} in it, {math.expm1(clock.spread):.1%} by the clock; "
-                     f"{math.expm1(raw) * 100:+.1f}% by the clock)" if machine_time else "as units")
+                     f"{math.expm1(clock_change(saved[i], new.median_s)) * 100:+.1f}% by the clock)"
+                     if machine_time else "as units")
             detail = (f"{(ratio - 1) * 100:+.1f}% against the mean of {n} saved runs, {units}: "
                       f"{math.expm1(own) * 100:+.1f}% of its own beyond the run's shared shift "
                       f"{math.expm1(shift) * 100:+.1f}% (own allowed ±{math.expm1(max(own_bound, tolerance)):.0%}: "
@@ -352,8 +358,7 @@ def _regime_note(pairs: Sequence[Pair], saved: dict[int, list[SavedMedian]], opt
                  machine: float | None = None) -> list[str]:
     """Names a shift shared by (nearly) every setting of the new run: more often the machine than the code; and
     how far the machine's own speed moved (`machine`, log; None where the runs did not record it)."""
-    changes = [math.log(new.median_s) - float(np.mean(np.log([s.median_s for s in saved[i]])))
-               for i, _, new in pairs if saved[i]]
+    changes = [clock_change(saved[i], new.median_s) for i, _, new in pairs if saved[i]]
     if len(changes) < 3:
         return []
     shift = float(np.median(changes))
