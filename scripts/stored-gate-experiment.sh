@@ -25,5 +25,6 @@ gated() {  # NAME [ENV=VALUE ...] [-- extra pytest args]: one gated run, its JSO
 for k in $(seq 1 "$aa"); do gated "aa-$k"; done
 gated plant-10 VITCNN_PLANT_MATMUL=1 -- -p tests.plant_matmul
 gated plant-5 VITCNN_PLANT_MATMUL=1 VITCNN_PLANT_FRACTION=0.5 -- -p tests.plant_matmul
+gated plant-20 VITCNN_PLANT_MATMUL=1 VITCNN_PLANT_REPEAT=2 -- -p tests.plant_matmul
 gated slow-2x VITCNN_FORCE_SLOW=vit_t16,vitdet_t16,convnext_atto,nfnet_tiny VITCNN_FORCE_SLOW_FACTOR=2 \
     -- -p tests.force_failure
