@@ -566,7 +566,7 @@ def test_paired_sides_with_different_settings_keep_a_s_id_and_name_b_s():
 def test_paired_tables_show_the_interval_and_the_detectable_slowdown():
     comparison = _paired(result(S1), result(S1), blocks(1.10), looks=2)
     lines = format_paired_table(comparison).splitlines()
-    assert "CI: 97.5% interval of B/A (alpha 0.05 spent over 2 looks)" in lines[1]
+    assert "CI: 95.0% interval of B/A (each end the one-sided test at alpha 0.05 spent over 2 looks)" in lines[1]
     header = next(line for line in lines if line.startswith("setting"))
     assert header.split()[:10] == ["setting", "verdict", "A", "ms", "B", "ms", "B/A", "CI", "p", "adj"]
     assert "detectable" in header

@@ -72,7 +72,8 @@ class PairedEstimate:
     processes: int  # per side
     blocks: int  # per side
     log_ratio: float  # log(B/A)
-    log_ci_low: float  # two-sided 1 - alpha/looks interval of log(B/A); -inf/inf when it cannot be bounded
+    log_ci_low: float  # 1 - 2 alpha/looks interval of log(B/A), so that an end passes 0 exactly where the one-sided
+    # test at alpha/looks is significant; -inf/inf when it cannot be bounded
     log_ci_high: float
     p_slower: float
     p_faster: float
@@ -205,7 +206,8 @@ def estimate(blocks: Sequence[Block], looks: int = 1, alpha: float = 0.05, thres
     """Ratio, interval, p-values and detectable slowdown of B against A from the blocks of one setting.
 
     `looks`: how many looks the sequential design allows; every look spends alpha / looks, so the p-values are
-    multiplied by it and the interval is at 1 - alpha / looks. `by_machine`: in machine time where the blocks
+    multiplied by it and each end of the interval is the one-sided bound at alpha / looks (a 1 - 2 alpha / looks
+    interval: a verdict never comes with an interval that holds 1). `by_machine`: in machine time where the blocks
     allow it (machine_time)."""
     if looks < 1:
         raise ValueError(f"looks must be >= 1, got {looks}")
@@ -228,7 +230,7 @@ def estimate(blocks: Sequence[Block], looks: int = 1, alpha: float = 0.05, thres
     if se > 0:
         p_slower = float(stats.ttest_ind(b, a, alternative="greater").pvalue)
         p_faster = float(stats.ttest_ind(b, a, alternative="less").pvalue)
-        half = float(stats.t.ppf(1 - spent / 2, df)) * se
+        half = float(stats.t.ppf(1 - spent, df)) * se  # each end is the one-sided test `decide` makes
     else:  # identical process effects on each side: the difference is exact
         p_slower, p_faster = (0.0 if centre > 0 else 1.0), (0.0 if centre < 0 else 1.0)
         half = 0.0

@@ -240,8 +240,9 @@ def compare_paired(inputs: list[PairedInput], options: GateOptions = GateOptions
     comparison = Comparison(verdicts, options, "side A", "side B")
     comparison.notes += list(notes or []) + session_notes
     if comparison.worst_detectable is not None:
-        comparison.notes.append(f"CI: {1 - options.alpha / looks:.1%} interval of B/A (alpha {options.alpha:g} "
-                                f"spent over {looks} look{'s' if looks > 1 else ''}); detectable: the smallest "
+        comparison.notes.append(f"CI: {1 - 2 * options.alpha / looks:.1%} interval of B/A (each end the one-sided "
+                                f"test at alpha {options.alpha:g} spent over {looks} look{'s' if looks > 1 else ''}); "
+                                f"detectable: the smallest "
                                 f"slowdown the setting's measurement would have flagged (80% power); `same` "
                                 f"resolved {detect:.0%} or better, `inconclusive` did not")
     return comparison
