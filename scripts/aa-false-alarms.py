@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vitcnn.ab.design import ABOptions  # noqa: E402
+from vitcnn.ab.driver import paired_blocks  # noqa: E402
 from vitcnn.ab.sides import Side  # noqa: E402
 from vitcnn.gate import paired  # noqa: E402
 
@@ -77,9 +78,7 @@ def measured_noise(paths: list[Path], machine: bool = False) -> list[Noise]:
     for path in paths:
         data = json.loads(gzip.open(path).read())
         for entry in data["settings"]:
-            blocks = [paired.Block(b["side"], b["process"], b["round"], b["median"],
-                                   (b.get("host") or {}).get("speed_probe_ns")) for b in entry["blocks"]
-                      if b.get("median")]
+            blocks = paired_blocks([b for b in entry["blocks"] if b.get("median")])
             if len({(b.side, b.process) for b in blocks}) < 4:
                 continue
             if machine:

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from vitcnn.ab.driver import ABOptions
+from vitcnn.ab.driver import ABOptions, paired_blocks
 from vitcnn.ab.sides import Side
 from vitcnn.gate import paired
 
@@ -435,7 +435,8 @@ def test_no_machine_time_without_a_probe_on_every_block_or_where_the_code_moved_
     assert e.machine_slope is None and e.ratio > 1.1  # the code's own slowing of the core stays visible
 
 
-NFNET_AMD = sorted((Path(__file__).parents[2] / "results/machine-speed-2026-12-06/amd-epyc").glob("nfnet-aa-*.json.gz"))
+NFNET_AMD = sorted((Path(__file__).parents[2] / "results/machine-speed-2026-12-06/amd-epyc")
+                   .glob("nfnet-aa-*.json.gz"))
 
 
 @pytest.mark.parametrize("path", NFNET_AMD, ids=lambda p: p.name)
@@ -446,8 +447,7 @@ def test_a_verdict_on_real_blocks_never_comes_with_an_interval_that_holds_one(pa
     data = json.load(gzip.open(path))
     options = data["options"]
     [entry] = data["settings"]
-    blocks = [paired.Block(b["side"], b["process"], b["round"], b["median"], (b.get("host") or {}).get("speed_probe_ns"))
-              for b in entry["blocks"] if b.get("median")]
+    blocks = paired_blocks([b for b in entry["blocks"] if b.get("median")])
     for by_machine in (False, True):
         e = paired.estimate(blocks, options.get("looks", 1), options["alpha"], options["threshold"], by_machine)
         [verdict] = paired.decide([e], options["alpha"], options["threshold"], options["detect"])

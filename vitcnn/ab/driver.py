@@ -57,8 +57,13 @@ class SettingRecord:
     samples: dict[str, list[float]] = field(default_factory=lambda: {"A": [], "B": []})
 
     def paired_blocks(self) -> list[paired.Block]:
-        return [paired.Block(b["side"], b["process"], b["round"], b["median"],
-                             (b.get("host") or {}).get("speed_probe_ns")) for b in self.blocks]
+        return paired_blocks(self.blocks)
+
+
+def paired_blocks(blocks: list[dict]) -> list[paired.Block]:
+    """The statistics' view of timed blocks as the driver keeps them and its JSON writes them."""
+    return [paired.Block(b["side"], b["process"], b["round"], b["median"],
+                         (b.get("host") or {}).get("speed_probe_ns")) for b in blocks]
 
 
 # A contended block (vitcnn/measure/host.py) is timed again after these pauses, the neighbour given time to leave.

@@ -13,7 +13,8 @@ analyses them as the unit:
 - machine time: every block also records the speed probe around it (vitcnn/measure/host.py: a fixed pure-Python
   loop). On the 2-core VM a block's residual followed its probe (r = 0.75-0.95 in 5 of 6 settings of one A/A
   session, 0.26-0.92 in two more) and so did most process effects: the slow blocks and the slow processes are
-  mostly a slow core, outside the guest (docs/results.md, "The machine speed probe"). So the fit gains the probe as a covariate, y = round + process + slope * log(probe), the
+  mostly a slow core, outside the guest (docs/results.md, "The machine speed probe"). So the fit gains the probe
+  as a covariate, y = round + process + slope * log(probe), the
   slope estimated from the blocks' variation inside their processes (pooled ANCOVA), and each process effect is
   taken in machine time: its effect minus slope times its probe's effect. Not where a block lacks a probe (a
   worker from before it), and not where the sides' probes differ (p < MACHINE_BALANCE_ALPHA): a change that slows

@@ -197,8 +197,8 @@ class RunEffects:
         """The fit (of log machine time where `machine_time`), or None where it cannot separate shifts from
         residuals (fewer than 3 settings or no residual degrees of freedom)."""
         quiet = [r.quiet for r in runs]
-        logs = np.array([[log_time(q[i].median_s, q[i].probe_ns, machine_time) if i in q else np.nan for i in ids] for q in quiet]
-                        ).reshape(len(runs), len(ids))
+        logs = np.array([[log_time(q[i].median_s, q[i].probe_ns, machine_time) if i in q else np.nan for i in ids]
+                         for q in quiet]).reshape(len(runs), len(ids))
         logs = logs[np.isfinite(logs).any(axis=1)]
         cells = int(np.isfinite(logs).sum())
         df = cells - len(ids) - len(logs) + 1
@@ -283,7 +283,8 @@ class StoredRuns:
         if effects is None:  # too few settings (or only an older baseline's medians): each setting alone
             return {i: self._one_setting(saved[i], new, options, len(pairs)) for i, _, new in pairs}
         tolerance = math.log1p(options.tolerance)
-        change = {i: log_time(new.median_s, probe_ns(new), machine_time) - effects.means[base.id] for i, base, new in pairs}
+        change = {i: log_time(new.median_s, probe_ns(new), machine_time) - effects.means[base.id]
+                  for i, base, new in pairs}
         shift = float(np.median(list(change.values())))
         n_runs = len(effects.shifts)
         shift_scale = float(np.std(effects.shifts, ddof=1)) * math.sqrt(1 + 1 / n_runs)
