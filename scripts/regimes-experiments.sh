@@ -7,7 +7,9 @@
 #
 # Conditions: plain (twice), seed (same weights and input in every process), jemalloc and tcmalloc (LD_PRELOAD;
 # Debian's libjemalloc2, libtcmalloc-minimal4), arena1 (MALLOC_ARENA_MAX=1), pinned (OMP_PROC_BIND=close,
-# OMP_PLACES=cores), noaslr (setarch -R), flushdenormal (denormals flushed to zero in every process).
+# OMP_PLACES=cores), noaslr (setarch -R), flushdenormal (denormals flushed to zero in every process),
+# mallocdefault (glibc's own malloc policy, --vitcnn-malloc=default: `plain` has the thresholds fixed since
+# 2026-12-07, vitcnn/measure/allocator.py). A digit after a name repeats it (plain2, mallocdefault2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/regimes-experiments.sh OUT_DIR [CONDITION ...]}
@@ -35,6 +37,7 @@ for condition in "${conditions[@]}"; do
       chmod +x "$wrapper"
       sides=(--a-python "$wrapper" --b-python "$wrapper") ;;
     flushdenormal) sides=(--a-opts="-p tests.flush_denormal" --b-opts="-p tests.flush_denormal") ;;
+    mallocdefault|mallocdefault[0-9]) sides=(--a-opts=--vitcnn-malloc=default --b-opts=--vitcnn-malloc=default) ;;
     *) echo "unknown condition $condition" >&2; exit 2 ;;
   esac
   echo "== $condition" >&2

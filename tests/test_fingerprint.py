@@ -21,6 +21,7 @@ from tests.factories import (
     non_amx_machine,
 )
 from vitcnn import fingerprint, nvml
+from vitcnn.measure import allocator
 
 
 def test_identity_fields_cpu():
@@ -260,6 +261,7 @@ def test_collect_on_cpu():
     assert fp["torch_threads"] == torch.get_num_threads()
     assert fp["timm"]  # installed
     assert "gpu_name" not in fp
+    assert fp["malloc"] == allocator.condition()  # a condition, not identity: the slug ignores it
     ident = fingerprint.identity(fp)
     assert tuple(ident) == fingerprint.CPU_IDENTITY and all(ident[k] is not None for k in ident)
     assert fingerprint.slug(fp) == fingerprint.slug(fingerprint.collect("cpu"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from tests.test_docs import documented_extra_info
 from vitcnn import code_identity, settings
 from vitcnn.cli import main
 from vitcnn.gate import rules
+from vitcnn.measure import allocator
 from vitcnn.runfile import load_run
 
 EXTRA_FIELDS = (
@@ -89,6 +91,8 @@ def test_smoke_machine_info_has_the_fingerprint(smoke_run):
     machine = smoke_run.data["machine_info"]
     assert all(f in machine["vitcnn_fingerprint"] for f in FINGERPRINT_FIELDS)
     assert machine["vitcnn_slug"].startswith("cpu-")
+    if platform.libc_ver()[0] == "glibc":  # the default malloc policy is applied and recorded (allocator.py)
+        assert machine["vitcnn_fingerprint"]["malloc"] == allocator.FIXED
 
 
 def test_terminal_summary_lists_every_setting(smoke_run):

@@ -13,6 +13,8 @@ runs whose identity fields differ, and the slug that names a baseline file chang
   application clocks and persistence mode. They are recorded and shown, and the gate warns when they differ
   instead of refusing, so a capped run is compared and the reader is told why it may be slower.
 
+- Run *conditions* of every device: the malloc policy the process ran under (vitcnn/measure/allocator.py), which
+  moves CPU timings by 10-30% on a 2-core VM; recorded and warned about like the GPU's.
 - A GPU's identity includes its host CPU (model, vendor, family/model numbers, ISA level and kernel features, since
   identity version 3): launch-bound settings run at the host's speed.
 
@@ -33,6 +35,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 from vitcnn import cpu_isa, nvml
+from vitcnn.measure import allocator
 
 if TYPE_CHECKING:
     import torch
@@ -51,6 +54,7 @@ GPU_IDENTITY = V2_GPU_IDENTITY + HOST_IDENTITY
 CPU_IDENTITY = LEGACY_CPU_IDENTITY + ("cpu_vendor", "cpu_family", "cpu_model_number", "cpu_stepping",
                                       "cpu_capability", "cpu_features", "torch_threads")
 GPU_CONDITIONS = ("gpu_power_limit_w", "gpu_application_clocks_mhz", "gpu_persistence")
+RUN_CONDITIONS = ("malloc",)  # any device; absent in fingerprints from before it was recorded
 ADDED_IN_V2 = frozenset(V2_GPU_IDENTITY + CPU_IDENTITY) - frozenset(LEGACY_GPU_IDENTITY + LEGACY_CPU_IDENTITY)
 
 
@@ -122,6 +126,7 @@ def collect(device: torch.device | str | None = None) -> dict:
         "timm": _version("timm"),
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "malloc": allocator.condition(),
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
@@ -182,15 +187,20 @@ def differences(a: dict, b: dict) -> dict[str, tuple]:
     return {k: (ia.get(k), ib.get(k)) for k in sorted(keys) if ia.get(k) != ib.get(k)}
 
 
+def condition_fields(fp: dict) -> tuple[str, ...]:
+    """The condition fields a fingerprint of this device can record: the run's, and a GPU's own."""
+    return RUN_CONDITIONS + GPU_CONDITIONS if _is_gpu(fp) else RUN_CONDITIONS
+
+
 def conditions(fp: dict) -> dict:
-    """The GPU conditions recorded in `fp` (empty for a CPU run or an older fingerprint)."""
-    return {k: fp[k] for k in GPU_CONDITIONS if k in fp} if _is_gpu(fp) else {}
+    """The run and GPU conditions recorded in `fp` (empty for an older fingerprint)."""
+    return {k: fp[k] for k in condition_fields(fp) if k in fp and fp[k] is not None}
 
 
 def condition_changes(a: dict, b: dict) -> dict[str, tuple]:
-    """GPU conditions recorded by both fingerprints whose values differ: {field: (a_value, b_value)}."""
+    """Conditions recorded by both fingerprints whose values differ: {field: (a_value, b_value)}."""
     ca, cb = conditions(a), conditions(b)
-    return {k: (ca[k], cb[k]) for k in GPU_CONDITIONS if k in ca and k in cb and ca[k] != cb[k]}
+    return {k: (ca[k], cb[k]) for k in (*RUN_CONDITIONS, *GPU_CONDITIONS) if k in ca and k in cb and ca[k] != cb[k]}
 
 
 def _slugify(text: str) -> str:

@@ -20,6 +20,7 @@ import pytest
 
 from vitcnn import settings
 from vitcnn.gate.metrics import add_gate_options
+from vitcnn.measure import allocator
 from vitcnn.measure.options import MeasureOptions
 
 METRICS = ("time", "instructions")
@@ -60,6 +61,10 @@ def _add_vitcnn_options(parser: pytest.Parser) -> None:
     group.addoption("--vitcnn-seed", type=int, default=defaults.seed,
                     help="seed torch's RNG before each setting's model and input are built: the same weights and "
                          "input in every process (default: not seeded)")
+    group.addoption("--vitcnn-malloc", choices=allocator.MODES, default="fixed",
+                    help="glibc malloc policy: fixed (mmap and trim thresholds set, so timed calls take no page "
+                         "faults; the default) or default (glibc's own: faults per call vary between processes); "
+                         "recorded in every run (vitcnn/measure/allocator.py)")
     group.addoption("--vitcnn-no-inference-mode", action="store_true",
                     help="run forwards with autograd on (keeps activations): a planted memory regression")
     group.addoption("--vitcnn-compile-times", choices=("on", "off"), default=None,

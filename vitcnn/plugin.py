@@ -18,6 +18,7 @@ import torch
 
 from vitcnn import code_identity, settings
 from vitcnn.fingerprint import machine_fields
+from vitcnn.measure import allocator
 from vitcnn.measure.options import for_profile
 from vitcnn.measure.pipeline import measure
 from vitcnn.measure.timing import plain_timer
@@ -64,6 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
     device = torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
     if config.getoption("--vitcnn-threads"):
         torch.set_num_threads(config.getoption("--vitcnn-threads"))
+    allocator.apply(config.getoption("--vitcnn-malloc"))  # before any setting allocates; the fingerprint records it
     profile = config.getoption("--vitcnn-profile") or settings.default_profile(device.type).name
     given = {axis: config.getoption(axis.pytest_option) for axis in settings.AXES.values()}
     narrowed = {axis.pytest_option: value for axis, value in given.items() if value}

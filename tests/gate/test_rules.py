@@ -282,6 +282,15 @@ def test_gpu_condition_change_is_a_warning_not_a_refusal():
     assert "GPU conditions differ" in to_markdown(comparison)
 
 
+
+def test_a_malloc_policy_change_is_a_warning_on_any_device():
+    base = stored(make_run(result(S1, low_noise(0.010, seed=1)), fp={**GPU_FINGERPRINT, "malloc": "glibc default"}))
+    new = make_run(result(S1, low_noise(0.010, seed=2)), fp={**GPU_FINGERPRINT, "malloc": "glibc, fixed"})
+    comparison = rules.compare(base, new)
+    assert comparison.condition_changes == {"malloc": ("glibc default", "glibc, fixed")}
+    text = format_table(comparison)
+    assert "WARNING: run conditions differ (malloc base='glibc default' new='glibc, fixed')" in text
+
 def test_gpu_identity_change_is_refused():
     with pytest.raises(bl.FingerprintMismatch, match="gpu_mig"):
         rules.compare(*_gpu_base_and_new(gpu_mig="NVIDIA H100 80GB HBM3 MIG 3g.40gb"))

@@ -20,7 +20,7 @@ from vitcnn.workers.process import Launch
 # a pytest session, not to one side of an A/B.
 SIDE_OPTIONS = (*(axis.pytest_option for axis in AXES.values()), "--vitcnn-target-seconds",
                 "--vitcnn-warmup-seconds", "--vitcnn-min-rounds", "--vitcnn-max-rounds", "--vitcnn-no-inference-mode",
-                "--vitcnn-seed", "--vitcnn-threads", "--vitcnn-device", "--vitcnn-compile-times",
+                "--vitcnn-seed", "--vitcnn-threads", "--vitcnn-malloc", "--vitcnn-device", "--vitcnn-compile-times",
                 "--vitcnn-eager-twin")
 
 

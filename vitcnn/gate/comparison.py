@@ -46,7 +46,7 @@ class Comparison:
     new_path: str = ""
     differences: dict[str, tuple] = field(default_factory=dict)  # fingerprint fields; empty unless cross-machine
     incomplete: dict[str, tuple[str, ...]] = field(default_factory=dict)  # side -> identity fields it lacks
-    condition_changes: dict[str, tuple] = field(default_factory=dict)  # GPU conditions that differ (warned)
+    condition_changes: dict[str, tuple] = field(default_factory=dict)  # run/GPU conditions that differ (warned)
     notes: list[str] = field(default_factory=list)  # what the tables print under the summary line
     base_commit: str | None = None  # the git commit the base side measured, where it recorded one
 

@@ -9,7 +9,8 @@ Verdicts per setting (the metrics and their labels are listed once, in vitcnn/ga
 - status: `now-oom` / `now-error` (it used to run, or failed differently), `fixed`, `missing`, `new`.
 Runs of different fingerprints are refused (timings from another GPU, driver or library say nothing about a
 regression) unless explicitly allowed; against a fingerprint of the first format (identity incomplete) speed is
-not gated, and GPU conditions that differ (power limit, clocks) are a warning (vitcnn/fingerprint.py).
+not gated, and run conditions that differ (a GPU's power limit and clocks, the malloc policy) are a warning
+(vitcnn/fingerprint.py).
 Baseline files live in vitcnn/gate/baseline.py; tables of the verdicts in vitcnn/gate/verdicts.py.
 """
 
@@ -187,7 +188,7 @@ def identity_speed(verdict: SettingVerdict, options: GateOptions) -> SettingVerd
 
 
 def identity_notes(comparison: Comparison) -> list[str]:
-    """What the tables print about the machines: an incomplete identity, GPU conditions that differ."""
+    """What the tables print about the machines: an incomplete identity, run conditions that differ."""
     notes = []
     if comparison.incomplete:
         names = " and the ".join({"base": "baseline", "new": "new run"}[side] for side in comparison.incomplete)
@@ -202,7 +203,9 @@ def identity_notes(comparison: Comparison) -> list[str]:
                      f"with this vitcnn.")
     if comparison.condition_changes:
         changes = "; ".join(f"{k} base={a!r} new={b!r}" for k, (a, b) in comparison.condition_changes.items())
-        notes.append(f"WARNING: GPU conditions differ ({changes}): speed differences may come from them, not "
+        which = "GPU conditions" if set(comparison.condition_changes) <= set(fingerprint.GPU_CONDITIONS) else \
+            "run conditions"
+        notes.append(f"WARNING: {which} differ ({changes}): speed differences may come from them, not "
                      f"from the code.")
     return notes
 

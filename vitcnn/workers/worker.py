@@ -42,7 +42,7 @@ from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
 import vitcnn
 from vitcnn.explain import ops
 from vitcnn.fingerprint import machine_fields
-from vitcnn.measure import compiling, instructions, pipeline
+from vitcnn.measure import allocator, compiling, instructions, pipeline
 from vitcnn.measure.options import for_profile
 from vitcnn.measure.timing import gc_paused
 from vitcnn.options import argparse_options, measure_options, option_value
@@ -77,6 +77,7 @@ class Worker:
                 hook(None)
         if namespace.vitcnn_threads:
             torch.set_num_threads(namespace.vitcnn_threads)
+        allocator.apply(namespace.vitcnn_malloc)  # as the plugin does: hello's fingerprint records it
         self.device = torch.device(namespace.vitcnn_device or ("cuda" if torch.cuda.is_available() else "cpu"))
         options = measure_options(lambda option: option_value(namespace, option))
         # Cold compiles and the eager twin repeat in every process of both sides (~20 s per compiled setting and
