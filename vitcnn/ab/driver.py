@@ -227,15 +227,20 @@ def _measure_setting(pools: dict[str, list[WorkerProcess]], record: SettingRecor
 
 
 def _fingerprint_check(hello: dict[str, dict], options: ABOptions) -> tuple[list[str], str | None]:
-    """Notes about differing fingerprints, and an error when they differ without the sides asking for it."""
+    """Notes about differing fingerprints or run conditions, and an error when the identities differ without the
+    sides asking for it (conditions, such as the malloc policy, a side's options may change on purpose)."""
     fps = {name: hello[name]["machine_info"]["vitcnn_fingerprint"] for name in "AB"}
     diff = fingerprint.differences(fps["A"], fps["B"])
+    changed = fingerprint.condition_changes(fps["A"], fps["B"])
+    conditions = "; ".join(f"{k}: A={a!r} B={b!r}" for k, (a, b) in changed.items())
+    notes = [f"The sides ran under different conditions ({conditions}): part of any difference may be theirs, "
+             "not the code's."] if changed else []
     if not diff:
-        return [], None
+        return notes, None
     listed = "; ".join(f"{k}: A={a!r} B={b!r}" for k, (a, b) in diff.items())
     if options.a.python != options.b.python:
-        return [f"The sides' fingerprints differ, as two interpreters were asked for: {listed}"], None
-    return [], (f"the sides' fingerprints differ ({listed}) although both run {options.a.python}; an A/B "
+        return [f"The sides' fingerprints differ, as two interpreters were asked for: {listed}", *notes], None
+    return notes, (f"the sides' fingerprints differ ({listed}) although both run {options.a.python}; an A/B "
                 f"measures one change on one machine: use --a-python/--b-python to compare software stacks")
 
 
