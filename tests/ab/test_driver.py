@@ -46,7 +46,6 @@ def test_fingerprints_may_differ_only_when_the_interpreters_do():
     assert refusal is None and "torch: A='2.10' B='2.11'" in notes[0]
 
 
-
 def test_sides_under_different_malloc_policies_are_compared_with_a_note():
     from vitcnn.measure import allocator
 
@@ -56,6 +55,7 @@ def test_sides_under_different_malloc_policies_are_compared_with_a_note():
     notes, refusal = driver._fingerprint_check(hello, driver.ABOptions(Side("A"), Side("B"), [], "smoke"))
     assert refusal is None and len(notes) == 1
     assert "different conditions (malloc: A=" in notes[0] and allocator.DEFAULT in notes[0]
+
 
 @pytest.mark.parametrize("args, message", [
     (("--processes", "1"), "--first-processes"),

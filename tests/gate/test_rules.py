@@ -282,7 +282,6 @@ def test_gpu_condition_change_is_a_warning_not_a_refusal():
     assert "GPU conditions differ" in to_markdown(comparison)
 
 
-
 def test_a_malloc_policy_change_is_a_warning_on_any_device():
     base = stored(make_run(result(S1, low_noise(0.010, seed=1)), fp={**GPU_FINGERPRINT, "malloc": "glibc default"}))
     new = make_run(result(S1, low_noise(0.010, seed=2)), fp={**GPU_FINGERPRINT, "malloc": "glibc, fixed"})
@@ -290,6 +289,7 @@ def test_a_malloc_policy_change_is_a_warning_on_any_device():
     assert comparison.condition_changes == {"malloc": ("glibc default", "glibc, fixed")}
     text = format_table(comparison)
     assert "WARNING: run conditions differ (malloc base='glibc default' new='glibc, fixed')" in text
+
 
 def test_gpu_identity_change_is_refused():
     with pytest.raises(bl.FingerprintMismatch, match="gpu_mig"):
