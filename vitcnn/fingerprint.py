@@ -200,7 +200,7 @@ def conditions(fp: dict) -> dict:
 def condition_changes(a: dict, b: dict) -> dict[str, tuple]:
     """Conditions recorded by both fingerprints whose values differ: {field: (a_value, b_value)}."""
     ca, cb = conditions(a), conditions(b)
-    return {k: (ca[k], cb[k]) for k in (*RUN_CONDITIONS, *GPU_CONDITIONS) if k in ca and k in cb and ca[k] != cb[k]}
+    return {k: (ca[k], cb[k]) for k in ca if k in cb and ca[k] != cb[k]}
 
 
 def _slugify(text: str) -> str:
