@@ -31,6 +31,41 @@ def test_calls_per_block_follow_the_slower_side():
     assert driver.calls_per_block([0.5, 0.2], target_seconds=1.0, blocks=10) == design.MIN_CALLS
 
 
+class _Pool:
+    """A worker that replies at once: its setup's estimate of the time per call (the warm-up's, read beside other
+    processes' setups) and, when it serves "calibrate", the time per call timed alone."""
+
+    def __init__(self, warm_up: float, alone: float | None) -> None:
+        self.warm_up, self.alone, self.sent = warm_up, alone, []
+        self.commands = frozenset({"setup", "block"} | ({"calibrate"} if alone else set()))
+
+    def send(self, cmd: str, **fields) -> None:
+        self.sent.append(cmd)
+
+    def receive(self, cmd: str) -> dict:
+        return {"ok": True, "status": "ok", "per_call_s": self.warm_up if cmd == "setup" else self.alone}
+
+    def request(self, cmd: str, **fields) -> dict:
+        self.send(cmd, **fields)
+        return self.receive(cmd)
+
+
+@pytest.mark.parametrize("alone, calls", [(0.01, 10), (None, design.MIN_CALLS)])
+def test_blocks_are_sized_from_the_time_per_call_measured_alone(alone, calls):
+    from vitcnn.settings import profile_settings
+
+    setting = profile_settings("smoke", "cpu")[0]
+    options = driver.ABOptions(Side("A"), Side("B"), [setting], "smoke", first=2, rounds=5, target_seconds=1.0)
+    pools = {name: [_Pool(warm_up=0.2, alone=alone) for _ in range(3)] for name in "AB"}
+    run = driver._Setting(pools, driver.SettingRecord(setting, setting), options, started=0.0)
+    run.add_processes(options.first)
+    assert run.record.processes == 2 and not run.failed()
+    # 1 s over 5 rounds x 2 processes: 0.1 s per block; 10 calls at 10 ms, the floor at the warm-up's 200 ms
+    assert design.calls_per_block(run.per_call, options.target_seconds, options.rounds * options.first) == calls
+    calibrated = [w for name in "AB" for w in pools[name] if "calibrate" in w.sent]
+    assert len(calibrated) == (4 if alone else 0)  # each new process once; an older worker cannot
+
+
 def _hello(torch_version: str) -> dict:
     from tests.factories import CPU_FINGERPRINT
 

@@ -31,12 +31,17 @@ def test_setup_block_finish_free_on_a_tiny_eager_setting(process):
     assert hello["torch_threads"] == 1
     assert hello["env"]["OMP_WAIT_POLICY"] is None  # the wait policy a plain run has (libgomp: spin, then sleep)
     s = setting("vit_t16", 64)
+    assert "calibrate" in hello["commands"] and "block" in hello["commands"]
+    with pytest.raises(SideError, match="calibrate before a successful setup"):
+        process.request("calibrate", seconds=0.01)
     ready = process.request("setup", setting=s.as_dict())
     assert ready["status"] == "ok" and ready["per_call_s"] > 0
+    calibrated = process.request("calibrate", seconds=0.01)
+    assert calibrated["status"] == "ok" and calibrated["per_call_s"] > 0
     first = process.request("block", calls=4)
     second = process.request("block", calls=3)
     assert len(first["samples"]) == 4 and len(second["samples"]) == 3 and min(first["samples"]) > 0
-    done = process.request("finish")
+    done = process.request("finish")  # the calibration's calls are kept nowhere
     assert done["status"] == "ok" and done["samples"] == first["samples"] + second["samples"]
     info = done["info"]
     assert info["setting_id"] == s.id and info["flops"] > 0 and info["sdpa_backend_used"] != "none"
@@ -102,7 +107,8 @@ def test_a_worker_that_dies_between_blocks_is_a_side_error(tmp_path):
 
 def test_serve_answers_bad_requests_without_dying():
     fake = SimpleNamespace(**{name: (lambda request, _n=name: {"ok": True, "cmd": _n})
-                              for name in ("hello", "setup", "block", "count", "profile", "finish", "free")})
+                              for name in ("hello", "setup", "calibrate", "block", "count", "profile", "finish",
+                                           "free")})
     replies = io.StringIO()
     worker.serve(fake, io.StringIO('not json\n{"cmd": "dance"}\n\n{"cmd": "hello"}\n{"cmd": "quit"}\n'
                                    '{"cmd": "hello"}\n'), replies)

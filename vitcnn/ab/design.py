@@ -16,6 +16,9 @@ from vitcnn.measure.options import MeasureOptions
 from vitcnn.settings import Setting
 
 MIN_CALLS = 3  # a block's median needs a few calls
+# Each process times the setting alone for this long after setting it up (worker "calibrate"): blocks and lead-ins
+# are sized from it, not from the warm-up, which ran beside the other processes' setups.
+CALIBRATION_SECONDS = 0.05
 METRICS = ("time", "instructions")
 
 

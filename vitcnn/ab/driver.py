@@ -12,7 +12,8 @@ Order inside a round: process pairs (A_k, B_k) in an order rotated by the round,
 after the Thue-Morse bit of a running pair counter (AB BA BA AB BA AB AB BA ...): drift that is linear over four
 blocks, or quadratic over eight, favours neither side. Every block times the same number of calls (about
 target-seconds / (rounds x first processes) of the slowest process, at least MIN_CALLS) after an untimed lead-in
-(worker.lead_in_calls) that refills caches the other processes evicted.
+(worker.lead_in_calls) that refills caches the other processes evicted. Both are sized from each process's time
+per call measured alone after its setup (CALIBRATION_SECONDS): the warm-up ran beside the other processes' setups.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from vitcnn import fingerprint
 from vitcnn.ab import explaining
-from vitcnn.ab.design import ABOptions, calls_per_block, pair_order
+from vitcnn.ab.design import CALIBRATION_SECONDS, ABOptions, calls_per_block, pair_order
 from vitcnn.ab.outputs import explanation_json, sides_json, verdict_json, write_outputs
 from vitcnn.ab.sidefile import run_json
 from vitcnn.explain.diff import Explanation
@@ -106,15 +107,31 @@ class _Setting:
         jobs = [(name, k) for k in range(start, start + count) for name in "AB" if name not in self.record.results]
         for name, k in jobs:
             self.pools[name][k].send("setup", setting=self.settings[name].as_dict())
+        ready = []
         for name, k in jobs:
             reply = self.pools[name][k].receive("setup")
             if reply["status"] == "ok":
                 self.held[name] += 1
-                self.per_call.append(reply["per_call_s"])
+                ready.append((name, k, reply["per_call_s"]))
             else:
                 self._fail(name, reply)
+        for name, k, warm_up_estimate in ready:  # one process at a time
+            if not self.failed():
+                self.per_call.append(self._calibrated(name, k, warm_up_estimate))
         if not self.failed():
             self.record.processes += count
+
+    def _calibrated(self, name: str, k: int, warm_up_estimate: float) -> float:
+        """Process k's time per call, timed alone now (worker "calibrate"); a worker of an older checkout, which
+        cannot, gives its warm-up's estimate."""
+        worker = self.pools[name][k]
+        if "calibrate" not in worker.commands:
+            return warm_up_estimate
+        reply = worker.request("calibrate", seconds=CALIBRATION_SECONDS)
+        if reply["status"] != "ok":
+            self._fail(name, reply)
+            return warm_up_estimate
+        return reply["per_call_s"]
 
     def time_rounds(self, rounds: int) -> None:
         record = self.record

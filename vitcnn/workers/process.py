@@ -47,6 +47,7 @@ class WorkerProcess:
     def __init__(self, side: Launch, checkout: Checkout, worker_args: list[str], log_path: Path,
                  counting_dir: Path | None = None) -> None:
         self.side, self.log_path = side, log_path
+        self.commands: frozenset[str] = frozenset()  # what it serves, from its hello (none from an older worker)
         env = {**os.environ, **(instructions.environment(counting_dir) if counting_dir else {}), **side.env}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(checkout.root), side.env.get("PYTHONPATH", ""),
                                                          os.environ.get("PYTHONPATH", "")) if p)
@@ -85,6 +86,8 @@ class WorkerProcess:
         reply = json.loads(line)
         if not reply.get("ok"):
             raise SideError(f"side {self.side.name}: {reply.get('error')}\n{self.log_tail()}")
+        if cmd == "hello":
+            self.commands = frozenset(reply.get("commands", ()))
         return reply
 
     def log_tail(self, lines: int = 15) -> str:

@@ -5,9 +5,12 @@ side's interpreter, environment and checkout: by `vitcnn ab` for its sides, and 
 (vitcnn/workers/counting.py). Protocol: one JSON object per line on stdin, one reply per line
 on stdout (anything else the process prints goes to stderr, so library chatter cannot corrupt the channel):
 
-  {"cmd": "hello"}                     -> {"ok": true, "machine_info": {...}, "python": ..., "env": {...}}
+  {"cmd": "hello"}                     -> {"ok": true, "machine_info": {...}, "python": ..., "env": {...},
+                                          "commands": [...]} (a worker of an older checkout lists none)
   {"cmd": "setup", "setting": {...}}   -> {"ok": true, "status": "ok", "per_call_s": s, "info": {...}} | status
                                           "oom"/"error"
+  {"cmd": "calibrate", "seconds": s}  -> {"ok": true, "status": "ok", "per_call_s": s} (calls timed alone, kept
+                                          nowhere: what the session sizes its blocks and lead-ins from)
   {"cmd": "block", "calls": n}         -> {"ok": true, "status": "ok", "samples": [s, ...], "host": {...}} | status
                                           "oom"/"error"
   {"cmd": "count", "calls": n, "keep_dump": b}
@@ -96,7 +99,7 @@ class Worker:
         return {"ok": True, "machine_info": machine_info, "python": sys.executable, "pid": os.getpid(),
                 "platform": platform.platform(), "torch_threads": torch.get_num_threads(),
                 "env": {k: os.environ.get(k) for k in REPORTED_ENV}, "cwd": os.getcwd(),
-                "vitcnn": os.path.dirname(vitcnn.__file__)}
+                "vitcnn": os.path.dirname(vitcnn.__file__), "commands": sorted(handlers(self))}
 
     def setup(self, request: dict) -> dict:
         self.free({})
@@ -109,6 +112,17 @@ class Worker:
         self.compile_phases = compiling.phase_delta(phases, compiling.phase_seconds())
         self.gc_pause.enter_context(gc_paused())
         return {"ok": True, "status": "ok", "per_call_s": self.prepared.per_call_s, "info": self.prepared.info}
+
+    def calibrate(self, request: dict) -> dict:
+        """The prepared setting's time per call, timed now for `seconds` (pipeline.Prepared.recalibrate); the
+        lead-ins of later blocks follow it."""
+        if self.prepared is None:
+            return {"ok": False, "error": "calibrate before a successful setup"}
+        try:
+            per_call_s = self.prepared.recalibrate(float(request["seconds"]))
+        except Exception as exc:
+            return self._failed(exc)
+        return {"ok": True, "status": "ok", "per_call_s": per_call_s}
 
     def block(self, request: dict) -> dict:
         """Time `calls` calls after an untimed lead-in (lead_in_calls); the reply has the block's host state."""
@@ -177,10 +191,15 @@ class Worker:
         return {"ok": True, "status": result.status, "reason": result.reason, "fatal": result.fatal}
 
 
+def handlers(worker: Worker) -> dict:
+    """The requests a worker serves, by command."""
+    return {"hello": worker.hello, "setup": worker.setup, "calibrate": worker.calibrate, "block": worker.block,
+            "count": worker.count, "profile": worker.profile, "finish": worker.finish, "free": worker.free}
+
+
 def serve(worker: Worker, requests: TextIO, replies: TextIO) -> None:
     """Answer one request per line until "quit" or end of input."""
-    handlers = {"hello": worker.hello, "setup": worker.setup, "block": worker.block, "count": worker.count,
-                "profile": worker.profile, "finish": worker.finish, "free": worker.free}
+    served = handlers(worker)
     for line in requests:
         if not line.strip():
             continue
@@ -192,7 +211,7 @@ def serve(worker: Worker, requests: TextIO, replies: TextIO) -> None:
         else:
             if command == "quit":
                 return
-            handler = handlers.get(command)
+            handler = served.get(command)
             reply = handler(request) if handler else {"ok": False, "error": f"unknown command {command!r}"}
         replies.write(json.dumps(reply, default=str) + "\n")
         replies.flush()
