@@ -12,13 +12,19 @@ from pathlib import Path
 from vitcnn.ab.sides import Side
 from vitcnn.explain import DEFAULT_CALLS
 from vitcnn.gate.metrics import INSTRUCTIONS
-from vitcnn.measure.options import MeasureOptions
 from vitcnn.settings import Setting
 
 MIN_CALLS = 3  # a block's median needs a few calls
 # Each process times the setting alone for this long after setting it up (worker "calibrate"): blocks and lead-ins
 # are sized from it, not from the warm-up, which ran beside the other processes' setups.
 CALIBRATION_SECONDS = 0.05
+# A session's design on the 2-core AMD EPYC VM (docs/results.md, "Blocks sized alone", 2026-12-07): 3 processes per
+# side in stage 1 and a 4th where unsettled took the median detectable slowdown of a smoke A/A from 7-8% (2-3
+# processes) to 4-5%; blocks twice as long did not lower the blocks' own noise there (it lives at the blocks' time
+# scale), so the timed budget stays small and the setups, which dominate the wall time, get a shorter warm-up: ~0.5 s
+# is what a CPU run needs to reach its speed (measure/options.py), and each block still has its lead-in.
+TARGET_SECONDS = 0.5
+WARMUP_SECONDS = 0.5
 METRICS = ("time", "instructions")
 
 
@@ -34,14 +40,14 @@ class ABOptions:
     profile: str
     device: str | None = None
     threads: int | None = None
-    processes: int = 3  # at most, per side
-    first: int = 2  # processes per side in stage 1
+    processes: int = 4  # at most, per side
+    first: int = 3  # processes per side in stage 1
     rounds: int = 8  # rounds per stage (each process times one block per round)
     threshold: float = 0.03
     alpha: float = 0.05
     detect: float = 0.05  # a `same` must have resolved this slowdown (80% power), else `inconclusive`
     machine_time: bool = True  # process effects in machine time where every block has a speed probe (paired.py)
-    target_seconds: float = MeasureOptions().target_seconds  # timed seconds per side and setting in stage 1
+    target_seconds: float = TARGET_SECONDS  # timed seconds per side and setting in stage 1
     markdown: Path | None = None
     json_path: Path | None = None
     out_dir: Path | None = None
@@ -74,10 +80,11 @@ class ABOptions:
         return self.processes - self.first + 1
 
     def worker_args(self) -> list[str]:
-        """The options every worker of the session starts with (device, threads, profile); a side adds its own."""
+        """The options every worker of the session starts with (device, threads, profile, warm-up); a side adds
+        its own after them, which win."""
         return [*(["--vitcnn-device", self.device] if self.device else []),
                 *(["--vitcnn-threads", str(self.threads)] if self.threads else []),
-                "--vitcnn-profile", self.profile]
+                "--vitcnn-profile", self.profile, "--vitcnn-warmup-seconds", str(WARMUP_SECONDS)]
 
 
 def pair_order(p: int) -> str:
