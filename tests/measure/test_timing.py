@@ -214,6 +214,17 @@ def test_gc_is_paused_inside_and_restored_after_even_on_error():
     assert gc.isenabled() and gc.get_freeze_count() == 0
 
 
+def test_a_pause_leaves_what_the_process_froze_itself_frozen():
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert gc.isenabled() and gc.get_freeze_count() >= frozen > 0
+    finally:
+        gc.unfreeze()
+
+
 def test_a_pause_inside_a_pause_neither_collects_nor_ends_the_outer_one(monkeypatch):
     """`vitcnn ab` workers pause the GC for a whole setting; the pause of each block inside must cost nothing."""
     collections = []

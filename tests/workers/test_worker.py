@@ -132,3 +132,19 @@ def test_compile_times_and_the_eager_twin_are_off_in_ab_unless_a_side_asks(argv,
     # each setting cold.
     options = worker.Worker(["--vitcnn-device", "cpu", *argv]).options
     assert (options.compile_times, options.eager_twin) == (on, on)
+
+
+def test_free_freezes_what_outlives_a_setting_and_the_next_pause_keeps_it_frozen():
+    import gc
+
+    from vitcnn.measure.timing import gc_paused
+
+    try:
+        assert worker.Worker(["--vitcnn-device", "cpu"]).free({}) == {"ok": True}
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        with gc_paused():  # a setup's or a block's pause
+            pass
+        assert gc.get_freeze_count() >= frozen and gc.isenabled()
+    finally:
+        gc.unfreeze()

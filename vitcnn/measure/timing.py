@@ -40,17 +40,22 @@ def plain_timer(call: Callable[[], None], rounds: int) -> list[float]:
 def gc_paused() -> Iterator[None]:
     """Collect, freeze and disable the cyclic GC for the block; undo all of it on exit, even on an exception.
     Inside another pause (the GC already off) it does nothing: with torch loaded a collection costs more than
-    0.1 s, which `vitcnn ab` would otherwise pay before every short block (its workers pause once per setting)."""
+    0.1 s, which `vitcnn ab` would otherwise pay before every short block (its workers pause once per setting).
+    A process that froze its own long-lived objects (a `vitcnn ab` worker, between settings) keeps them frozen:
+    unfreezing them would make every later collection scan them again (~0.27 s each on the 2-core VM)."""
     if not gc.isenabled():
         yield
         return
     gc.collect()
-    gc.freeze()
+    owns_freeze = gc.get_freeze_count() == 0
+    if owns_freeze:
+        gc.freeze()
     gc.disable()
     try:
         yield
     finally:
-        gc.unfreeze()
+        if owns_freeze:
+            gc.unfreeze()
         gc.enable()
 
 

@@ -28,6 +28,7 @@ vitcnn.measure.Prepared, the same code `measure` (and so pytest) composes: no se
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import math
@@ -178,11 +179,14 @@ class Worker:
                 "samples": result.samples}
 
     def free(self, request: dict) -> dict:
+        """Drop the setting; what is still alive then is the process's own (modules, caches): frozen, so that the
+        collections of later setups and pauses scan only their setting's objects (0.27 s -> ~0 each here)."""
         self.gc_pause.close()
         if self.prepared is not None:
             self.prepared.close()
             self.prepared = None
         pipeline.free_memory()
+        gc.freeze()
         return {"ok": True}
 
     def _failed(self, exc: Exception) -> dict:
