@@ -109,6 +109,17 @@ def test_usage_errors_exit_2_before_anything_starts(args, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("args, design", [((), (4, 3)), (("--processes", "2"), (2, 2)),
+                                          (("--processes", "6"), (6, 3)),
+                                          (("--processes", "5", "--first-processes", "2"), (5, 2))])
+def test_stage_one_takes_three_processes_per_side_or_all_of_fewer(args, design):
+    from vitcnn.cli import build_parser
+    from vitcnn.cli.ab import session_fields
+
+    fields = session_fields(build_parser().parse_args(["ab", "--device", "cpu", *args]), "cpu")
+    assert (fields["processes"], fields["first"]) == design
+
+
 def test_a_side_that_cannot_start_exits_2(capsys, tmp_path):
     assert cli.main(["ab", *TINY, "--b-python", str(tmp_path / "python9")]) == 2
     assert "cannot start" in capsys.readouterr().err

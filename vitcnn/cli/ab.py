@@ -12,6 +12,7 @@ from vitcnn.ab.sides import Side, parse_env, split_opts
 from vitcnn.cli.common import add_axis_options, command, error, selected_settings
 from vitcnn.gate.metrics import REGRESSION_LABELS
 
+FIRST = next(f.default for f in fields(ABOptions) if f.name == "first")
 EXIT = (f"Exit 0: no regression; 1: a regression ({', '.join(REGRESSION_LABELS)}); "
         f"2: usage error, a side that cannot start, or fingerprints that differ between the sides without different "
         f"interpreters.")
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
 def session_fields(args: argparse.Namespace, device_type: str) -> dict:
     """ABOptions' fields from add_session_options' options (a bad value is a ValueError naming the option)."""
     return dict(settings=selected_settings(args, args.profile, device_type), profile=args.profile,
-                device=args.device, threads=args.threads, processes=args.processes, first=args.first_processes,
+                device=args.device, threads=args.threads, processes=args.processes,
+                first=args.first_processes if args.first_processes is not None else min(FIRST, args.processes),
                 rounds=args.rounds, target_seconds=args.target_seconds, threshold=args.threshold, alpha=args.alpha,
                 detect=args.detect, metric=args.metric, instructions_tolerance=args.instructions_tolerance,
                 explain=args.explain == "on", explain_calls=args.explain_calls,
@@ -92,8 +94,8 @@ def add_session_options(p: argparse.ArgumentParser) -> None:
     defaults = {f.name: f.default for f in fields(ABOptions)}
     p.add_argument("--processes", type=int, default=defaults["processes"],
                    help="worker processes per side, at most (default %(default)s)")
-    p.add_argument("--first-processes", type=int, default=defaults["first"],
-                   help="processes per side in the first stage (default %(default)s)")
+    p.add_argument("--first-processes", type=int,
+                   help=f"processes per side in the first stage (default {FIRST}, or --processes if fewer)")
     p.add_argument("--rounds", type=int, default=defaults["rounds"],
                    help="rounds per stage; each process times one block per round (default %(default)s)")
     p.add_argument("--target-seconds", type=float, default=defaults["target_seconds"],
