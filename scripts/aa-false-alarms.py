@@ -4,9 +4,9 @@
                                       [--noise 'results/DIR/plain*.json.gz'] [--machine-time]
 
 Each synthetic setting resamples one measured setting of the plain A/A sessions of the 2-core VM
-(results/regimes-2026-12-06/plain*.json.gz: 18 settings, 4 processes per side, 6 rounds): the y = round + process
+(by default results/regimes-2026-12-06/plain*.json.gz: 18 settings, 4 processes per side, 6 rounds): the y = round + process
 fit of its blocks gives its process effects, its round effects (the machine's drift) and its block residuals
-(inflated by sqrt(n / residual df) to undo the fit's shrinkage). A synthetic session of 32 settings (the smoke
+(inflated by sqrt(n / residual df) to undo the fit's shrinkage). A synthetic session of 24 settings (the smoke
 profile) runs `vitcnn ab`'s design at its defaults (vitcnn.ab.design.ABOptions: first processes, the cap, rounds per
 stage, looks) with fresh process effects drawn from the measured ones, drift drawn from the measured rounds and
 residuals drawn from the measured blocks, and is decided by vitcnn.gate.paired exactly as the driver decides it.
@@ -49,8 +49,9 @@ from vitcnn.ab.design import ABOptions  # noqa: E402
 from vitcnn.ab.driver import paired_blocks  # noqa: E402
 from vitcnn.ab.sides import Side  # noqa: E402
 from vitcnn.gate import paired  # noqa: E402
+from vitcnn.settings import profile_settings  # noqa: E402
 
-SETTINGS = 32  # the smoke profile
+SETTINGS = len(profile_settings("smoke", "cpu"))  # the smoke profile on a CPU (24)
 REGIME = math.log(1.2)
 
 
