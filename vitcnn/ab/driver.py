@@ -1,7 +1,7 @@
 """The `vitcnn ab` session: start P worker processes per side, then setting by setting set each up, time blocks
 in rounds with only one process active at a time, look after every stage, finish and free; then decide and write.
 
-A setting runs in stages. Stage 1 sets it up in the first `first` processes of each side (default 2) and times
+A setting runs in stages. Stage 1 sets it up in the first `first` processes of each side (default 3) and times
 `rounds` rounds; every later stage sets it up in one more fresh process per side and times `rounds` more rounds over
 all of them, up to `processes` per side. After each stage the setting is looked at (paired.estimate) and stops as
 soon as it is settled (paired.settled): a clear slowdown or speed-up, or a `same` that resolves `detect`.
