@@ -19,10 +19,10 @@ MIN_CALLS = 3  # a block's median needs a few calls
 # are sized from it, not from the warm-up, which ran beside the other processes' setups.
 CALIBRATION_SECONDS = 0.05
 # A session's design on the 2-core AMD EPYC VM (docs/results.md, "Blocks sized alone", 2026-12-07): 3 processes per
-# side in stage 1 and a 4th where unsettled took the median detectable slowdown of a smoke A/A from 7-8% (2-3
-# processes) to 4-5%; blocks twice as long did not lower the blocks' own noise there (it lives at the blocks' time
-# scale), so the timed budget stays small and the setups, which dominate the wall time, get a shorter warm-up: ~0.5 s
-# is what a CPU run needs to reach its speed (measure/options.py), and each block still has its lead-in.
+# side in stage 1 and a 4th where unsettled took the median detectable slowdown of a smoke A/A from 6-8% (2-3
+# processes) to 5-6%; blocks twice as long did not lower the blocks' own noise there (it lives at the blocks' time
+# scale), so the timed budget stays small. The setups dominate the wall time; their warm-up is ~0.5 s, what a CPU
+# run needs to reach its speed (measure/options.py), each block still having its lead-in.
 TARGET_SECONDS = 0.5
 WARMUP_SECONDS = 0.5
 METRICS = ("time", "instructions")

@@ -9,7 +9,7 @@ on stdout (anything else the process prints goes to stderr, so library chatter c
                                           "commands": [...]} (a worker of an older checkout lists none)
   {"cmd": "setup", "setting": {...}}   -> {"ok": true, "status": "ok", "per_call_s": s, "info": {...}} | status
                                           "oom"/"error"
-  {"cmd": "calibrate", "seconds": s}  -> {"ok": true, "status": "ok", "per_call_s": s} (calls timed alone, kept
+  {"cmd": "calibrate", "seconds": s}   -> {"ok": true, "status": "ok", "per_call_s": s} (calls timed alone, kept
                                           nowhere: what the session sizes its blocks and lead-ins from)
   {"cmd": "block", "calls": n}         -> {"ok": true, "status": "ok", "samples": [s, ...], "host": {...}} | status
                                           "oom"/"error"
