@@ -132,7 +132,8 @@ def test_a_a_session_end_to_end_with_every_output(tmp_path, capsys):
     second stage (a third process per side) because a 0.1% detectable slowdown is never reached. The threshold is
     wide because this checks the plumbing; the statistics are tested in tests/gate/test_paired.py."""
     out, md, js = tmp_path / "runs", tmp_path / "ab.md", tmp_path / "ab.json"
-    code = cli.main(["ab", *TINY, "--processes", "3", "--threshold", "0.5", "--detect", "0.001",
+    code = cli.main(["ab", *TINY, "--processes", "3", "--first-processes", "2", "--threshold", "0.5",
+                     "--detect", "0.001",
                      f"--a-opts={QUICK}", f"--b-opts={QUICK}", "--b-ref", "HEAD",
                      "--markdown", str(md), "--json", str(js), "--out-dir", str(out)])
     captured = capsys.readouterr()

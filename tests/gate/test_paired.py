@@ -211,7 +211,7 @@ def test_stopping_early_spends_fewer_processes_where_the_answer_is_clear():
     rng = np.random.default_rng(9)
     clear = [sequential(rng, ratio, process_sd=0.002).processes for ratio in (1.0, 1.2) for _ in range(20)]
     borderline = [sequential(rng, 1.035, process_sd=0.01).processes for _ in range(20)]
-    assert np.mean(clear) < 2.3 and np.mean(borderline) > np.mean(clear)
+    assert np.mean(clear) < DESIGN.first + 0.3 and np.mean(borderline) > np.mean(clear)
     assert max(clear + borderline) <= DESIGN.processes
 
 

@@ -189,19 +189,6 @@ class Prepared:
         self.per_call_s = statistics.median(warmup[-warmup_calls:])
         info["warmup_rounds"] = len(warmup)
 
-    def recalibrate(self, seconds: float, min_calls: int = 3) -> float:
-        """Re-estimate per_call_s from calls timed now, alone on the machine. The warm-up's estimate is taken while
-        an A/B session sets the setting up in all of its processes at once: on 2 cores it read up to ~3x slow, and
-        blocks sized from it timed a third of their target. Neither kept in samples nor in the host record."""
-        timed: list[float] = []
-        with gc_paused():
-            self.call()  # refills what another process evicted
-            start = time.perf_counter()
-            while len(timed) < min_calls or time.perf_counter() - start < seconds:
-                timed += plain_timer(self.call, 1)
-        self.per_call_s = statistics.median(timed)
-        return self.per_call_s
-
     def _cuda_memory_baseline(self) -> None:
         """Peak statistics reset and the allocation noted, before the call that records CUDA graphs (if any)."""
         synchronize(self.device)
