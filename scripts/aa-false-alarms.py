@@ -3,10 +3,10 @@
     python scripts/aa-false-alarms.py [--sessions 400] [--alpha 0.05 0.01] [--rule t moderated] [--seed 0]
                                       [--noise 'results/DIR/plain*.json.gz'] [--machine-time]
 
-Each synthetic setting resamples one measured setting of the plain A/A sessions of the 2-core VM
-(by default results/regimes-2026-12-06/plain*.json.gz: 18 settings, 4 processes per side, 6 rounds): the y = round + process
-fit of its blocks gives its process effects, its round effects (the machine's drift) and its block residuals
-(inflated by sqrt(n / residual df) to undo the fit's shrinkage). A synthetic session of 24 settings (the smoke
+Each synthetic setting resamples one measured setting of the plain A/A sessions of the 2-core VM (by default
+results/regimes-2026-12-06/plain*.json.gz: 18 settings, 4 processes per side, 6 rounds): the y = round + process fit
+of its blocks gives its process effects, its round effects (the machine's drift) and its block residuals (inflated
+by sqrt(n / residual df) to undo the fit's shrinkage). A synthetic session of 24 settings (the smoke
 profile) runs `vitcnn ab`'s design at its defaults (vitcnn.ab.design.ABOptions: first processes, the cap, rounds per
 stage, looks) with fresh process effects drawn from the measured ones, drift drawn from the measured rounds and
 residuals drawn from the measured blocks, and is decided by vitcnn.gate.paired exactly as the driver decides it.

@@ -12,7 +12,7 @@ from vitcnn.ab.sides import Side, parse_env, split_opts
 from vitcnn.cli.common import add_axis_options, command, error, selected_settings
 from vitcnn.gate.metrics import REGRESSION_LABELS
 
-FIRST = next(f.default for f in fields(ABOptions) if f.name == "first")
+DEFAULTS = {f.name: f.default for f in fields(ABOptions)}  # the parser's defaults are the session's
 EXIT = (f"Exit 0: no regression; 1: a regression ({', '.join(REGRESSION_LABELS)}); "
         f"2: usage error, a side that cannot start, or fingerprints that differ between the sides without different "
         f"interpreters.")
@@ -44,7 +44,8 @@ def session_fields(args: argparse.Namespace, device_type: str) -> dict:
     """ABOptions' fields from add_session_options' options (a bad value is a ValueError naming the option)."""
     return dict(settings=selected_settings(args, args.profile, device_type), profile=args.profile,
                 device=args.device, threads=args.threads, processes=args.processes,
-                first=args.first_processes if args.first_processes is not None else min(FIRST, args.processes),
+                first=(args.first_processes if args.first_processes is not None
+                       else min(DEFAULTS["first"], args.processes)),
                 rounds=args.rounds, target_seconds=args.target_seconds, threshold=args.threshold, alpha=args.alpha,
                 detect=args.detect, metric=args.metric, instructions_tolerance=args.instructions_tolerance,
                 explain=args.explain == "on", explain_calls=args.explain_calls,
@@ -91,37 +92,36 @@ def add_session_options(p: argparse.ArgumentParser) -> None:
     add_axis_options(p)
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p.add_argument("--threads", type=int, help="torch CPU threads in each worker (default: torch's choice)")
-    defaults = {f.name: f.default for f in fields(ABOptions)}
-    p.add_argument("--processes", type=int, default=defaults["processes"],
+    p.add_argument("--processes", type=int, default=DEFAULTS["processes"],
                    help="worker processes per side, at most (default %(default)s)")
     p.add_argument("--first-processes", type=int,
-                   help=f"processes per side in the first stage (default {FIRST}, or --processes if fewer)")
-    p.add_argument("--rounds", type=int, default=defaults["rounds"],
+                   help=f"processes per side in the first stage (default {DEFAULTS['first']}, or --processes if fewer)")
+    p.add_argument("--rounds", type=int, default=DEFAULTS["rounds"],
                    help="rounds per stage; each process times one block per round (default %(default)s)")
-    p.add_argument("--target-seconds", type=float, default=defaults["target_seconds"],
+    p.add_argument("--target-seconds", type=float, default=DEFAULTS["target_seconds"],
                    help="timed seconds per side and setting in the first stage, split over its blocks "
                         "(default %(default)s)")
-    p.add_argument("--threshold", type=float, default=defaults["threshold"],
+    p.add_argument("--threshold", type=float, default=DEFAULTS["threshold"],
                    help="slower only if significant and the estimated slowdown exceeds this (default %(default)s)")
-    p.add_argument("--alpha", type=float, default=defaults["alpha"],
+    p.add_argument("--alpha", type=float, default=DEFAULTS["alpha"],
                    help="significance after Benjamini-Hochberg across settings, spent over the looks "
                         "(default %(default)s)")
-    p.add_argument("--detect", type=float, default=defaults["detect"],
+    p.add_argument("--detect", type=float, default=DEFAULTS["detect"],
                    help="a setting that could not have seen this slowdown (80%% power) is inconclusive, not "
                         "same (default %(default)s)")
-    p.add_argument("--machine-time", choices=("on", "off"), default="on" if defaults["machine_time"] else "off",
+    p.add_argument("--machine-time", choices=("on", "off"), default="on" if DEFAULTS["machine_time"] else "off",
                    help="judge each process in machine time: its blocks' times against the speed probe timed "
                         "around them (a fixed pure-Python loop), which takes a slow core out; off: by the clock "
                         "alone (default %(default)s)")
-    p.add_argument("--metric", choices=METRICS, default=defaults["metric"],
+    p.add_argument("--metric", choices=METRICS, default=DEFAULTS["metric"],
                    help="time: interleaved wall time (default); instructions: each setting's instructions per call "
                         "counted under Callgrind on both sides at once, no timing (CPU only, needs valgrind)")
-    p.add_argument("--instructions-tolerance", type=float, default=defaults["instructions_tolerance"],
+    p.add_argument("--instructions-tolerance", type=float, default=DEFAULTS["instructions_tolerance"],
                    help="--metric instructions: instructions-up beyond this relative growth (default %(default)s)")
-    p.add_argument("--explain", choices=("on", "off"), default="on" if defaults["explain"] else "off",
+    p.add_argument("--explain", choices=("on", "off"), default="on" if DEFAULTS["explain"] else "off",
                    help="after the verdicts, profile each `slower` setting once more per side (torch.profiler, a "
                         "separate pass: timing stays clean) and list the ops that changed most; an instructions-up "
                         "lists the functions whose instructions changed most, from the counted dumps "
                         "(default %(default)s)")
-    p.add_argument("--explain-calls", type=int, default=defaults["explain_calls"],
+    p.add_argument("--explain-calls", type=int, default=DEFAULTS["explain_calls"],
                    help="calls profiled per side for an explanation (default %(default)s)")
