@@ -36,11 +36,13 @@ class _Pool:
     processes' setups) and, when it serves "calibrate", the time per call timed alone."""
 
     def __init__(self, warm_up: float, alone: float | None) -> None:
-        self.warm_up, self.alone, self.sent = warm_up, alone, []
+        self.warm_up, self.alone, self.sent, self.count_flops = warm_up, alone, [], []
         self.commands = frozenset({"setup", "block"} | ({"calibrate"} if alone else set()))
 
     def send(self, cmd: str, **fields) -> None:
         self.sent.append(cmd)
+        if cmd == "setup":
+            self.count_flops.append(fields["count_flops"])
 
     def receive(self, cmd: str) -> dict:
         return {"ok": True, "status": "ok", "per_call_s": self.warm_up if cmd == "setup" else self.alone}
@@ -64,6 +66,8 @@ def test_blocks_are_sized_from_the_time_per_call_measured_alone(alone, calls):
     assert design.calls_per_block(run.per_call, options.target_seconds, options.rounds * options.first) == calls
     calibrated = [w for name in "AB" for w in pools[name] if "calibrate" in w.sent]
     assert len(calibrated) == (4 if alone else 0)  # each new process once; an older worker cannot
+    # only a side's first process counts FLOPs: its numbers stand for the side
+    assert [[w.count_flops for w in pools[name]] for name in "AB"] == [[[True], [False], []]] * 2
 
 
 def _hello(torch_version: str) -> dict:

@@ -105,8 +105,8 @@ class _Setting:
         other's finish still reports its numbers."""
         start = self.record.processes
         jobs = [(name, k) for k in range(start, start + count) for name in "AB" if name not in self.record.results]
-        for name, k in jobs:
-            self.pools[name][k].send("setup", setting=self.settings[name].as_dict())
+        for name, k in jobs:  # the first process's numbers stand for its side (finish): only it counts FLOPs
+            self.pools[name][k].send("setup", setting=self.settings[name].as_dict(), count_flops=k == 0)
         ready = []
         for name, k in jobs:
             reply = self.pools[name][k].receive("setup")

@@ -175,3 +175,26 @@ def count_flops(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor | 
     uncounted = sorted(op for op in leaves.names if is_attention_op(op) and op not in counted)
     error = f"attention op(s) ran with no FLOP formula: {', '.join(uncounted)}" if uncounted else None
     return FlopCount(int(counter.get_total_flops()), attention, per_op, error)
+
+
+FLOP_FIELDS = ("flops", "attention_flops", "forward_flops", "flops_error", "flops_convention")
+
+
+def flop_fields(model: torch.nn.Module, x: torch.Tensor, has_attention: bool, essay: bool,
+                labels: torch.Tensor | None = None) -> dict:
+    """FLOP fields of one call (with `labels`: a training step, and the forward alone beside it); a failed or
+    incomplete count is an error string, never a discarded timing."""
+    try:
+        forward = count_flops(model, x)
+        count = forward if labels is None else count_flops(model, x, labels)
+    except Exception as exc:
+        return {**dict.fromkeys(FLOP_FIELDS), "flops_error": f"{type(exc).__name__}: {exc}"}
+    error = count.error or forward.error
+    if error is None and has_attention and not count.attention:
+        error = "no attention FLOPs counted for a model with attention"
+
+    def convention(c):
+        return c.total - c.attention if essay else c.total
+
+    return {"flops": convention(count), "attention_flops": count.attention, "forward_flops": convention(forward),
+            "flops_error": error, "flops_convention": "essay: attention excluded" if essay else "all ops"}

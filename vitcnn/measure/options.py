@@ -32,6 +32,9 @@ class MeasureOptions:
     # False only in a counting worker under callgrind (vitcnn/workers/counting.py): no FLOP count, no references
     # and no output check there, as a plain worker compiled and checked the same cached graph first.
     checks: bool = True
+    # False in an A/B's processes after a side's first (vitcnn/ab/driver.py): the first one's count stands for the
+    # side, the others' (~0.3 s of a ~1 s eager setup on the 2-core VM) were never read. Their output is still checked.
+    count_flops: bool = True
 
 
 def for_profile(options: MeasureOptions, profile: str) -> MeasureOptions:

@@ -15,8 +15,7 @@ Order matters for honest numbers (docs/measuring.md says why each step is there)
    warm up for a time and time synchronised calls with the cyclic GC paused;
 5. after timing: device time and gpu_busy (CUDA), the CPU memory peak of one more call (memory.py: the profiler's
    allocator events), where asked for the eager twin (twin.py: speedup over eager, memory compression), then the
-   SDPA backend probe (CPU profiler activities only; on eager for CUDA-graph modes);
-   a backend other than the requested one fails the setting.
+   SDPA backend probe (CPU profiler activities only; eager for CUDA-graph modes): another backend fails it.
 Out-of-memory anywhere is a result (status "oom"); a sticky CUDA error is marked fatal; everything is freed.
 """
 
@@ -35,7 +34,7 @@ import torch
 
 from vitcnn.measure import compiling, host, memory, peaks, reference, sdpa, training, twin
 from vitcnn.measure.failures import failure
-from vitcnn.measure.flops import count_flops
+from vitcnn.measure.flops import FLOP_FIELDS, flop_fields
 from vitcnn.measure.options import CONVENTIONS, MeasureOptions
 from vitcnn.measure.precision import DTYPES, precision_flags
 from vitcnn.measure.timing import device_time_fields, gc_paused, plain_timer, synchronize, warm_up
@@ -67,27 +66,6 @@ def _prepare(setting: Setting, device: torch.device, build: Callable[..., torch.
     model = build(setting.model, setting.resolution).to(device=device, dtype=dtype, memory_format=layout)
     x = torch.randn(setting.batch, 3, setting.resolution, setting.resolution, device=device, dtype=dtype)
     return model, x.contiguous(memory_format=layout)
-
-
-def _flop_fields(model: torch.nn.Module, x: torch.Tensor, has_attention: bool, essay: bool,
-                 labels: torch.Tensor | None = None) -> dict:
-    """FLOP fields of one call (with `labels`: a training step, and the forward alone beside it); a failed or
-    incomplete count is an error string, never a discarded timing."""
-    try:
-        forward = count_flops(model, x)
-        count = forward if labels is None else count_flops(model, x, labels)
-    except Exception as exc:
-        return {"flops": None, "attention_flops": None, "forward_flops": None,
-                "flops_error": f"{type(exc).__name__}: {exc}", "flops_convention": None}
-    error = count.error or forward.error
-    if error is None and has_attention and not count.attention:
-        error = "no attention FLOPs counted for a model with attention"
-
-    def convention(c):
-        return c.total - c.attention if essay else c.total
-
-    return {"flops": convention(count), "attention_flops": count.attention, "forward_flops": convention(forward),
-            "flops_error": error, "flops_convention": "essay: attention excluded" if essay else "all ops"}
 
 
 class Prepared:
@@ -140,7 +118,8 @@ class Prepared:
             "params": sum(p.numel() for p in model.parameters()), "weights_bytes": _weights_bytes(model),
         }
         if options.checks:
-            info.update(_flop_fields(model, x, spec.has_attention, essay, labels))
+            info.update(flop_fields(model, x, spec.has_attention, essay, labels) if options.count_flops
+                        else dict.fromkeys(FLOP_FIELDS))  # not counted: empty, as a failed count's numbers
             refs = (training.references(model, x, labels, setting.precision) if train
                     else reference.references(model, x))
 

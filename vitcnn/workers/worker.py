@@ -7,8 +7,9 @@ on stdout (anything else the process prints goes to stderr, so library chatter c
 
   {"cmd": "hello"}                     -> {"ok": true, "machine_info": {...}, "python": ..., "env": {...},
                                           "commands": [...]} (a worker of an older checkout lists none)
-  {"cmd": "setup", "setting": {...}}   -> {"ok": true, "status": "ok", "per_call_s": s, "info": {...}} | status
-                                          "oom"/"error"
+  {"cmd": "setup", "setting": {...}, "count_flops": b}
+                                       -> {"ok": true, "status": "ok", "per_call_s": s, "info": {...}} | status
+                                          "oom"/"error" (count_flops false: no FLOP fields in info)
   {"cmd": "calibrate", "seconds": s}   -> {"ok": true, "status": "ok", "per_call_s": s} (calls timed alone, kept
                                           nowhere: what the session sizes its blocks and lead-ins from)
   {"cmd": "block", "calls": n}         -> {"ok": true, "status": "ok", "samples": [s, ...], "host": {...}} | status
@@ -106,9 +107,10 @@ class Worker:
     def setup(self, request: dict) -> dict:
         self.free({})
         self.setting = Setting.from_dict(request["setting"])
+        options = replace(self.options, count_flops=self.options.count_flops and request.get("count_flops", True))
         phases = compiling.phase_seconds()
         try:
-            self.prepared = pipeline.prepare(self.setting, self.device, self.options)
+            self.prepared = pipeline.prepare(self.setting, self.device, options)
         except Exception as exc:
             return self._failed(exc)
         self.compile_phases = compiling.phase_delta(phases, compiling.phase_seconds())
