@@ -2,6 +2,7 @@
 
     python scripts/aa-false-alarms.py [--sessions 400] [--alpha 0.05 0.01] [--rule t moderated] [--seed 0]
                                       [--noise 'results/DIR/plain*.json.gz'] [--machine-time]
+                                      [--processes 4 --first-processes 4 --rounds 12]
 
 Each synthetic setting resamples one measured setting of the plain A/A sessions of the 2-core VM (by default
 results/regimes-2026-12-06/plain*.json.gz: 18 settings, 4 processes per side, 6 rounds): the y = round + process fit
@@ -23,9 +24,10 @@ analysis in machine time is left with; sessions without probes cannot be read th
 
 Noise models (--models): `measured` as above; `regimes`: the same, plus the two speeds 20% apart that processes of
 the AMD EPYC VM clustered at (issue 37: each process slow with probability 1/2). Printed per model and alpha: the
-share of sessions with any false verdict (what fails or misleads an innocent pull request), with its 95% Clopper-
-Pearson interval, the share of `inconclusive` rows, the median detectable slowdown, and with the same noise a
-planted 5% and 10% slowdown: the share of rows `slower`.
+share of sessions with any false verdict (what misleads on an innocent pull request) and with a false `slower` (what
+fails it), each with its 95% Clopper-Pearson interval, the share of `inconclusive` rows, the median detectable
+slowdown, and with the same noise a planted 5% and 10% slowdown: the share of rows `slower`. The design
+(--processes, --first-processes, --rounds) is vitcnn ab's defaults unless given.
 """
 
 from __future__ import annotations
@@ -207,10 +209,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=400)
     parser.add_argument("--planted-sessions", type=int, default=40)
-    parser.add_argument("--alpha", type=float, nargs="+", default=[ABOptions(Side("A"), Side("B"), [], "smoke").alpha])
+    parser.add_argument("--alpha", type=float, nargs="+", default=[0.05])
     parser.add_argument("--models", nargs="+", default=["measured", "regimes"])
     parser.add_argument("--rule", nargs="+", default=["t"], choices=["t", "moderated"])
     parser.add_argument("--seed", type=int, default=0)
+    defaults = ABOptions(Side("A"), Side("B"), [], "smoke")
+    parser.add_argument("--processes", type=int, default=defaults.processes, help="the design (default: vitcnn ab's)")
+    parser.add_argument("--first-processes", type=int, default=defaults.first)
+    parser.add_argument("--rounds", type=int, default=defaults.rounds)
     parser.add_argument("--noise", default="results/regimes-2026-12-06/plain*.json.gz",
                         help="the A/A sessions (vitcnn ab --json, gzipped) to draw noise from, a glob under the root")
     parser.add_argument("--machine-time", action="store_true", help="the noise left in machine time")
@@ -221,16 +227,20 @@ def main() -> int:
     noises = measured_noise(paths, args.machine_time)
     print(f"{len(noises)} measured settings from {len(paths)} session(s)"
           f"{' in machine time' if args.machine_time else ''}; {SETTINGS} settings per session")
-    print("rule       noise     alpha   sessions  any false verdict (95% CI)   inconclusive  median detectable  "
-          "planted 5% slower  planted 10% slower")
+    print(f"design: {args.processes} processes per side, {args.first_processes} in stage 1, {args.rounds} rounds "
+          "per stage")
+    print("rule       noise     alpha   sessions  any false verdict (95% CI)   false `slower` (95% CI)   inconclusive  "
+          "median detectable  planted 5% slower  planted 10% slower")
     for rule, model, alpha in [(r, m, a) for r in args.rule for m in args.models for a in args.alpha]:
         run = session if rule == "t" else session_moderated
-        design = dataclasses.replace(ABOptions(Side("A"), Side("B"), [], "smoke"), alpha=alpha)
+        design = dataclasses.replace(defaults, alpha=alpha, processes=args.processes, first=args.first_processes,
+                                     rounds=args.rounds)
         rng = np.random.default_rng(args.seed)
-        false, inconclusive, detectable = 0, 0, []
+        false, false_slower, inconclusive, detectable = 0, 0, 0, []
         for _ in range(args.sessions):
             verdicts = run(rng, noises, design, 1.0, model == "regimes")
             false += any(v.label in ("slower", "faster") for v in verdicts)
+            false_slower += any(v.label == "slower" for v in verdicts)  # what fails an innocent pull request
             inconclusive += sum(v.label == "inconclusive" for v in verdicts)
             detectable += [v.estimate.detectable for v in verdicts]
         caught = {}
@@ -239,8 +249,11 @@ def main() -> int:
                     for v in run(rng, noises, design, ratio, model == "regimes")]
             caught[ratio] = sum(v.label == "slower" for v in rows) / len(rows)
         ci = stats.binomtest(false, args.sessions).proportion_ci(0.95)
+        ci_slower = stats.binomtest(false_slower, args.sessions).proportion_ci(0.95)
         print(f"{rule:10} {model:9} {alpha:<7g} {args.sessions:<9} {false / args.sessions:6.1%} "
-              f"({ci.low:.1%}-{ci.high:.1%})          {inconclusive / (args.sessions * SETTINGS):6.1%}       "
+              f"({ci.low:.1%}-{ci.high:.1%})          {false_slower / args.sessions:6.1%} "
+              f"({ci_slower.low:.1%}-{ci_slower.high:.1%})       "
+              f"{inconclusive / (args.sessions * SETTINGS):6.1%}       "
               f"{statistics.median(detectable):6.1%}             {caught[1.05]:6.1%}             "
               f"{caught[1.10]:6.1%}")
     return 0

@@ -113,10 +113,10 @@ def test_usage_errors_exit_2_before_anything_starts(args, message, capsys):
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args, design", [((), (4, 3)), (("--processes", "2"), (2, 2)),
-                                          (("--processes", "6"), (6, 3)),
+@pytest.mark.parametrize("args, design", [((), (4, 4)), (("--processes", "2"), (2, 2)),
+                                          (("--processes", "6"), (6, 6)),
                                           (("--processes", "5", "--first-processes", "2"), (5, 2))])
-def test_stage_one_takes_three_processes_per_side_or_all_of_fewer(args, design):
+def test_one_look_at_every_process_unless_first_processes_asks_for_stages(args, design):
     from vitcnn.cli import build_parser
     from vitcnn.cli.ab import session_fields
 

@@ -18,11 +18,15 @@ MIN_CALLS = 3  # a block's median needs a few calls
 # Each process times the setting alone for this long after setting it up (worker "calibrate"): blocks and lead-ins
 # are sized from it, not from the warm-up, which ran beside the other processes' setups.
 CALIBRATION_SECONDS = 0.05
-# A session's design on the 2-core AMD EPYC VM (docs/results.md, "Blocks sized alone", 2026-12-07): 3 processes per
-# side in stage 1 and a 4th where unsettled took the median detectable slowdown of a smoke A/A from 6-8% (2-3
-# processes) to 5-6%; blocks twice as long did not lower the blocks' own noise there (it lives at the blocks' time
-# scale), so the timed budget stays small. The setups dominate the wall time; their warm-up is ~0.5 s, what a CPU
-# run needs to reach its speed (measure/options.py), each block still having its lead-in.
+# A session's design on the 2-core AMD EPYC VM (docs/results.md, "One look at four processes, twelve rounds",
+# 2026-12-07): 8 rounds of 3 processes per side and a 4th process where unsettled (two looks, each at alpha / 2)
+# left half the rows of a smoke A/A inconclusive (median detectable 5-6%): most settings needed the 4th process
+# anyway, and the second look paid for the first. One look at 4 processes with 12 rounds times fewer blocks than
+# that (96 per setting, not 112), spends alpha once and averages out more of the blocks' noise (about 70% of an
+# 8-round process effect's variance there): at alpha 0.025 per direction (the old design's rate of false `slower` in
+# synthetic sessions, 2.8%) it caught 22 of 24 planted 5% slowdowns, the old one 16. The setups dominate the wall time;
+# their warm-up is ~0.5 s, what a CPU run needs to reach its speed (measure/options.py), each block still having its
+# lead-in.
 TARGET_SECONDS = 0.5
 WARMUP_SECONDS = 0.5
 METRICS = ("time", "instructions")
@@ -41,10 +45,10 @@ class ABOptions:
     device: str | None = None
     threads: int | None = None
     processes: int = 4  # at most, per side
-    first: int = 3  # processes per side in stage 1
-    rounds: int = 8  # rounds per stage (each process times one block per round)
+    first: int = 4  # processes per side in stage 1 (fewer than `processes`: a sequential design, a look per stage)
+    rounds: int = 12  # rounds per stage (each process times one block per round)
     threshold: float = 0.03
-    alpha: float = 0.05
+    alpha: float = 0.025  # per direction (BH across settings): either direction falsely in <= 5% of A/A sessions
     detect: float = 0.05  # a `same` must have resolved this slowdown (80% power), else `inconclusive`
     machine_time: bool = True  # process effects in machine time where every block has a speed probe (paired.py)
     target_seconds: float = TARGET_SECONDS  # timed seconds per side and setting in stage 1

@@ -44,8 +44,7 @@ def session_fields(args: argparse.Namespace, device_type: str) -> dict:
     """ABOptions' fields from add_session_options' options (a bad value is a ValueError naming the option)."""
     return dict(settings=selected_settings(args, args.profile, device_type), profile=args.profile,
                 device=args.device, threads=args.threads, processes=args.processes,
-                first=(args.first_processes if args.first_processes is not None
-                       else min(DEFAULTS["first"], args.processes)),
+                first=args.first_processes if args.first_processes is not None else args.processes,
                 rounds=args.rounds, target_seconds=args.target_seconds, threshold=args.threshold, alpha=args.alpha,
                 detect=args.detect, metric=args.metric, instructions_tolerance=args.instructions_tolerance,
                 explain=args.explain == "on", explain_calls=args.explain_calls,
@@ -66,8 +65,8 @@ def add_ab(subparsers) -> None:
     p = command(
         subparsers, "ab", run, "measure A (base) and B (candidate) interleaved in one job; exit 1 on a regression",
         "Several worker processes per side time short blocks of each setting in rounds (ABBA BAAB ...), one process "
-        "active at a time; a t-test over the processes decides, and settings that are not settled after the first "
-        "stage get one more fresh process per side. " + EXIT)
+        "active at a time; a t-test over the processes decides (with --first-processes below --processes, settings "
+        "not settled after the first stage get one more fresh process per side, a look per stage). " + EXIT)
     for name in ("a", "b"):
         side = "A (base)" if name == "a" else "B (candidate)"
         p.add_argument(f"--{name}-python", default=sys.executable, metavar="PYTHON",
@@ -95,7 +94,8 @@ def add_session_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--processes", type=int, default=DEFAULTS["processes"],
                    help="worker processes per side, at most (default %(default)s)")
     p.add_argument("--first-processes", type=int,
-                   help=f"processes per side in the first stage (default {DEFAULTS['first']}, or --processes if fewer)")
+                   help="processes per side in the first stage (default: --processes, one look; fewer make a "
+                        "sequential design that adds one process per side and stage where unsettled)")
     p.add_argument("--rounds", type=int, default=DEFAULTS["rounds"],
                    help="rounds per stage; each process times one block per round (default %(default)s)")
     p.add_argument("--target-seconds", type=float, default=DEFAULTS["target_seconds"],
@@ -104,8 +104,8 @@ def add_session_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=DEFAULTS["threshold"],
                    help="slower only if significant and the estimated slowdown exceeds this (default %(default)s)")
     p.add_argument("--alpha", type=float, default=DEFAULTS["alpha"],
-                   help="significance after Benjamini-Hochberg across settings, spent over the looks "
-                        "(default %(default)s)")
+                   help="significance per direction after Benjamini-Hochberg across settings, spent over the looks "
+                        "(default %(default)s: a false verdict of either direction in at most 5%% of A/A sessions)")
     p.add_argument("--detect", type=float, default=DEFAULTS["detect"],
                    help="a setting that could not have seen this slowdown (80%% power) is inconclusive, not "
                         "same (default %(default)s)")

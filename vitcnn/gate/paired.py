@@ -31,9 +31,10 @@ analyses them as the unit:
 
 Verdict: `slower` needs adjusted p < alpha AND an estimated slowdown beyond the threshold; `faster` mirrors it;
 otherwise `same` when the setting's detectable slowdown (the smallest one it would have flagged with 80% power) is
-within `detect`, else `inconclusive`. Designed false-alarm rate: in an A/A session, the chance that any setting is
-flagged `slower` is at most alpha (5%), before the threshold makes it rarer still; tests/gate/test_paired.py checks
-it on synthetic sessions with per-process offsets and drift that differs between the sides.
+within `detect` and its interval is not wholly beyond the threshold, else `inconclusive`. Designed false-alarm rate:
+in an A/A session, the chance that any setting is flagged `slower` is at most alpha (vitcnn ab's default 2.5%; as
+much again for `faster`), before the threshold makes it rarer still; tests/gate/test_paired.py checks it on synthetic
+sessions with per-process offsets and drift that differs between the sides.
 """
 
 from __future__ import annotations
@@ -249,6 +250,13 @@ def settled(e: PairedEstimate, alpha: float = 0.05, threshold: float = 0.03, det
             or e.log_detectable <= math.log1p(detect))
 
 
+def beyond_threshold(e: PairedEstimate, threshold: float) -> bool:
+    """Whether the setting's whole interval lies beyond +-threshold: significant alone, whatever the correction
+    across the session's settings says (such a row is never `same`)."""
+    bound = math.log1p(threshold)
+    return e.log_ci_low > bound or e.log_ci_high < -bound
+
+
 def adjust(p_values: Sequence[float]) -> list[float]:
     """Benjamini-Hochberg adjusted p-values (scipy), in the input order."""
     if not len(p_values):
@@ -274,7 +282,8 @@ def decide(estimates: Sequence[PairedEstimate], alpha: float = 0.05, threshold: 
             verdicts.append(PairedVerdict("slower", e, ps))
         elif pf < alpha and e.log_ratio < -bound:
             verdicts.append(PairedVerdict("faster", e, pf))
-        else:
-            label = "same" if e.log_detectable <= math.log1p(detect) else "inconclusive"
-            verdicts.append(PairedVerdict(label, e, ps if e.p_slower <= e.p_faster else pf))
+        else:  # a `same` resolves `detect` and its interval reaches within the threshold (not beyond it alone)
+            same = e.log_detectable <= math.log1p(detect) and not beyond_threshold(e, threshold)
+            p = ps if e.p_slower <= e.p_faster else pf
+            verdicts.append(PairedVerdict("same" if same else "inconclusive", e, p))
     return verdicts

@@ -178,8 +178,11 @@ class Interleaved:
                       f" from {e.blocks} blocks of {e.processes} processes per side")
             if e.machine_slope is not None:
                 detail += f", in machine time (speed probe slope {e.machine_slope:.2f})"
-            if d.label == "inconclusive":
+            if d.label == "inconclusive" and e.detectable > self.detect:
                 detail += f"; could only have seen a slowdown of {percent(e.detectable)} (needs {self.detect:.0%})"
+            elif d.label == "inconclusive":
+                detail += (f"; beyond {options.tolerance:.0%} in this setting alone, not after the correction across "
+                           f"{len(timed)} settings")
             found[i] = SpeedFinding(Finding(d.label, detail, e.ratio, d.p_adjusted), e.ci_low, e.ci_high,
                                     e.detectable, e.processes)
         return found
