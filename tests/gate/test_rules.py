@@ -554,6 +554,25 @@ def test_paired_too_coarse_to_see_the_goal_is_inconclusive_and_says_what_it_coul
     assert "could only have seen a slowdown of" in v.detail and "(needs 5%)" in v.detail
 
 
+def test_paired_a_split_beyond_the_threshold_alone_is_inconclusive_and_says_why():
+    """One of 24 settings: four processes per side split completely, 6.6% apart, its interval wholly beyond 3%
+    but not significant once corrected across the 24 (as in a smoke A/A on the AMD EPYC VM): never `same`."""
+    offsets = [math.exp(x) for x in (-0.0216, -0.0072, 0.0072, 0.0216)]
+
+    def four(ratio: float) -> list[paired.Block]:
+        return [paired.Block(side, k, r, 0.01 * offset * (ratio if side == "B" else 1.0))
+                for r in range(12) for k, offset in enumerate(offsets) for side in "AB"]
+
+    settings = [setting(batch=b, resolution=res) for b in (1, 2, 3) for res in (64, 96, 128, 160, 192, 224, 256, 288)]
+    runs = [(make_run(result(s)).results.popitem()[1], four(1.066 if i == 0 else 1.0)) for i, s in enumerate(settings)]
+    comparison = rules.compare_paired([rules.PairedInput(r, r, b) for r, b in runs],
+                                      rules.GateOptions(tolerance=0.03, alpha=0.025))
+    split, *null = comparison.verdicts
+    assert split.labels == ("inconclusive",) and split.ci_low > 1.03 and split.detectable <= 0.05
+    assert "beyond 3% in this setting alone, not after the correction across 24 settings" in split.detail
+    assert all(v.labels == ("same",) for v in null)
+
+
 def test_paired_status_and_memory_labels():
     [oom] = _paired(result(S1), result(S1, status="oom", reason="out of memory"), []).verdicts
     assert oom.labels == ("now-oom",) and oom.regression and oom.ratio is None

@@ -74,7 +74,7 @@ def test_a_non_finite_compiled_output_is_an_error_result_not_a_timing():
 
 
 def test_incomplete_flop_count_keeps_the_timing_but_derives_nothing_from_it(monkeypatch):
-    monkeypatch.setattr(pipeline, "count_flops", lambda model, x: flops.FlopCount(
+    monkeypatch.setattr(flops, "count_flops", lambda model, x: flops.FlopCount(
         1000, 0, {}, "attention op(s) ran with no FLOP formula: aten.x"))
     outcome = pipeline.measure(setting("vit_t16", 64), "cpu", options=QUICK)
     assert outcome.status == "ok" and outcome.info["median_s"] > 0
@@ -86,7 +86,7 @@ def test_failed_flop_count_keeps_the_timing(monkeypatch):
     def broken(model, x):
         raise RuntimeError("counter exploded")
 
-    monkeypatch.setattr(pipeline, "count_flops", broken)
+    monkeypatch.setattr(flops, "count_flops", broken)
     outcome = pipeline.measure(setting("nfnet_tiny", 64), "cpu", options=QUICK)
     assert outcome.status == "ok" and outcome.info["median_s"] > 0
     assert outcome.info["flops"] is None and "counter exploded" in outcome.info["flops_error"]
