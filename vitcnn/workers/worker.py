@@ -9,7 +9,7 @@ on stdout (anything else the process prints goes to stderr, so library chatter c
                                           "commands": [...]} (a worker of an older checkout lists none)
   {"cmd": "setup", "setting": {...}, "count_flops": b}
                                        -> {"ok": true, "status": "ok", "per_call_s": s, "info": {...}} | status
-                                          "oom"/"error" (count_flops false: no FLOP fields in info)
+                                          "oom"/"error" (count_flops false: its FLOP fields empty)
   {"cmd": "calibrate", "seconds": s}   -> {"ok": true, "status": "ok", "per_call_s": s} (calls timed alone, kept
                                           nowhere: what the session sizes its blocks and lead-ins from)
   {"cmd": "block", "calls": n}         -> {"ok": true, "status": "ok", "samples": [s, ...], "host": {...}} | status
