@@ -168,7 +168,7 @@ def moderated(spread: tuple[np.ndarray, np.ndarray, float, int], prior: tuple[fl
     spent = design.alpha / design.looks
     p_slower = float(stats.t.sf(centre / se, df)) * design.looks
     p_faster = float(stats.t.cdf(centre / se, df)) * design.looks
-    half = float(stats.t.ppf(1 - spent / 2, df)) * se
+    half = float(stats.t.ppf(1 - spent, df)) * se  # each end is the one-sided test, as in paired.estimate
     return paired.PairedEstimate(len(a), blocks, centre, centre - half, centre + half, min(1.0, p_slower),
                                  min(1.0, p_faster), paired._detectable(se, int(min(df, 1e6)), spent,
                                                                         design.threshold), design.looks)
