@@ -6,7 +6,6 @@ pure-Python loop (core speed, the suite's speed probe). Which one follows the bl
 """
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -14,7 +13,7 @@ import numpy as np  # noqa: E402
 import timm  # noqa: E402
 import torch  # noqa: E402
 
-from vitcnn.measure import allocator  # noqa: E402
+from vitcnn.measure import allocator, timing  # noqa: E402
 
 blocks = int(sys.argv[1]) if len(sys.argv) > 1 else 50
 name, res, batch = (sys.argv[2], int(sys.argv[3]), int(sys.argv[4])) if len(sys.argv) > 4 else ("convnext_atto", 128, 2)
@@ -25,13 +24,9 @@ big, big_out = torch.randn(8 << 20), torch.empty(8 << 20)
 small, small_out = torch.randn(256 << 10), torch.empty(256 << 10)
 
 
-def median_ns(f, n: int) -> float:
-    times = []
-    for _ in range(n):
-        start = time.perf_counter_ns()
-        f()
-        times.append(time.perf_counter_ns() - start)
-    return statistics.median(times)
+def median_s(f, n: int) -> float:
+    """Median seconds of `n` calls (only logs of it are used: r and sd do not depend on the unit)."""
+    return statistics.median(timing.plain_timer(f, n))
 
 
 def loop() -> None:
@@ -40,18 +35,14 @@ def loop() -> None:
         total += i
 
 
-PROBES = {"copy 32 MiB": lambda: median_ns(lambda: big_out.copy_(big), 5),
-          "copy 1 MiB": lambda: median_ns(lambda: small_out.copy_(small), 20),
-          "python loop": lambda: median_ns(loop, 5)}
+PROBES = {"copy 32 MiB": lambda: median_s(lambda: big_out.copy_(big), 5),
+          "copy 1 MiB": lambda: median_s(lambda: small_out.copy_(small), 20),
+          "python loop": lambda: median_s(loop, 5)}
 
 
 def block(seconds: float = 0.3) -> float:
-    times, end = [], time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        start = time.perf_counter()
-        model(x)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Median call time (s) over `seconds` of back-to-back calls (the suite's own timing loop)."""
+    return statistics.median(timing.warm_up(lambda: model(x), 1, seconds))
 
 
 rows = []

@@ -5,14 +5,13 @@ the machine, not the process: nothing in the process changed between blocks.
 """
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import timm  # noqa: E402
 import torch  # noqa: E402
 
-from vitcnn.measure import allocator  # noqa: E402
+from vitcnn.measure import allocator, timing  # noqa: E402
 
 blocks = int(sys.argv[1]) if len(sys.argv) > 1 else 40
 name, res, batch = (sys.argv[2], int(sys.argv[3]), int(sys.argv[4])) if len(sys.argv) > 4 else ("convnext_atto", 128, 2)
@@ -22,13 +21,8 @@ x = torch.randn(batch, 3, res, res)
 
 
 def block(seconds: float = 0.4) -> float:
-    """Median call time (ms) over `seconds` of back-to-back calls."""
-    times, end = [], time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        start = time.perf_counter()
-        model(x)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    """Median call time (ms) over `seconds` of back-to-back calls (the suite's own timing loop)."""
+    return statistics.median(timing.warm_up(lambda: model(x), 1, seconds)) * 1e3
 
 
 with torch.inference_mode():

@@ -5,7 +5,6 @@ swung, the second vCPU's placement on the host would be the cause; if both swing
 """
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -13,7 +12,7 @@ import numpy as np  # noqa: E402
 import timm  # noqa: E402
 import torch  # noqa: E402
 
-from vitcnn.measure import allocator  # noqa: E402
+from vitcnn.measure import allocator, timing  # noqa: E402
 
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 40
 print(allocator.apply("fixed"), "| convnext_atto 128 px bs2 eager")
@@ -22,13 +21,9 @@ x = torch.randn(2, 3, 128, 128)
 
 
 def block(threads: int, seconds: float = 0.3) -> float:
+    """Median call time (ms) over `seconds` of back-to-back calls with `threads` intra-op threads."""
     torch.set_num_threads(threads)
-    times, end = [], time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        start = time.perf_counter()
-        model(x)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    return statistics.median(timing.warm_up(lambda: model(x), 1, seconds)) * 1e3
 
 
 with torch.inference_mode():
