@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import time
+from pathlib import Path
 
 import pytest
 
@@ -201,26 +203,50 @@ def test_planted_slowdown_and_oom_in_b_fail_the_session_and_the_slowdown_is_expl
     assert "#### Why vit_t16-64px-bs1-fp32-auto-eager moved: aten::mm +" in (tmp_path / "ab.md").read_text()
 
 
-def test_a_side_that_dies_in_the_middle_of_the_blocks_ends_the_session_with_exit_2(capsys: pytest.CaptureFixture):
+def _template_processes() -> set[int]:
+    """Live processes running a worker template or a fork of one (a fork keeps the template's command line)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"workers/template.py" in (entry / "cmdline").read_bytes():
+                found.add(int(entry.name))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.parametrize("fresh", ["on", "off"])
+def test_a_side_that_dies_in_the_middle_of_the_blocks_ends_the_session_with_exit_2(capsys: pytest.CaptureFixture,
+                                                                                   fresh: str):
     """Side B's first worker exits when asked for its second timed block (tests/force_failure.py): the session
     stops with exit 2 (not a verdict on half the blocks), names the side, the request and the worker's last words,
-    and leaves no worker process of either side behind."""
+    and leaves no process of either side behind: no worker, no template, no fork."""
     import os
     import re
 
+    before = _template_processes()
     code = cli.main(["ab", "--models", "vit_t16", "--res", "64", "--batch", "1", "--compile", "eager",
-                     "--device", "cpu", "--processes", "2", "--rounds", "3", f"--a-opts={QUICK}",
-                     f"--b-opts={QUICK} -p tests.force_failure", "--b-env", "VITCNN_FORCE_EXIT_AT_BLOCK=2"])
+                     "--device", "cpu", "--processes", "2", "--rounds", "3", "--fresh-processes", fresh,
+                     f"--a-opts={QUICK}", f"--b-opts={QUICK} -p tests.force_failure",
+                     "--b-env", "VITCNN_FORCE_EXIT_AT_BLOCK=2"])
     captured = capsys.readouterr()
     assert code == 2, captured.out + captured.err
     assert "vitcnn ab: error: side B: the worker exited" in captured.err and "during 'block'" in captured.err
     assert "planted exit at block 2 (forced by test)" in captured.err  # the log's tail
     assert "vitcnn ab: passed" not in captured.out and "vitcnn ab: FAILED" not in captured.out
-    pids = [int(p) for found in re.findall(r"pids ([\d, ]+)\)", captured.err) for p in found.split(", ")]
-    assert len(pids) == 4, captured.err
+    if fresh == "on":
+        pids = [int(p) for p in re.findall(r"a fresh fork of template (\d+) per setting", captured.err)]
+        assert len(pids) == 2, captured.err
+    else:
+        pids = [int(p) for found in re.findall(r"pids ([\d, ]+)\)", captured.err) for p in found.split(", ")]
+        assert len(pids) == 4, captured.err
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+    deadline = time.monotonic() + 30  # forks exit once their channel closes
+    while _template_processes() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _template_processes() - before
 
 
 def test_a_side_of_several_processes_pools_their_pairs_and_takes_the_median_compile_times():

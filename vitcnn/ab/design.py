@@ -45,6 +45,7 @@ class ABOptions:
     device: str | None = None
     threads: int | None = None
     processes: int = 4  # at most, per side
+    fresh_processes: bool = True  # each setting in new forks of a template process per side (vitcnn/ab/pools.py)
     first: int = 4  # processes per side in stage 1 (fewer than `processes`: a sequential design, a look per stage)
     rounds: int = 12  # rounds per stage (each process times one block per round)
     threshold: float = 0.03

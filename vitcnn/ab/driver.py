@@ -29,6 +29,7 @@ from vitcnn import fingerprint
 from vitcnn.ab import explaining
 from vitcnn.ab.design import CALIBRATION_SECONDS, ABOptions, calls_per_block, pair_order
 from vitcnn.ab.outputs import explanation_json, sides_json, verdict_json, write_outputs
+from vitcnn.ab.pools import Pools
 from vitcnn.ab.sidefile import run_json
 from vitcnn.explain.diff import Explanation
 from vitcnn.gate import paired, rules, verdicts
@@ -38,7 +39,7 @@ from vitcnn.runfile import write_output
 from vitcnn.settings import Setting, invalid_reason
 from vitcnn.workers import SideError
 from vitcnn.workers.checkout import PROJECT_ROOT, Checkout
-from vitcnn.workers.process import WorkerProcess
+from vitcnn.workers.process import Worker
 
 
 @dataclass
@@ -86,7 +87,7 @@ def side_host_fields(blocks: list[dict], side: str) -> dict:
 class _Setting:
     """Runs one setting's stages on the session's worker pools."""
 
-    def __init__(self, pools: dict[str, list[WorkerProcess]], record: SettingRecord, options: ABOptions,
+    def __init__(self, pools: dict[str, list[Worker]], record: SettingRecord, options: ABOptions,
                  started: float) -> None:
         self.pools, self.record, self.options, self.started = pools, record, options, started
         self.settings = {"A": record.a_setting, "B": record.b_setting}
@@ -174,26 +175,35 @@ class _Setting:
         return e
 
     def finish(self) -> None:
-        """Finish every process that holds the setting on a side that did not fail (memory, probe; the first
-        process's numbers stand for the side, the samples of all of them are kept), then free every process."""
+        """Finish the first process of each side that did not fail (memory, probe: its numbers stand for the side),
+        the others only where it measured compile extras that pool over processes; keep every process's samples
+        (its blocks'). Then free the long-lived processes (forks just exit)."""
         record = self.record
         finishing = {name: self.pools[name][:self.held[name]] for name in "AB" if name not in record.results}
         for workers in finishing.values():
-            for worker in workers:
-                worker.send("finish")
+            workers[0].send("finish")
         for name, workers in finishing.items():
-            for worker in workers:
-                reply = worker.receive("finish")
-                if reply["status"] != "ok":
-                    self._fail(name, reply)
-                elif name not in record.results:
+            reply = workers[0].receive("finish")
+            if reply["status"] != "ok":
+                self._fail(name, reply)
+                continue
+            record.infos[name].append(reply.get("info") or {})
+            if pooled(record.infos[name]):
+                for worker in workers[1:]:
+                    reply = worker.request("finish")
+                    if reply["status"] != "ok":
+                        self._fail(name, reply)
+                        break
                     record.infos[name].append(reply.get("info") or {})
-                    record.samples[name] += reply.get("samples") or []
             if name not in record.results:
+                record.samples[name] = [x for k in range(len(workers)) for b in record.blocks
+                                        if b["side"] == name and b["process"] == k for x in b["samples"]]
                 info = {**record.infos[name][0], **pooled(record.infos[name]),
                         "ab_processes": self.held[name], "ab_rounds": record.rounds,
                         **side_host_fields(record.blocks, name)}
                 record.results[name] = Result(self.settings[name], "ok", samples=record.samples[name], info=info)
+        if self.options.fresh_processes:
+            return
         # + 1: a setup that failed may hold something; finishing frees nothing, so every holder is freed
         holders = [w for name in "AB" for w in self.pools[name][:self.held[name] + 1]]
         for worker in holders:
@@ -213,7 +223,7 @@ def _progress(index: int, total: int, record: SettingRecord, e: paired.PairedEst
         print(("\r" if sys.stderr.isatty() else "") + line, file=sys.stderr, flush=True)
 
 
-def _measure_setting(pools: dict[str, list[WorkerProcess]], record: SettingRecord, options: ABOptions,
+def _measure_setting(pools: dict[str, list[Worker]], record: SettingRecord, options: ABOptions,
                      device_type: str, index: int, total: int, started: float) -> None:
     run = _Setting(pools, record, options, started)
     for name in "AB":
@@ -274,7 +284,8 @@ def _write_outputs(options: ABOptions, hello: dict, records: list[SettingRecord]
     markdown = verdicts.paired_markdown(comparison) + explaining.render_all(explanations, markdown=True)
     write_outputs(options, markdown, {
         "schema": 1, "profile": options.profile, "wall_s": wall_s,
-        "options": {"processes": options.processes, "first": options.first, "rounds": options.rounds,
+        "options": {"processes": options.processes, "fresh_processes": options.fresh_processes,
+                    "first": options.first, "rounds": options.rounds,
                     "looks": options.looks, "threshold": options.threshold, "alpha": options.alpha,
                     "detect": options.detect, "target_seconds": options.target_seconds,
                     "device": options.device, "threads": options.threads, "explain": options.explain,
@@ -315,23 +326,21 @@ def run(options: ABOptions) -> int:
         return counted.run(options)
     started = time.perf_counter()
     checkouts: list[Checkout] = []
-    workers: dict[str, list[WorkerProcess]] = {"A": [], "B": []}
+    pools: Pools | None = None
     logs = Path(tempfile.mkdtemp(prefix="vitcnn-ab-logs-"))
-    worker_args = options.worker_args()
     try:
         for side in (options.a, options.b):
-            checkout = Checkout(side.ref, options.repo or PROJECT_ROOT)
-            checkouts.append(checkout)
-            for k in range(options.processes):  # all started before any hello: their imports overlap
-                log = logs / f"{side.name.lower()}{k}.log"
-                workers[side.name].append(WorkerProcess(side, checkout, worker_args, log))
-        hellos = {name: [w.request("hello") for w in workers[name]] for name in "AB"}
+            checkouts.append(Checkout(side.ref, options.repo or PROJECT_ROOT))
+        pools = Pools((options.a, options.b), checkouts, options.worker_args(), options.processes,
+                      options.fresh_processes, logs)
+        hellos = pools.hello()
         hello = {name: hellos[name][0] for name in "AB"}
         for side, checkout in zip((options.a, options.b), checkouts):
             where = f"ref {side.ref}" if side.ref else str(checkout.root)
-            pids = ", ".join(str(h["pid"]) for h in hellos[side.name])
+            pids = (f"a fresh fork of template {hello[side.name]['template_pid']} per setting and process"
+                    if options.fresh_processes else f"pids {', '.join(str(h['pid']) for h in hellos[side.name])}")
             print(f"vitcnn ab: side {side.name}: {hello[side.name]['python']} ({options.processes} processes: "
-                  f"pids {pids}), vitcnn from {where}, "
+                  f"{pids}), vitcnn from {where}, "
                   f"torch {hello[side.name]['machine_info']['vitcnn_fingerprint']['torch']}",
                   file=sys.stderr, flush=True)
         notes, refusal = _fingerprint_check(hello, options)
@@ -341,21 +350,31 @@ def run(options: ABOptions) -> int:
         records = []
         device_type = hello["A"]["machine_info"]["vitcnn_fingerprint"]["device"]
         a_fields, b_fields = options.a.axis_overrides(), options.b.axis_overrides()
-        _prime(workers, [(replace(s, **a_fields), replace(s, **b_fields)) for s in options.settings], device_type)
+        pools.prime([(replace(s, **a_fields), replace(s, **b_fields)) for s in options.settings], device_type)
         for i, setting in enumerate(options.settings, 1):
             record = SettingRecord(replace(setting, **a_fields), replace(setting, **b_fields))
-            _measure_setting(workers, record, options, device_type, i, len(options.settings), started)
+            workers = pools.take()
+            try:
+                _measure_setting(workers, record, options, device_type, i, len(options.settings), started)
+            finally:
+                pools.give_back(workers)
             records.append(record)
         comparison = _compare(options, records, notes)
         trace_dir = (options.out_dir / "traces").resolve() if options.out_dir else logs  # workers run elsewhere
-        explanations = explaining.explain_all_timed(workers, records, comparison, options.explain_calls, trace_dir,
-                                                    options.profile, options.b.opts) if options.explain else {}
+        explanations = {}
+        if options.explain and explaining.flagged(comparison, explaining.TIMED_LABELS):
+            workers = pools.take(1)
+            try:
+                explanations = explaining.explain_all_timed(workers, records, comparison, options.explain_calls,
+                                                            trace_dir, options.profile, options.b.opts)
+            finally:
+                pools.give_back(workers)
     except SideError as exc:
         print(f"vitcnn ab: error: {exc}", file=sys.stderr)
         return 2
     finally:
-        for worker in workers["A"] + workers["B"]:
-            worker.close()
+        if pools is not None:
+            pools.close()
         for checkout in checkouts:
             checkout.close()
     wall_s = time.perf_counter() - started
@@ -368,26 +387,6 @@ def run(options: ABOptions) -> int:
         print(line)
     print(f"vitcnn ab: {'FAILED' if comparison.has_regression else 'passed'}: {comparison.summary()}")
     return 1 if comparison.has_regression else 0
-
-
-def _prime(workers: dict[str, list[WorkerProcess]], settings: list[tuple[Setting, Setting]], device_type: str
-           ) -> None:
-    """Set the first setting valid on both sides up once in every worker, untimed, and free it. A process's first
-    setup ran at a lasting offset of its own (an eager NF-Net 16% and 25% away from its twin in 2 of 4 fresh process
-    pairs), the second one within 1% (docs/results.md): no setting is then measured in a process's first setup."""
-    first = next(((a, b) for a, b in settings if not invalid_reason(a, device_type)
-                  and not invalid_reason(b, device_type)), None)
-    if first is None:
-        return
-    everyone = [(w, first[0] if name == "A" else first[1]) for name in "AB" for w in workers[name]]
-    for worker, setting in everyone:
-        worker.send("setup", setting=setting.as_dict())
-    for worker, _ in everyone:
-        worker.receive("setup")  # a failure here is reported where the setting is measured
-    for worker, _ in everyone:
-        worker.send("free")
-    for worker, _ in everyone:
-        worker.receive("free")
 
 
 def _compare(options: ABOptions, records: list[SettingRecord], notes: list[str]) -> rules.Comparison:

@@ -48,7 +48,8 @@ def session_fields(args: argparse.Namespace, device_type: str) -> dict:
                 rounds=args.rounds, target_seconds=args.target_seconds, threshold=args.threshold, alpha=args.alpha,
                 detect=args.detect, metric=args.metric, instructions_tolerance=args.instructions_tolerance,
                 explain=args.explain == "on", explain_calls=args.explain_calls,
-                machine_time=args.machine_time == "on")
+                machine_time=args.machine_time == "on",
+                fresh_processes=(args.fresh_processes or ("on" if device_type == "cpu" else "off")) == "on")
 
 
 def session_device(args: argparse.Namespace) -> str:
@@ -96,6 +97,11 @@ def add_session_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--first-processes", type=int,
                    help="processes per side in the first stage (default: --processes, one look; fewer make a "
                         "sequential design that adds one process per side and stage where unsettled)")
+    p.add_argument("--fresh-processes", choices=("on", "off"),
+                   help="on: each setting in new processes, forked from one template process per side (a worker "
+                        "that had run other settings ran a setting several %% off its twins); off: the same "
+                        "processes for every setting (default: on for cpu, off for cuda, where forking has not "
+                        "been run yet)")
     p.add_argument("--rounds", type=int, default=DEFAULTS["rounds"],
                    help="rounds per stage; each process times one block per round (default %(default)s)")
     p.add_argument("--target-seconds", type=float, default=DEFAULTS["target_seconds"],

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from vitcnn.measure import instructions
 from vitcnn.workers import SideError
@@ -38,8 +39,71 @@ class Launch:
     opts: tuple[str, ...] = ()
 
 
-class WorkerProcess:
-    """A running worker: send a request, read its one-line reply. Its stderr goes to a log file.
+class Worker:
+    """A running worker's channel: send a request, read its one-line reply; what it writes besides goes to its log.
+    A worker is a fresh process (WorkerProcess) or a fork of a template (WorkerTemplate.fork)."""
+
+    side: Launch
+    log_path: Path
+    commands: frozenset[str] = frozenset()  # what it serves, from its hello (none from an older worker)
+
+    def _channel(self) -> tuple[TextIO, TextIO]:
+        """The worker's requests (written here) and replies (read here)."""
+        raise NotImplementedError
+
+    def _exit_code(self) -> int | None:
+        return None
+
+    def request(self, cmd: str, **fields) -> dict:
+        """Send one request and wait for the reply; a dead or confused worker is a SideError with its log's tail."""
+        self.send(cmd, **fields)
+        return self.receive(cmd)
+
+    def send(self, cmd: str, **fields) -> None:
+        """Send one request without waiting (receive reads the reply): several workers can then work at once."""
+        try:
+            requests = self._channel()[0]
+            requests.write(json.dumps({"cmd": cmd, **fields}) + "\n")
+            requests.flush()
+        except (BrokenPipeError, OSError):
+            pass  # receive reports the dead worker
+
+    def receive(self, cmd: str) -> dict:
+        try:
+            line = self._channel()[1].readline()
+        except OSError:
+            line = ""
+        if not line:
+            raise SideError(f"side {self.side.name}: the worker exited (code {self._exit_code()}) during "
+                            f"{cmd!r}; last lines of {self.log_path}:\n{self.log_tail()}")
+        reply = json.loads(line)
+        if not reply.get("ok"):
+            raise SideError(f"side {self.side.name}: {reply.get('error')}\n{self.log_tail()}")
+        if cmd == "hello":
+            self.commands = frozenset(reply.get("commands", ()))
+        return reply
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+def _environment(side: Launch, checkout: Checkout, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A side's process environment: its overrides, and PYTHONPATH starting at its checkout."""
+    env = {**os.environ, **(extra or {}), **side.env}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(checkout.root), side.env.get("PYTHONPATH", ""),
+                                                     os.environ.get("PYTHONPATH", "")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class WorkerProcess(Worker):
+    """A worker in a process of its own, speaking on its stdin and stdout; its stderr goes to a log file.
 
     With `counting_dir` it runs under callgrind (vitcnn/measure/instructions.py) with the counting environment,
     its dumps in that directory, and can answer "count"."""
@@ -47,11 +111,7 @@ class WorkerProcess:
     def __init__(self, side: Launch, checkout: Checkout, worker_args: list[str], log_path: Path,
                  counting_dir: Path | None = None) -> None:
         self.side, self.log_path = side, log_path
-        self.commands: frozenset[str] = frozenset()  # what it serves, from its hello (none from an older worker)
-        env = {**os.environ, **(instructions.environment(counting_dir) if counting_dir else {}), **side.env}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(checkout.root), side.env.get("PYTHONPATH", ""),
-                                                         os.environ.get("PYTHONPATH", "")) if p)
-        env["PYTHONUNBUFFERED"] = "1"
+        env = _environment(side, checkout, instructions.environment(counting_dir) if counting_dir else None)
         self.log = open(log_path, "w")
         argv = [side.python, "-m", checkout.worker_module, *worker_args, *side.opts]
         try:
@@ -62,40 +122,15 @@ class WorkerProcess:
             self.log.close()
             raise SideError(f"side {side.name}: cannot start {side.python!r}: {exc.strerror or exc}") from None
 
-    def request(self, cmd: str, **fields) -> dict:
-        """Send one request and wait for the reply; a dead or confused worker is a SideError with its log's tail."""
-        self.send(cmd, **fields)
-        return self.receive(cmd)
+    def _channel(self) -> tuple[TextIO, TextIO]:
+        return self.process.stdin, self.process.stdout
 
-    def send(self, cmd: str, **fields) -> None:
-        """Send one request without waiting (receive reads the reply): several workers can then work at once."""
-        try:
-            self.process.stdin.write(json.dumps({"cmd": cmd, **fields}) + "\n")
-            self.process.stdin.flush()
-        except (BrokenPipeError, OSError):
-            pass  # receive reports the dead worker
-
-    def receive(self, cmd: str) -> dict:
-        try:
-            line = self.process.stdout.readline()
-        except OSError:
-            line = ""
-        if not line:
-            raise SideError(f"side {self.side.name}: the worker exited (code {self.process.poll()}) during "
-                            f"{cmd!r}; last lines of {self.log_path}:\n{self.log_tail()}")
-        reply = json.loads(line)
-        if not reply.get("ok"):
-            raise SideError(f"side {self.side.name}: {reply.get('error')}\n{self.log_tail()}")
-        if cmd == "hello":
-            self.commands = frozenset(reply.get("commands", ()))
-        return reply
+    def _exit_code(self) -> int | None:
+        return self.process.poll()
 
     def log_tail(self, lines: int = 15) -> str:
         self.log.flush()
-        try:
-            return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return super().log_tail(lines)
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -107,3 +142,93 @@ class WorkerProcess:
                 self.process.kill()
                 self.process.wait()
         self.log.close()
+
+
+class WorkerTemplate:
+    """A side's worker template (vitcnn/workers/template.py): one process that imported torch and the side's vitcnn,
+    forking a fresh worker per `fork` in milliseconds. Its own output goes to `log_path`."""
+
+    def __init__(self, side: Launch, checkout: Checkout, worker_args: list[str], log_path: Path) -> None:
+        self.side, self.log_path, self.forks = side, log_path, 0
+        self.control, theirs = socket.socketpair()
+        self.log = open(log_path, "w")
+        argv = [side.python, str(TEMPLATE_PROGRAM), str(theirs.fileno()), checkout.worker_module, *worker_args,
+                *side.opts]
+        try:
+            self.process = subprocess.Popen(argv, cwd=checkout.root, env=_environment(side, checkout),
+                                            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+                                            pass_fds=(theirs.fileno(),))
+        except OSError as exc:
+            self.log.close()
+            self.control.close()
+            raise SideError(f"side {side.name}: cannot start {side.python!r}: {exc.strerror or exc}") from None
+        finally:
+            theirs.close()
+        self.replies = self.control.makefile("r")
+        self._reply("start")
+
+    def _reply(self, what: str) -> dict:
+        line = self.replies.readline()
+        if not line:
+            raise SideError(f"side {self.side.name}: the worker template exited (code {self.process.poll()}) "
+                            f"during {what!r}; last lines of {self.log_path}:\n{self._log_tail()}")
+        reply = json.loads(line)
+        if not reply.get("ok"):
+            raise SideError(f"side {self.side.name}: {reply.get('error')}\n{self._log_tail()}")
+        return reply
+
+    def _log_tail(self) -> str:
+        self.log.flush()
+        return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-15:])
+
+    def fork(self, log_path: Path) -> ForkedWorker:
+        """A fresh worker forked from the template, speaking on a socket of its own; its output in log_path."""
+        ours, theirs = socket.socketpair()
+        try:
+            socket.send_fds(self.control, [(json.dumps({"cmd": "fork", "log": str(log_path)}) + "\n").encode()],
+                            [theirs.fileno()])
+        except OSError:
+            ours.close()
+            raise SideError(f"side {self.side.name}: the worker template is gone; last lines of {self.log_path}:\n"
+                            f"{self._log_tail()}") from None
+        finally:
+            theirs.close()
+        pid = self._reply("fork")["pid"]
+        self.forks += 1
+        return ForkedWorker(self.side, ours, pid, log_path)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.control.sendall(json.dumps({"cmd": "quit"}).encode() + b"\n")
+                self.process.wait(timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+        self.replies.close()
+        self.control.close()
+        self.log.close()
+
+
+class ForkedWorker(Worker):
+    """A worker forked from a WorkerTemplate: the worker protocol on a socket; quits (and exits) on close."""
+
+    def __init__(self, side: Launch, channel: socket.socket, pid: int, log_path: Path) -> None:
+        self.side, self.log_path, self.pid, self.socket = side, log_path, pid, channel
+        self.files = (channel.makefile("w"), channel.makefile("r"))
+
+    def _channel(self) -> tuple[TextIO, TextIO]:
+        return self.files
+
+    def close(self) -> None:
+        """Ask the fork to quit; it exits once its channel closes, whatever it was doing."""
+        self.send("quit")
+        for file in self.files:
+            try:
+                file.close()
+            except OSError:
+                pass
+        self.socket.close()
+
+
+TEMPLATE_PROGRAM = Path(__file__).with_name("template.py")
