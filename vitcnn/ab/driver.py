@@ -39,7 +39,7 @@ from vitcnn.runfile import write_output
 from vitcnn.settings import Setting, invalid_reason
 from vitcnn.workers import SideError
 from vitcnn.workers.checkout import PROJECT_ROOT, Checkout
-from vitcnn.workers.process import Worker
+from vitcnn.workers.process import RunningWorker
 
 
 @dataclass
@@ -87,7 +87,7 @@ def side_host_fields(blocks: list[dict], side: str) -> dict:
 class _Setting:
     """Runs one setting's stages on the session's worker pools."""
 
-    def __init__(self, pools: dict[str, list[Worker]], record: SettingRecord, options: ABOptions,
+    def __init__(self, pools: dict[str, list[RunningWorker]], record: SettingRecord, options: ABOptions,
                  started: float) -> None:
         self.pools, self.record, self.options, self.started = pools, record, options, started
         self.settings = {"A": record.a_setting, "B": record.b_setting}
@@ -223,7 +223,7 @@ def _progress(index: int, total: int, record: SettingRecord, e: paired.PairedEst
         print(("\r" if sys.stderr.isatty() else "") + line, file=sys.stderr, flush=True)
 
 
-def _measure_setting(pools: dict[str, list[Worker]], record: SettingRecord, options: ABOptions,
+def _measure_setting(pools: dict[str, list[RunningWorker]], record: SettingRecord, options: ABOptions,
                      device_type: str, index: int, total: int, started: float) -> None:
     run = _Setting(pools, record, options, started)
     for name in "AB":

@@ -15,7 +15,7 @@ from vitcnn.explain.functions import AnnotateError, function_costs
 from vitcnn.gate.comparison import Comparison
 from vitcnn.result import Result
 from vitcnn.settings import Setting
-from vitcnn.workers.process import WorkerProcess
+from vitcnn.workers.process import RunningWorker
 
 TIMED_LABELS = ("slower", "flops-up")
 COUNTED_LABELS = ("instructions-up",)
@@ -30,7 +30,7 @@ def trace_path(trace_dir: Path, side: str, setting_id: str) -> Path:
     return trace_dir / f"{side.lower()}-{re.sub(r'[^A-Za-z0-9._-]', '_', setting_id)}.trace.json"
 
 
-def explain_timed(workers: dict[str, WorkerProcess], settings: dict[str, Setting], calls: int, trace_dir: Path,
+def explain_timed(workers: dict[str, RunningWorker], settings: dict[str, Setting], calls: int, trace_dir: Path,
                   profile: str, side_opts: tuple[str, ...] = ()) -> diff.Explanation:
     """Set one setting up in one worker per side (at once), profile `calls` calls of each side in turn (never at
     once: a profile is a time), free both; the op-level diff from A to B."""
@@ -68,7 +68,7 @@ def unexplained(setting_id: str, kind: str, why: str) -> diff.Explanation:
     return diff.Explanation(setting_id, kind, unit, error=why)
 
 
-def explain_all_timed(pools: dict[str, list[WorkerProcess]], records: list, comparison: Comparison, calls: int,
+def explain_all_timed(pools: dict[str, list[RunningWorker]], records: list, comparison: Comparison, calls: int,
                       trace_dir: Path, profile: str, side_opts: tuple[str, ...] = ()) -> dict[str, diff.Explanation]:
     """An explanation for every `slower` or `flops-up` setting of the session (records:
     vitcnn/ab/driver.SettingRecord). An explanation that fails says so in its place: the verdicts, measured already,

@@ -16,7 +16,7 @@ from pathlib import Path
 from vitcnn.ab.sides import Side
 from vitcnn.settings import Setting, invalid_reason
 from vitcnn.workers.checkout import Checkout
-from vitcnn.workers.process import Worker, WorkerProcess, WorkerTemplate
+from vitcnn.workers.process import RunningWorker, WorkerProcess, WorkerTemplate
 
 
 class Pools:
@@ -26,7 +26,7 @@ class Pools:
                  fresh: bool, logs: Path) -> None:
         self.processes, self.fresh, self.logs = processes, fresh, logs
         self.templates: dict[str, WorkerTemplate] = {}
-        self.workers: dict[str, list[Worker]] = {"A": [], "B": []}
+        self.workers: dict[str, list[RunningWorker]] = {"A": [], "B": []}
         self.taken = 0
         try:
             for side, checkout in zip(sides, checkouts):
@@ -55,7 +55,7 @@ class Pools:
                 worker.close()
         return hellos
 
-    def take(self, count: int | None = None) -> dict[str, list[Worker]]:
+    def take(self, count: int | None = None) -> dict[str, list[RunningWorker]]:
         """The workers for the next setting (or explanation): new forks, or the long-lived ones."""
         if not self.fresh:
             return self.workers
@@ -63,7 +63,7 @@ class Pools:
         return {name: [template.fork(self.logs / f"{name.lower()}{k}-{self.taken}.log")
                        for k in range(count or self.processes)] for name, template in self.templates.items()}
 
-    def give_back(self, pools: dict[str, list[Worker]]) -> None:
+    def give_back(self, pools: dict[str, list[RunningWorker]]) -> None:
         """Done with a setting's workers: forks exit; long-lived workers stay for the next setting."""
         if self.fresh:
             for worker in pools["A"] + pools["B"]:

@@ -39,7 +39,7 @@ class Launch:
     opts: tuple[str, ...] = ()
 
 
-class Worker:
+class RunningWorker:
     """A running worker's channel: send a request, read its one-line reply; what it writes besides goes to its log.
     A worker is a fresh process (WorkerProcess) or a fork of a template (WorkerTemplate.fork)."""
 
@@ -102,7 +102,7 @@ def _environment(side: Launch, checkout: Checkout, extra: dict[str, str] | None 
     return env
 
 
-class WorkerProcess(Worker):
+class WorkerProcess(RunningWorker):
     """A worker in a process of its own, speaking on its stdin and stdout; its stderr goes to a log file.
 
     With `counting_dir` it runs under callgrind (vitcnn/measure/instructions.py) with the counting environment,
@@ -210,7 +210,7 @@ class WorkerTemplate:
         self.log.close()
 
 
-class ForkedWorker(Worker):
+class ForkedWorker(RunningWorker):
     """A worker forked from a WorkerTemplate: the worker protocol on a socket; quits (and exits) on close."""
 
     def __init__(self, side: Launch, channel: socket.socket, pid: int, log_path: Path) -> None:
