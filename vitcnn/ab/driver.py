@@ -56,7 +56,6 @@ class SettingRecord:
     blocks: list[dict] = field(default_factory=list)  # {"side", "process", "round", "pair", "start_s", ...}
     looks: list[dict] = field(default_factory=list)
     infos: dict[str, list[dict]] = field(default_factory=lambda: {"A": [], "B": []})
-    samples: dict[str, list[float]] = field(default_factory=lambda: {"A": [], "B": []})
 
     def paired_blocks(self) -> list[paired.Block]:
         return paired_blocks(self.blocks)
@@ -196,12 +195,12 @@ class _Setting:
                         break
                     record.infos[name].append(reply.get("info") or {})
             if name not in record.results:
-                record.samples[name] = [x for k in range(len(workers)) for b in record.blocks
-                                        if b["side"] == name and b["process"] == k for x in b["samples"]]
+                samples = [x for k in range(len(workers)) for b in record.blocks
+                           if b["side"] == name and b["process"] == k for x in b["samples"]]
                 info = {**record.infos[name][0], **pooled(record.infos[name]),
                         "ab_processes": self.held[name], "ab_rounds": record.rounds,
                         **side_host_fields(record.blocks, name)}
-                record.results[name] = Result(self.settings[name], "ok", samples=record.samples[name], info=info)
+                record.results[name] = Result(self.settings[name], "ok", samples=samples, info=info)
         if self.options.fresh_processes:
             return
         # + 1: a setup that failed may hold something; finishing frees nothing, so every holder is freed

@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -39,20 +40,42 @@ class Launch:
     opts: tuple[str, ...] = ()
 
 
-class RunningWorker:
-    """A running worker's channel: send a request, read its one-line reply; what it writes besides goes to its log.
-    A worker is a fresh process (WorkerProcess) or a fork of a template (WorkerTemplate.fork)."""
+class _Replying:
+    """A process of a side that answers one JSON line per request and writes everything else to its log: a
+    worker, or a worker template. A reply that never comes or says not ok is a SideError with the log's tail."""
 
     side: Launch
     log_path: Path
+    role = "worker"
+
+    def _exit_code(self) -> int | None:
+        return None
+
+    def _reply(self, line: str, cmd: str) -> dict:
+        if not line:
+            raise SideError(f"side {self.side.name}: the {self.role} exited (code {self._exit_code()}) during "
+                            f"{cmd!r}; last lines of {self.log_path}:\n{self.log_tail()}")
+        reply = json.loads(line)
+        if not reply.get("ok"):
+            raise SideError(f"side {self.side.name}: {reply.get('error')}\n{self.log_tail()}")
+        return reply
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+class RunningWorker(_Replying):
+    """A running worker's channel: send a request, read its one-line reply; what it writes besides goes to its log.
+    A worker is a fresh process (WorkerProcess) or a fork of a template (WorkerTemplate.fork)."""
+
     commands: frozenset[str] = frozenset()  # what it serves, from its hello (none from an older worker)
 
     def _channel(self) -> tuple[TextIO, TextIO]:
         """The worker's requests (written here) and replies (read here)."""
         raise NotImplementedError
-
-    def _exit_code(self) -> int | None:
-        return None
 
     def request(self, cmd: str, **fields) -> dict:
         """Send one request and wait for the reply; a dead or confused worker is a SideError with its log's tail."""
@@ -73,21 +96,10 @@ class RunningWorker:
             line = self._channel()[1].readline()
         except OSError:
             line = ""
-        if not line:
-            raise SideError(f"side {self.side.name}: the worker exited (code {self._exit_code()}) during "
-                            f"{cmd!r}; last lines of {self.log_path}:\n{self.log_tail()}")
-        reply = json.loads(line)
-        if not reply.get("ok"):
-            raise SideError(f"side {self.side.name}: {reply.get('error')}\n{self.log_tail()}")
+        reply = self._reply(line, cmd)
         if cmd == "hello":
             self.commands = frozenset(reply.get("commands", ()))
         return reply
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
     def close(self) -> None:
         raise NotImplementedError
@@ -133,23 +145,33 @@ class WorkerProcess(RunningWorker):
         return super().log_tail(lines)
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self.process.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
-                self.process.stdin.flush()
-                self.process.wait(timeout=60)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait()
+        _stop(self.process, self._ask_to_quit)
         self.log.close()
 
+    def _ask_to_quit(self) -> None:
+        self.process.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+        self.process.stdin.flush()
 
-class WorkerTemplate:
+
+def _stop(process: subprocess.Popen, quit_request: Callable[[], object]) -> None:
+    """Ask a process that still runs to quit; kill it if it cannot be asked or takes over a minute."""
+    if process.poll() is None:
+        try:
+            quit_request()
+            process.wait(timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            process.kill()
+            process.wait()
+
+
+class WorkerTemplate(_Replying):
     """A side's worker template (vitcnn/workers/template.py): one process that imported torch and the side's vitcnn,
     forking a fresh worker per `fork` in milliseconds. Its own output goes to `log_path`."""
 
+    role = "worker template"
+
     def __init__(self, side: Launch, checkout: Checkout, worker_args: list[str], log_path: Path) -> None:
-        self.side, self.log_path, self.forks = side, log_path, 0
+        self.side, self.log_path = side, log_path
         self.control, theirs = socket.socketpair()
         self.log = open(log_path, "w")
         argv = [side.python, str(TEMPLATE_PROGRAM), str(theirs.fileno()), checkout.worker_module, *worker_args,
@@ -165,21 +187,14 @@ class WorkerTemplate:
         finally:
             theirs.close()
         self.replies = self.control.makefile("r")
-        self._reply("start")
+        self._reply(self.replies.readline(), "start")
 
-    def _reply(self, what: str) -> dict:
-        line = self.replies.readline()
-        if not line:
-            raise SideError(f"side {self.side.name}: the worker template exited (code {self.process.poll()}) "
-                            f"during {what!r}; last lines of {self.log_path}:\n{self._log_tail()}")
-        reply = json.loads(line)
-        if not reply.get("ok"):
-            raise SideError(f"side {self.side.name}: {reply.get('error')}\n{self._log_tail()}")
-        return reply
+    def _exit_code(self) -> int | None:
+        return self.process.poll()
 
-    def _log_tail(self) -> str:
+    def log_tail(self, lines: int = 15) -> str:
         self.log.flush()
-        return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-15:])
+        return super().log_tail(lines)
 
     def fork(self, log_path: Path) -> ForkedWorker:
         """A fresh worker forked from the template, speaking on a socket of its own; its output in log_path."""
@@ -190,21 +205,14 @@ class WorkerTemplate:
         except OSError:
             ours.close()
             raise SideError(f"side {self.side.name}: the worker template is gone; last lines of {self.log_path}:\n"
-                            f"{self._log_tail()}") from None
+                            f"{self.log_tail()}") from None
         finally:
             theirs.close()
-        pid = self._reply("fork")["pid"]
-        self.forks += 1
+        pid = self._reply(self.replies.readline(), "fork")["pid"]
         return ForkedWorker(self.side, ours, pid, log_path)
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self.control.sendall(json.dumps({"cmd": "quit"}).encode() + b"\n")
-                self.process.wait(timeout=60)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait()
+        _stop(self.process, lambda: self.control.sendall(json.dumps({"cmd": "quit"}).encode() + b"\n"))
         self.replies.close()
         self.control.close()
         self.log.close()

@@ -66,20 +66,17 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forks are reaped by the kernel
     replies.write(json.dumps({"ok": True, "pid": os.getpid()}) + "\n")
     replies.flush()
-    buffer = b""
     while True:
         message, fds, _, _ = socket.recv_fds(control, 65536, 1)
         if not message:
             return 0
-        buffer += message
-        if not buffer.endswith(b"\n"):
+        if not message.endswith(b"\n"):
             for fd in fds:
                 os.close(fd)
             replies.write(json.dumps({"ok": False, "error": "a fork request must come in one message"}) + "\n")
             replies.flush()
-            buffer = b""
             continue
-        request, buffer = json.loads(buffer), b""
+        request = json.loads(message)
         if request.get("cmd") == "quit":
             return 0
         if request.get("cmd") != "fork" or len(fds) != 1:
